@@ -1,1 +1,92 @@
-//! placeholder
+//! doppel's history of every accepted reading.
+//!
+//! The store is synchronous and owns its own writer thread; it knows nothing about tokio,
+//! HTTP or MQTT. A write is acknowledged (its completion called) only after the records are
+//! in the write-ahead log and fsynced; readers only ever see acknowledged data.
+//!
+//! Public API (callers depend only on this):
+//! - [`Store::open`] replays the WAL (truncating a torn tail) and serves queries;
+//! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
+//! - [`Store::range`], [`Store::downsample`], [`Store::last`], [`Store::as_of`] answer queries;
+//! - [`Store::close`] flushes and stops the writer.
+//!
+//! Code map: `wal.rs` is the on-disk format (framing, row encoding, the replay scanner that
+//! tells a torn tail from corruption); `store.rs` opens, replays, runs the group-commit writer
+//! thread and answers queries; `index.rs` is the in-memory series index behind a small API so
+//! it can become compressed chunks later; `query.rs` holds query checks and bucket aggregates;
+//! `error.rs` the one error type.
+
+use std::sync::Arc;
+
+use doppel_model::{Timestamp, Value};
+
+mod error;
+mod index;
+mod query;
+mod store;
+mod wal;
+
+pub use error::StoreError;
+pub use store::{Store, StoreOptions};
+
+/// One value of one signal of one twin at one time: the unit of history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub twin: Arc<str>,
+    pub signal: Arc<str>,
+    pub ts: Timestamp,
+    pub value: Value,
+}
+
+/// A stored value at its time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    pub ts: Timestamp,
+    pub value: Value,
+}
+
+/// Aggregation applied per time bucket by [`Store::downsample`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Agg {
+    Mean,
+    Min,
+    Max,
+    First,
+    Last,
+    Count,
+    Sum,
+}
+
+impl Agg {
+    pub fn parse(s: &str) -> Option<Agg> {
+        Some(match s {
+            "mean" | "avg" => Agg::Mean,
+            "min" => Agg::Min,
+            "max" => Agg::Max,
+            "first" => Agg::First,
+            "last" => Agg::Last,
+            "count" => Agg::Count,
+            "sum" => Agg::Sum,
+            _ => return None,
+        })
+    }
+}
+
+/// One time bucket `[start, start + step)` holding at least one point.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Bucket {
+    pub start: Timestamp,
+    /// Number of points in the bucket.
+    pub count: u64,
+    /// The aggregate; for `count` it equals `count`.
+    pub value: f64,
+}
+
+/// Size figures of the store.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StoreStats {
+    pub series: usize,
+    pub points: u64,
+    pub wal_bytes: u64,
+}

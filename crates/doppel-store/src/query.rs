@@ -1,0 +1,257 @@
+//! Query arithmetic that does not depend on how points are stored: argument checks, bucket
+//! alignment, and the per-bucket aggregates of `downsample`.
+
+use doppel_model::Timestamp;
+
+use crate::{Agg, Bucket, Point, StoreError};
+
+/// Most buckets one `downsample` may span; bounds the answer (and the work) of one request.
+pub(crate) const MAX_BUCKETS: i128 = 1_000_000;
+
+pub(crate) fn check_range(from: Timestamp, to: Timestamp) -> Result<(), StoreError> {
+    if from > to {
+        return Err(StoreError::InvalidQuery(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a non-positive step and a range spanning more than [`MAX_BUCKETS`] buckets. The
+/// count is of buckets the range touches, not of non-empty ones, so whether a query is
+/// accepted does not depend on the data.
+pub(crate) fn check_downsample(
+    from: Timestamp,
+    to: Timestamp,
+    step: i64,
+) -> Result<(), StoreError> {
+    check_range(from, to)?;
+    if step <= 0 {
+        return Err(StoreError::InvalidQuery(format!(
+            "step must be positive, got {step}"
+        )));
+    }
+    if from < to {
+        let first = i128::from(from).div_euclid(i128::from(step));
+        let last = i128::from(to - 1).div_euclid(i128::from(step));
+        let n = last - first + 1;
+        if n > MAX_BUCKETS {
+            return Err(StoreError::InvalidQuery(format!(
+                "range spans {n} buckets of {step} ns, more than {MAX_BUCKETS}; use a larger step"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Start of the bucket holding `ts`: the largest multiple of `step` not after it. Clamped at
+/// `i64::MIN` for the few timestamps whose bucket would start before the representable range.
+pub(crate) fn bucket_start(ts: Timestamp, step: i64) -> Timestamp {
+    ts.checked_sub(ts.rem_euclid(step)).unwrap_or(i64::MIN)
+}
+
+/// Neumaier's compensated sum: the error stays at one rounding regardless of how many values
+/// a bucket holds, where a naive f64 sum drifts with the count.
+#[derive(Debug, Clone, Copy, Default)]
+struct StableSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl StableSum {
+    fn add(&mut self, x: f64) {
+        let t = self.sum + x;
+        if self.sum.abs() >= x.abs() {
+            self.compensation += (self.sum - t) + x;
+        } else {
+            self.compensation += (x - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    fn value(&self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
+#[derive(Debug)]
+struct Acc {
+    start: Timestamp,
+    count: u64,
+    sum: StableSum,
+    min: f64,
+    max: f64,
+    first: f64,
+    last: f64,
+}
+
+/// Folds points, given in ascending time order, into buckets.
+#[derive(Debug)]
+pub(crate) struct Downsampler {
+    step: i64,
+    agg: Agg,
+    cur: Option<Acc>,
+    out: Vec<Bucket>,
+}
+
+/// The point that made a numeric aggregate impossible.
+#[derive(Debug)]
+pub(crate) struct NotNumeric;
+
+impl Downsampler {
+    pub(crate) fn new(step: i64, agg: Agg) -> Self {
+        Downsampler {
+            step,
+            agg,
+            cur: None,
+            out: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, p: &Point) -> Result<(), NotNumeric> {
+        let x = if self.agg == Agg::Count {
+            0.0
+        } else {
+            p.value.as_f64().ok_or(NotNumeric)?
+        };
+        let start = bucket_start(p.ts, self.step);
+        match &mut self.cur {
+            Some(acc) if acc.start == start => {
+                acc.count += 1;
+                acc.sum.add(x);
+                acc.min = acc.min.min(x);
+                acc.max = acc.max.max(x);
+                acc.last = x;
+            }
+            _ => {
+                self.flush();
+                let mut sum = StableSum::default();
+                sum.add(x);
+                self.cur = Some(Acc {
+                    start,
+                    count: 1,
+                    sum,
+                    min: x,
+                    max: x,
+                    first: x,
+                    last: x,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if let Some(acc) = self.cur.take() {
+            let value = match self.agg {
+                Agg::Count => acc.count as f64,
+                Agg::Sum => acc.sum.value(),
+                Agg::Mean => acc.sum.value() / acc.count as f64,
+                Agg::Min => acc.min,
+                Agg::Max => acc.max,
+                Agg::First => acc.first,
+                Agg::Last => acc.last,
+            };
+            self.out.push(Bucket {
+                start: acc.start,
+                count: acc.count,
+                value,
+            });
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<Bucket> {
+        self.flush();
+        self.out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use doppel_model::Value;
+
+    fn pts(v: &[(i64, Value)]) -> Vec<Point> {
+        v.iter()
+            .map(|(ts, value)| Point {
+                ts: *ts,
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    fn run(points: &[Point], step: i64, agg: Agg) -> Result<Vec<(i64, u64, f64)>, NotNumeric> {
+        let mut d = Downsampler::new(step, agg);
+        for p in points {
+            d.push(p)?;
+        }
+        Ok(d.finish()
+            .into_iter()
+            .map(|b| (b.start, b.count, b.value))
+            .collect())
+    }
+
+    #[test]
+    fn buckets_align_to_epoch_including_negative_times() {
+        assert_eq!(bucket_start(-1, 10), -10);
+        assert_eq!(bucket_start(-10, 10), -10);
+        assert_eq!(bucket_start(19, 10), 10);
+        assert_eq!(bucket_start(i64::MIN, 3), i64::MIN);
+        assert_eq!(bucket_start(i64::MAX, i64::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn aggregates_per_bucket() {
+        let p = pts(&[
+            (-3, Value::Int(4)),
+            (1, Value::Float(1.5)),
+            (2, Value::Bool(true)),
+            (9, Value::Int(-2)),
+            (12, Value::Float(8.0)),
+        ]);
+        assert_eq!(
+            run(&p, 10, Agg::Count).unwrap(),
+            vec![(-10, 1, 1.0), (0, 3, 3.0), (10, 1, 1.0)]
+        );
+        assert_eq!(run(&p, 10, Agg::Sum).unwrap()[1], (0, 3, 0.5));
+        assert_eq!(run(&p, 10, Agg::Mean).unwrap()[1], (0, 3, 0.5 / 3.0));
+        assert_eq!(run(&p, 10, Agg::Min).unwrap()[1], (0, 3, -2.0));
+        assert_eq!(run(&p, 10, Agg::Max).unwrap()[1], (0, 3, 1.5));
+        assert_eq!(run(&p, 10, Agg::First).unwrap()[1], (0, 3, 1.5));
+        assert_eq!(run(&p, 10, Agg::Last).unwrap()[1], (0, 3, -2.0));
+    }
+
+    #[test]
+    fn strings_only_count() {
+        let p = pts(&[(1, Value::String("on".into())), (2, Value::Int(1))]);
+        assert_eq!(run(&p, 10, Agg::Count).unwrap(), vec![(0, 2, 2.0)]);
+        assert!(run(&p, 10, Agg::Mean).is_err());
+    }
+
+    #[test]
+    fn stable_sum_survives_cancellation() {
+        let mut s = StableSum::default();
+        for x in [1e16, 1.0, -1e16, 1.0] {
+            s.add(x);
+        }
+        assert_eq!(s.value(), 2.0);
+        let mut naive = 0.0;
+        for x in [1e16, 1.0, -1e16, 1.0] {
+            naive += x;
+        }
+        assert_ne!(naive, 2.0, "the example must defeat a naive sum");
+    }
+
+    #[test]
+    fn query_checks() {
+        assert!(check_range(2, 1).is_err());
+        assert!(check_range(1, 1).is_ok());
+        assert!(check_downsample(0, 10, 0).is_err());
+        assert!(check_downsample(0, 10, -5).is_err());
+        assert!(check_downsample(0, 1_000_000, 1).is_ok());
+        assert!(check_downsample(0, 1_000_001, 1).is_err());
+        assert!(check_downsample(i64::MIN, i64::MAX, 1).is_err());
+        assert!(check_downsample(i64::MIN, i64::MAX, i64::MAX).is_ok());
+    }
+}

@@ -1,0 +1,966 @@
+//! The store: opening (WAL replay and torn-tail repair), the writer thread that group-commits
+//! writes, and the query methods over the in-memory index.
+//!
+//! Data path of one write: the caller encodes its rows into one WAL record (so a row the
+//! format cannot hold is refused before it is queued) and sends it with its completion to the
+//! writer thread "doppel-wal". That thread blocks for the first request, drains whatever else
+//! is already queued (up to `max_batch_bytes`), appends the batch with one `write`, makes it
+//! durable with one `fdatasync`, applies it to the index, and only then calls every
+//! completion. Readers therefore never see data that is not durable, and concurrent writers
+//! share one fsync. The on-disk format is described in `wal.rs`.
+//!
+//! Failure rule: a batch whose write or fsync fails is reported as failed to every writer in
+//! it, is not applied to the index, and is cut off the segment again (truncate + fsync), so a
+//! later successful batch cannot bring it back after a restart. If that repair fails too, the
+//! store refuses every further write with the repair error: it may become useless, never
+//! inconsistent.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle, ThreadId};
+
+use doppel_model::Timestamp;
+use parking_lot::{Mutex, RwLock};
+
+use crate::index::Index;
+use crate::query::{self, Downsampler};
+use crate::wal::{self, EncodeError, Record, ScanEnd};
+use crate::{Agg, Bucket, Point, Row, StoreError, StoreStats};
+
+/// How the store writes. `StoreOptions::default()` is what a server should use.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// fdatasync every group commit before acknowledging it. Only tests and benchmarks that
+    /// do not care about crashes should turn this off.
+    pub fsync: bool,
+    /// Upper bound on the encoded bytes one group commit gathers (a single larger write
+    /// still goes through, alone).
+    pub max_batch_bytes: usize,
+    /// A segment that has grown past this size is closed and a new one started.
+    pub segment_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            fsync: true,
+            max_batch_bytes: 8 << 20,
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Called once with the outcome of a [`Store::write_with`].
+type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
+
+enum Op {
+    Rows(Vec<Row>),
+    Tombstone(Arc<str>),
+}
+
+/// One queued write: what to apply to the index, its encoded WAL record, and who to tell.
+struct Request {
+    op: Op,
+    record: Vec<u8>,
+    done: Done,
+}
+
+/// State shared by the handle and the writer thread.
+struct Shared {
+    dir: PathBuf,
+    index: RwLock<Index>,
+    wal_bytes: AtomicU64,
+    writer_thread: OnceLock<ThreadId>,
+    #[cfg(test)]
+    hooks: Mutex<tests::Hooks>,
+}
+
+/// The durable history of all twins. Cheap to share behind an `Arc`; every method takes
+/// `&self`.
+pub struct Store {
+    shared: Arc<Shared>,
+    /// `None` once closed: submitting then fails with [`StoreError::Closed`].
+    tx: RwLock<Option<Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .field("closed", &self.tx.read().is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, replaying `dir/wal/`. A torn tail of
+    /// the last segment is cut off with a warning; damage anywhere else is
+    /// [`StoreError::Corrupt`].
+    pub fn open(dir: impl AsRef<Path>, opts: StoreOptions) -> Result<Store, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let wal_dir = dir.join("wal");
+        fs::create_dir_all(&wal_dir)
+            .map_err(|e| StoreError::io(&wal_dir, "create directory", e))?;
+
+        let mut segments = list_segments(&wal_dir)?;
+        let mut index = Index::new();
+        let mut wal_bytes = 0u64;
+        let count = segments.len();
+        for (i, (_, path)) in segments.iter().enumerate() {
+            let later = count - 1 - i;
+            wal_bytes += replay_segment(path, later, &mut index)?;
+        }
+        let (seg_no, seg_path) = match segments.pop() {
+            Some(last) => last,
+            None => {
+                wal_bytes += wal::HEADER_LEN;
+                (1, create_segment(&wal_dir, 1)?)
+            }
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&seg_path)
+            .map_err(|e| StoreError::io(&seg_path, "open for append", e))?;
+        let seg_len = file
+            .seek(SeekFrom::End(0))
+            .map_err(|e| StoreError::io(&seg_path, "seek", e))?;
+
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            index: RwLock::new(index),
+            wal_bytes: AtomicU64::new(wal_bytes),
+            writer_thread: OnceLock::new(),
+            #[cfg(test)]
+            hooks: Mutex::new(tests::Hooks::default()),
+        });
+        let writer = Writer {
+            shared: shared.clone(),
+            opts,
+            wal_dir,
+            seg_no,
+            seg_path,
+            file,
+            seg_len,
+            failed: None,
+            buf: Vec::new(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("doppel-wal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::io(&dir, "spawn writer thread for", e))?;
+        let _ = shared.writer_thread.set(handle.thread().id());
+        Ok(Store {
+            shared,
+            tx: RwLock::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Appends `rows` and returns once they are durable and visible to queries. Must not be
+    /// called from a [`Store::write_with`] completion (that runs on the writer thread, which
+    /// would then wait for itself); use `write_with` there.
+    pub fn write(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+        self.wait(|done| self.write_with(rows, done))
+    }
+
+    /// Queues `rows` and returns at once; `done` runs on the writer thread after the group
+    /// commit holding them, with its outcome. If the request is refused outright (store
+    /// closed, a row the WAL cannot hold) `done` runs on the calling thread before this
+    /// returns.
+    pub fn write_with(
+        &self,
+        rows: Vec<Row>,
+        done: Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>,
+    ) {
+        let mut record = Vec::new();
+        if !rows.is_empty() {
+            if let Err(e) = wal::encode_rows(&rows, &mut record) {
+                return complete(done, Err(encode_error(e)));
+            }
+        }
+        self.submit(Request {
+            op: Op::Rows(rows),
+            record,
+            done,
+        });
+    }
+
+    /// Forgets all history of `twin`, durably: a tombstone goes into the WAL, so replay drops
+    /// the twin's earlier points too. Points written after this call are kept.
+    pub fn delete_twin(&self, twin: &str) -> Result<(), StoreError> {
+        let mut record = Vec::new();
+        wal::encode_tombstone(twin, &mut record).map_err(encode_error)?;
+        self.wait(|done| {
+            self.submit(Request {
+                op: Op::Tombstone(twin.into()),
+                record,
+                done,
+            })
+        })
+    }
+
+    /// Points of one series with `from <= ts < to`, ascending by time, at most `limit`.
+    pub fn range(
+        &self,
+        twin: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Point>, StoreError> {
+        query::check_range(from, to)?;
+        Ok(self
+            .shared
+            .index
+            .read()
+            .range(twin, signal, from, to, limit))
+    }
+
+    /// Aggregates of one series per `step`-wide bucket aligned to the epoch
+    /// (`start = ts.div_euclid(step) * step`), for the non-empty buckets in `[from, to)`,
+    /// ascending. `Count` works on any value; the others need numbers (bools are 0/1).
+    pub fn downsample(
+        &self,
+        twin: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        step: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        query::check_downsample(from, to, step)?;
+        let mut d = Downsampler::new(step, agg);
+        let index = self.shared.index.read();
+        let flow = index.visit_range(twin, signal, from, to, |p| match d.push(p) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(query::NotNumeric) => ControlFlow::Break(()),
+        });
+        drop(index);
+        if flow.is_break() {
+            return Err(StoreError::NotNumeric {
+                twin: twin.to_string(),
+                signal: signal.to_string(),
+            });
+        }
+        Ok(d.finish())
+    }
+
+    /// The latest point of one series.
+    pub fn last(&self, twin: &str, signal: &str) -> Option<Point> {
+        self.last_at(twin, signal, Timestamp::MAX)
+    }
+
+    /// The latest point of one series with `ts <= at`.
+    pub fn last_at(&self, twin: &str, signal: &str, at: Timestamp) -> Option<Point> {
+        self.shared.index.read().last_at(twin, signal, at)
+    }
+
+    /// The state of a twin at time `at`: for each of its signals the latest point with
+    /// `ts <= at` (signals without one are left out), sorted by signal name.
+    pub fn as_of(&self, twin: &str, at: Timestamp) -> Vec<(Arc<str>, Point)> {
+        self.shared.index.read().as_of(twin, at)
+    }
+
+    /// The last point of every series as (twin, signal, point), sorted by twin then signal;
+    /// what the engine needs to rebuild live state at startup.
+    pub fn latest_all(&self) -> Vec<(Arc<str>, Arc<str>, Point)> {
+        self.shared.index.read().latest_all()
+    }
+
+    /// Series and point counts, and the bytes of all WAL segments on disk.
+    pub fn stats(&self) -> StoreStats {
+        let index = self.shared.index.read();
+        StoreStats {
+            series: index.series_count(),
+            points: index.point_count(),
+            wal_bytes: self.shared.wal_bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits everything already queued, fsyncs, and stops the writer thread. Later writes
+    /// fail with [`StoreError::Closed`]; queries keep answering from memory. Calling it again
+    /// returns `Ok`. If the store had gone into its failed state, that error is returned.
+    pub fn close(&self) -> Result<(), StoreError> {
+        let on_writer = self.shared.writer_thread.get() == Some(&thread::current().id());
+        // Dropping the only sender lets the writer drain the queue and then see the end.
+        self.tx.write().take();
+        if on_writer {
+            // Called from a completion: the writer cannot join itself; it stops by itself
+            // once this callback returns and the queue is empty.
+            return Ok(());
+        }
+        let mut writer = self.writer.lock();
+        let Some(handle) = writer.take() else {
+            return Ok(());
+        };
+        match handle.join() {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(dir = %self.shared.dir.display(), "WAL writer thread panicked");
+                Err(StoreError::Closed)
+            }
+        }
+    }
+
+    fn submit(&self, req: Request) {
+        let tx = self.tx.read();
+        let refused = match tx.as_ref() {
+            Some(tx) => tx.send(req).err().map(|e| e.0),
+            None => Some(req),
+        };
+        drop(tx);
+        if let Some(req) = refused {
+            complete(req.done, Err(StoreError::Closed));
+        }
+    }
+
+    /// Runs `submit` with a completion that this thread then waits for.
+    fn wait(&self, submit: impl FnOnce(Done)) -> Result<(), StoreError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        submit(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        // A dropped completion means the writer thread is gone.
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(dir = %self.shared.dir.display(), error = %e, "closing the store on drop failed");
+        }
+    }
+}
+
+fn encode_error(e: EncodeError) -> StoreError {
+    match e {
+        EncodeError::Row {
+            twin,
+            signal,
+            reason,
+        } => StoreError::InvalidRow {
+            twin,
+            signal,
+            reason,
+        },
+        EncodeError::TooLarge { bytes } => StoreError::BatchTooLarge {
+            bytes,
+            limit: wal::MAX_RECORD_BYTES,
+        },
+    }
+}
+
+/// Calls a completion; a panicking completion is logged instead of killing the writer thread
+/// (which would strand every later writer).
+fn complete(done: Done, result: Result<(), StoreError>) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result)));
+    if outcome.is_err() {
+        tracing::error!("a store write completion panicked; ignored");
+    }
+}
+
+/// Segment files of `wal_dir` in replay order. Leftover `*.tmp` files of an interrupted
+/// segment creation are removed: they were never renamed into place, so they hold nothing.
+fn list_segments(wal_dir: &Path) -> Result<Vec<(u32, PathBuf)>, StoreError> {
+    let entries =
+        fs::read_dir(wal_dir).map_err(|e| StoreError::io(wal_dir, "list directory", e))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(wal_dir, "list directory", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(n) = wal::parse_segment_name(name) {
+            out.push((n, entry.path()));
+        } else if name.ends_with(".wal.tmp") {
+            if let Err(e) = fs::remove_file(entry.path()) {
+                tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove stale temporary WAL segment");
+            }
+        }
+    }
+    out.sort_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+/// Replays one segment into `index`; returns the bytes it holds afterwards. `later` is the
+/// number of segments after this one: only the last (`later == 0`) may have a torn tail.
+fn replay_segment(path: &Path, later: usize, index: &mut Index) -> Result<u64, StoreError> {
+    let file = File::open(path).map_err(|e| StoreError::io(path, "open", e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| StoreError::io(path, "stat", e))?
+        .len();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let scan = wal::scan_segment(&mut reader, len, |rec| match rec {
+        Record::Rows(rows) => rows.into_iter().for_each(|r| index.insert(r)),
+        Record::Tombstone(twin) => index.delete_twin(&twin),
+    })
+    .map_err(|e| StoreError::io(path, "read", e))?;
+    let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    match scan.end {
+        ScanEnd::Clean => Ok(len),
+        ScanEnd::BadMagic => Err(corrupt(0, "not a doppel WAL segment (bad magic)".into())),
+        ScanEnd::BadPayload { offset, reason } => Err(corrupt(
+            offset,
+            format!("record with a valid checksum does not decode: {reason}"),
+        )),
+        ScanEnd::ShortHeader if later == 0 => {
+            // Only a crash while the segment was being created leaves this; it holds nothing.
+            tracing::warn!(file = %path.display(), offset = 0u64, bytes = len, "rewriting the incomplete header of the last WAL segment");
+            let mut f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| StoreError::io(path, "open for repair", e))?;
+            f.set_len(0)
+                .and_then(|()| f.write_all(wal::MAGIC))
+                .map_err(|e| StoreError::io(path, "rewrite header", e))?;
+            f.sync_all().map_err(|e| StoreError::io(path, "fsync", e))?;
+            Ok(wal::HEADER_LEN)
+        }
+        ScanEnd::ShortHeader => Err(corrupt(
+            0,
+            format!("{len} bytes, shorter than the segment header, and {later} segments follow"),
+        )),
+        ScanEnd::BadFrame { offset, reason } if later == 0 => {
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                discarded_bytes = len - offset,
+                reason = %reason,
+                "truncating the torn tail of the last WAL segment"
+            );
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| StoreError::io(path, "open for truncation", e))?;
+            f.set_len(offset)
+                .map_err(|e| StoreError::io(path, "truncate", e))?;
+            f.sync_all().map_err(|e| StoreError::io(path, "fsync", e))?;
+            Ok(offset)
+        }
+        ScanEnd::BadFrame { offset, reason } => Err(corrupt(
+            offset,
+            format!("{reason}; {later} later segments follow, so this is not a torn tail"),
+        )),
+    }
+}
+
+/// Creates segment `n` whole or not at all: header written and synced under a temporary
+/// name, renamed into place, directory synced. Replay therefore never meets a segment of
+/// ours without its header.
+fn create_segment(wal_dir: &Path, n: u32) -> Result<PathBuf, StoreError> {
+    let path = wal_dir.join(wal::segment_name(n));
+    let tmp = wal_dir.join(format!("{}.tmp", wal::segment_name(n)));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| StoreError::io(&tmp, "create", e))?;
+        f.write_all(wal::MAGIC)
+            .map_err(|e| StoreError::io(&tmp, "write header", e))?;
+        f.sync_all().map_err(|e| StoreError::io(&tmp, "fsync", e))?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::io(&path, "rename into place", e))
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(wal_dir)?;
+    Ok(path)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, "fsync directory", e))
+}
+
+/// The writer thread's state: the open segment and the group-commit loop.
+struct Writer {
+    shared: Arc<Shared>,
+    opts: StoreOptions,
+    wal_dir: PathBuf,
+    seg_no: u32,
+    seg_path: PathBuf,
+    file: File,
+    /// Bytes of the open segment that hold committed data; the file position is here.
+    seg_len: u64,
+    /// Set when a failed batch could not be cut off again; every later write gets it.
+    failed: Option<StoreError>,
+    /// Reused buffer for one batch's bytes.
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Request>) -> Result<(), StoreError> {
+        let mut carry: Option<Request> = None;
+        loop {
+            let first = match carry.take() {
+                Some(r) => r,
+                None => match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break, // every sender dropped: closed, queue drained
+                },
+            };
+            let mut bytes = first.record.len();
+            let mut batch = vec![first];
+            while bytes < self.opts.max_batch_bytes {
+                match rx.try_recv() {
+                    Ok(r) if bytes + r.record.len() > self.opts.max_batch_bytes => {
+                        carry = Some(r);
+                        break;
+                    }
+                    Ok(r) => {
+                        bytes += r.record.len();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+        }
+        self.finish()
+    }
+
+    fn commit(&mut self, mut batch: Vec<Request>) {
+        let result = match &self.failed {
+            Some(e) => Err(e.duplicate()),
+            None => {
+                self.buf.clear();
+                for r in &batch {
+                    self.buf.extend_from_slice(&r.record);
+                }
+                if self.buf.is_empty() {
+                    Ok(())
+                } else {
+                    self.maybe_rotate();
+                    match &self.failed {
+                        Some(e) => Err(e.duplicate()),
+                        None => self.append(),
+                    }
+                }
+            }
+        };
+        let mut dones = Vec::with_capacity(batch.len());
+        match result {
+            Ok(()) => {
+                let mut index = self.shared.index.write();
+                for r in batch {
+                    match r.op {
+                        Op::Rows(rows) => rows.into_iter().for_each(|row| index.insert(row)),
+                        Op::Tombstone(twin) => index.delete_twin(&twin),
+                    }
+                    dones.push((r.done, Ok(())));
+                }
+            }
+            Err(e) => {
+                // Everyone gets a copy; the last writer gets the original error.
+                let last = batch.pop();
+                for r in batch {
+                    dones.push((r.done, Err(e.duplicate())));
+                }
+                if let Some(r) = last {
+                    dones.push((r.done, Err(e)));
+                }
+            }
+        }
+        // Completions run after the index lock is released: they may query the store.
+        for (done, result) in dones {
+            complete(done, result);
+        }
+        if self.buf.capacity() > 2 * self.opts.max_batch_bytes.max(1 << 16) {
+            // One oversized write must not pin its buffer for the life of the process.
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Writes and syncs `self.buf` at the end of the open segment; on failure cuts the
+    /// segment back to where it was.
+    fn append(&mut self) -> Result<(), StoreError> {
+        let prev = self.seg_len;
+        match self.write_and_sync() {
+            Ok(()) => {
+                let n = self.buf.len() as u64;
+                self.seg_len += n;
+                self.shared.wal_bytes.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "WAL group commit failed; cutting the batch off the segment");
+                if let Err(repair) = self.cut_back(prev) {
+                    tracing::error!(error = %repair, "cannot cut a failed batch off the WAL; refusing all further writes");
+                    self.failed = Some(repair);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        {
+            self.shared.hooks.lock().appends += 1;
+        }
+        #[cfg(test)]
+        if self.shared.hooks.lock().fail_write {
+            // Simulate a write that got half-way before failing (ENOSPC mid-batch).
+            let half = self.buf.len() / 2;
+            let _ = self.file.write_all(&self.buf[..half]);
+            return Err(StoreError::io(
+                &self.seg_path,
+                "write",
+                std::io::Error::new(std::io::ErrorKind::StorageFull, "injected"),
+            ));
+        }
+        self.file
+            .write_all(&self.buf)
+            .map_err(|e| StoreError::io(&self.seg_path, "write", e))?;
+        if self.opts.fsync {
+            self.file
+                .sync_data()
+                .map_err(|e| StoreError::io(&self.seg_path, "fsync", e))?;
+        }
+        Ok(())
+    }
+
+    /// Truncates the open segment to `len` and makes that durable, so bytes of a failed batch
+    /// that did reach the disk cannot be replayed later.
+    fn cut_back(&mut self, len: u64) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if self.shared.hooks.lock().fail_truncate {
+            return Err(StoreError::io(
+                &self.seg_path,
+                "truncate",
+                std::io::Error::other("injected"),
+            ));
+        }
+        self.file
+            .set_len(len)
+            .map_err(|e| StoreError::io(&self.seg_path, "truncate", e))?;
+        self.file
+            .seek(SeekFrom::Start(len))
+            .map_err(|e| StoreError::io(&self.seg_path, "seek", e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.seg_path, "fsync", e))
+    }
+
+    /// Starts a new segment once the open one has outgrown `segment_bytes`. A failure to do
+    /// so is not a failed write: the batch goes into the current segment and rotation is
+    /// tried again next time.
+    fn maybe_rotate(&mut self) {
+        if self.seg_len < self.opts.segment_bytes || self.seg_len <= wal::HEADER_LEN {
+            return;
+        }
+        // Eight digits in the name; at the last number keep appending rather than break the
+        // replay order.
+        let Some(next) = self.seg_no.checked_add(1).filter(|&n| n <= 99_999_999) else {
+            return;
+        };
+        // Everything before the new segment must be durable before anything lands in it,
+        // or a crash could leave a torn record in a segment that is no longer the last.
+        if let Err(e) = self.file.sync_data() {
+            tracing::warn!(file = %self.seg_path.display(), error = %e, "fsync before WAL rotation failed; not rotating");
+            return;
+        }
+        let created = create_segment(&self.wal_dir, next).and_then(|path| {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StoreError::io(&path, "open for append", e))?;
+            file.seek(SeekFrom::End(0))
+                .map_err(|e| StoreError::io(&path, "seek", e))?;
+            Ok((path, file))
+        });
+        match created {
+            Ok((path, file)) => {
+                tracing::debug!(file = %path.display(), "started WAL segment");
+                self.seg_no = next;
+                self.seg_path = path;
+                self.file = file;
+                self.seg_len = wal::HEADER_LEN;
+                self.shared
+                    .wal_bytes
+                    .fetch_add(wal::HEADER_LEN, Ordering::Relaxed);
+            }
+            Err(
+                e @ StoreError::Io {
+                    op: "fsync directory",
+                    ..
+                },
+            ) => {
+                // The new segment is in place but maybe not durably so; writing on in the
+                // old one would leave it non-last after a restart. Stop instead.
+                tracing::error!(error = %e, "WAL rotation left an unsynced segment; refusing all further writes");
+                self.failed = Some(e);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a new WAL segment; continuing in the current one");
+            }
+        }
+    }
+
+    /// After the last request: one final fsync (even with `fsync: false`, so a clean close
+    /// is always durable).
+    fn finish(mut self) -> Result<(), StoreError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.seg_path, "fsync", e))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use doppel_model::Value;
+
+    /// Test hooks of the writer thread: faults it injects while set, and what it counts.
+    #[derive(Debug, Default)]
+    pub(crate) struct Hooks {
+        pub fail_write: bool,
+        pub fail_truncate: bool,
+        /// Group commits that wrote (each is one write call and, with fsync on, one fsync).
+        pub appends: u64,
+    }
+
+    fn row(twin: &str, signal: &str, ts: i64, v: i64) -> Row {
+        Row {
+            twin: twin.into(),
+            signal: signal.into(),
+            ts,
+            value: Value::Int(v),
+        }
+    }
+
+    fn opts() -> StoreOptions {
+        StoreOptions {
+            fsync: false,
+            ..StoreOptions::default()
+        }
+    }
+
+    #[test]
+    fn store_is_send_sync_debug() {
+        fn check<T: Send + Sync + std::fmt::Debug>() {}
+        check::<Store>();
+    }
+
+    #[test]
+    fn failed_write_is_not_resurrected_by_a_later_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.write(vec![row("t", "s", 1, 1)]).unwrap();
+        let before = store.stats().wal_bytes;
+
+        store.shared.hooks.lock().fail_write = true;
+        let err = store.write(vec![row("t", "s", 2, 2)]).unwrap_err();
+        assert!(matches!(err, StoreError::Io { op: "write", .. }), "{err}");
+        assert_eq!(
+            store.last("t", "s").unwrap().ts,
+            1,
+            "failed batch not applied"
+        );
+        assert_eq!(store.stats().wal_bytes, before);
+        store.shared.hooks.lock().fail_write = false;
+
+        store.write(vec![row("t", "s", 3, 3)]).unwrap();
+        store.close().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let ts: Vec<i64> = store
+            .range("t", "s", 0, 10, 10)
+            .unwrap()
+            .iter()
+            .map(|p| p.ts)
+            .collect();
+        assert_eq!(ts, vec![1, 3]);
+    }
+
+    #[test]
+    fn failed_repair_refuses_further_writes_but_keeps_acked_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.write(vec![row("t", "s", 1, 1)]).unwrap();
+        {
+            let mut f = store.shared.hooks.lock();
+            f.fail_write = true;
+            f.fail_truncate = true;
+        }
+        assert!(store.write(vec![row("t", "s", 2, 2)]).is_err());
+        {
+            let mut h = store.shared.hooks.lock();
+            h.fail_write = false;
+            h.fail_truncate = false;
+        }
+        let err = store.write(vec![row("t", "s", 3, 3)]).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Io { op: "truncate", .. }),
+            "{err}"
+        );
+        assert!(store.close().is_err(), "close reports the failed state");
+        drop(store);
+        // The half-written batch is a torn tail; the acked row survives.
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let ts: Vec<i64> = store
+            .range("t", "s", 0, 10, 10)
+            .unwrap()
+            .iter()
+            .map(|p| p.ts)
+            .collect();
+        assert_eq!(ts, vec![1]);
+    }
+
+    #[test]
+    fn queued_writers_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Holding the index lock stalls the writer right after its first commit's fsync, so
+        // everything submitted meanwhile is queued when it comes back for more.
+        let index = store.shared.index.write();
+        for i in 0..20 {
+            let tx = tx.clone();
+            store.write_with(
+                vec![row("t", "s", i, i)],
+                Box::new(move |r| tx.send(r.is_ok()).unwrap()),
+            );
+            if i == 0 {
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        drop(index);
+        let oks: Vec<bool> = (0..20).map(|_| rx.recv().unwrap()).collect();
+        assert!(oks.iter().all(|&ok| ok));
+        let appends = store.shared.hooks.lock().appends;
+        assert!(
+            (1..=2).contains(&appends),
+            "{appends} commits for 20 queued writes"
+        );
+        assert_eq!(store.stats().points, 20);
+    }
+
+    #[test]
+    fn writes_after_close_are_refused_and_close_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.write(vec![row("t", "s", 1, 1)]).unwrap();
+        store.close().unwrap();
+        store.close().unwrap();
+        assert!(matches!(
+            store.write(vec![row("t", "s", 2, 2)]),
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(store.delete_twin("t"), Err(StoreError::Closed)));
+        assert_eq!(store.last("t", "s").unwrap().ts, 1, "queries still answer");
+    }
+
+    #[test]
+    fn write_with_completes_on_the_writer_thread_after_visibility() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), opts()).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let s2 = store.clone();
+        store.write_with(
+            vec![row("t", "s", 7, 1)],
+            Box::new(move |r| {
+                let name = thread::current().name().map(str::to_string);
+                let visible = s2.last("t", "s").map(|p| p.ts);
+                tx.send((r.is_ok(), name, visible)).unwrap();
+            }),
+        );
+        let (ok, name, visible) = rx.recv().unwrap();
+        assert!(ok);
+        assert_eq!(name.as_deref(), Some("doppel-wal"));
+        assert_eq!(visible, Some(7));
+    }
+
+    #[test]
+    fn a_panicking_completion_does_not_kill_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.write_with(vec![row("t", "s", 1, 1)], Box::new(|_| panic!("boom")));
+        store.write(vec![row("t", "s", 2, 2)]).unwrap();
+        assert_eq!(store.last("t", "s").unwrap().ts, 2);
+    }
+
+    #[test]
+    fn dropping_the_last_handle_inside_a_completion_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), opts()).unwrap());
+        let (tx, rx) = mpsc::channel();
+        let s2 = store.clone();
+        store.write_with(
+            vec![row("t", "s", 1, 1)],
+            Box::new(move |_| {
+                drop(s2);
+                tx.send(()).unwrap();
+            }),
+        );
+        drop(store);
+        rx.recv().unwrap();
+    }
+
+    #[test]
+    fn unencodable_rows_are_refused_before_queueing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let long = "x".repeat(70_000);
+        let err = store
+            .write(vec![row("t", "s", 1, 1), row("t", &long, 1, 1)])
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidRow { .. }), "{err}");
+        assert!(
+            store.last("t", "s").is_none(),
+            "nothing of the batch applied"
+        );
+        assert!(store.delete_twin(&long).is_err());
+        assert!(store.write(vec![]).is_ok());
+    }
+
+    #[test]
+    fn segments_rotate_and_replay_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = StoreOptions {
+            fsync: false,
+            segment_bytes: 100,
+            ..StoreOptions::default()
+        };
+        let store = Store::open(dir.path(), o.clone()).unwrap();
+        for i in 0..50 {
+            store.write(vec![row("t", "s", i, i)]).unwrap();
+        }
+        store.delete_twin("t").unwrap();
+        store.write(vec![row("t", "s", 100, 0)]).unwrap();
+        let wal_bytes = store.stats().wal_bytes;
+        store.close().unwrap();
+        let files = fs::read_dir(dir.path().join("wal")).unwrap().count();
+        assert!(files > 5, "only {files} segments");
+        let on_disk: u64 = fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert_eq!(on_disk, wal_bytes);
+        let store = Store::open(dir.path(), o).unwrap();
+        assert_eq!(store.stats().wal_bytes, wal_bytes);
+        assert_eq!(store.stats().points, 1);
+        assert_eq!(store.last("t", "s").unwrap().ts, 100);
+    }
+}

@@ -1,0 +1,296 @@
+//! Model-based property test: random sequences of writes (out-of-order and duplicate
+//! timestamps, mixed value kinds), twin deletions and close/reopen cycles, with every query
+//! compared after every step against a plain `BTreeMap` model.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use doppel_model::Value;
+use doppel_store::{Agg, Row, Store, StoreError, StoreOptions};
+use proptest::prelude::*;
+
+const TWINS: [&str; 3] = ["pump-1", "pump-2", "valve"];
+/// One float, one int, one bool and one mixed-kind signal (strings included), so numeric
+/// aggregates are exercised and so is their refusal.
+const SIGNALS: [&str; 4] = ["flow", "rpm", "open", "note"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(Vec<(usize, usize, i64, Value)>),
+    Delete(usize),
+    Reopen,
+}
+
+/// Query parameters checked after an op.
+#[derive(Debug, Clone)]
+struct Probe {
+    from: i64,
+    len: i64,
+    limit: usize,
+    step: i64,
+    at: i64,
+}
+
+/// Values chosen so every sum is exact in f64 and can be compared with `==`.
+fn value_for(signal: usize) -> BoxedStrategy<Value> {
+    let float = (-40i32..40).prop_map(|x| Value::Float(f64::from(x) * 0.25));
+    let int = (-1000i64..1000).prop_map(Value::Int);
+    let boolean = any::<bool>().prop_map(Value::Bool);
+    match signal {
+        0 => float.boxed(),
+        1 => int.boxed(),
+        2 => boolean.boxed(),
+        _ => prop_oneof![float, int, boolean, "[a-z ]{0,6}".prop_map(Value::String)].boxed(),
+    }
+}
+
+fn row_strategy() -> impl Strategy<Value = (usize, usize, i64, Value)> {
+    (0..TWINS.len(), 0..SIGNALS.len())
+        .prop_flat_map(|(t, s)| (Just(t), Just(s), -40i64..40, value_for(s)))
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => proptest::collection::vec(row_strategy(), 0..12).prop_map(Op::Write),
+        1 => (0..TWINS.len()).prop_map(Op::Delete),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn probe_strategy() -> impl Strategy<Value = Probe> {
+    (-50i64..50, 0i64..100, 0usize..20, 1i64..25, -50i64..50).prop_map(
+        |(from, len, limit, step, at)| Probe {
+            from,
+            len,
+            limit,
+            step,
+            at,
+        },
+    )
+}
+
+type Model = BTreeMap<(String, String), BTreeMap<i64, Value>>;
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        fsync: false,
+        max_batch_bytes: 1024,
+        // Small segments so reopen also replays across rotations.
+        segment_bytes: 300,
+    }
+}
+
+/// What `downsample` must return per the spec: epoch-aligned buckets over `[from, to)`.
+fn model_downsample(
+    points: &BTreeMap<i64, Value>,
+    from: i64,
+    to: i64,
+    step: i64,
+    agg: Agg,
+) -> Option<Vec<(i64, u64, f64)>> {
+    let mut buckets: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for (&ts, v) in points.range(from..to) {
+        let x = if agg == Agg::Count { 0.0 } else { v.as_f64()? };
+        buckets
+            .entry(ts.div_euclid(step) * step)
+            .or_default()
+            .push(x);
+    }
+    Some(
+        buckets
+            .into_iter()
+            .map(|(start, xs)| {
+                let value = match agg {
+                    Agg::Count => xs.len() as f64,
+                    Agg::Sum => xs.iter().sum(),
+                    Agg::Mean => xs.iter().sum::<f64>() / xs.len() as f64,
+                    Agg::Min => xs.iter().copied().fold(f64::INFINITY, f64::min),
+                    Agg::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    Agg::First => xs[0],
+                    Agg::Last => xs[xs.len() - 1],
+                };
+                (start, xs.len() as u64, value)
+            })
+            .collect(),
+    )
+}
+
+fn check(store: &Store, model: &Model, p: &Probe) -> Result<(), TestCaseError> {
+    let empty = BTreeMap::new();
+    let to = p.from + p.len;
+    let mut points = 0u64;
+    let mut latest_want = Vec::new();
+    for twin in TWINS {
+        let mut as_of_want = Vec::new();
+        for signal in SIGNALS {
+            let series = model
+                .get(&(twin.to_string(), signal.to_string()))
+                .unwrap_or(&empty);
+            points += series.len() as u64;
+
+            let all = store
+                .range(twin, signal, i64::MIN, i64::MAX, usize::MAX)
+                .unwrap();
+            let want_all: Vec<(i64, Value)> = series.iter().map(|(&t, v)| (t, v.clone())).collect();
+            let got_all: Vec<(i64, Value)> = all.into_iter().map(|p| (p.ts, p.value)).collect();
+            prop_assert_eq!(&got_all, &want_all, "{}/{} full range", twin, signal);
+
+            let got: Vec<(i64, Value)> = store
+                .range(twin, signal, p.from, to, p.limit)
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.ts, p.value))
+                .collect();
+            let want: Vec<(i64, Value)> = series
+                .range(p.from..to)
+                .take(p.limit)
+                .map(|(&t, v)| (t, v.clone()))
+                .collect();
+            prop_assert_eq!(got, want, "{}/{} range {:?}", twin, signal, p);
+
+            let last = store.last(twin, signal).map(|p| (p.ts, p.value));
+            let want_last = series.iter().next_back().map(|(&t, v)| (t, v.clone()));
+            prop_assert_eq!(&last, &want_last, "{}/{} last", twin, signal);
+            if let Some((ts, v)) = want_last {
+                latest_want.push((twin.to_string(), signal.to_string(), ts, v));
+            }
+
+            let at = store.last_at(twin, signal, p.at).map(|p| (p.ts, p.value));
+            let want_at = series
+                .range(..=p.at)
+                .next_back()
+                .map(|(&t, v)| (t, v.clone()));
+            prop_assert_eq!(&at, &want_at, "{}/{} last_at {}", twin, signal, p.at);
+            if let Some((ts, v)) = want_at {
+                as_of_want.push((signal.to_string(), ts, v));
+            }
+
+            for agg in [
+                Agg::Count,
+                Agg::Min,
+                Agg::Max,
+                Agg::Sum,
+                Agg::Mean,
+                Agg::First,
+                Agg::Last,
+            ] {
+                let got = store.downsample(twin, signal, p.from, to, p.step, agg);
+                match model_downsample(series, p.from, to, p.step, agg) {
+                    None => prop_assert!(
+                        matches!(got, Err(StoreError::NotNumeric { .. })),
+                        "{}/{} {:?}: expected NotNumeric, got {:?}",
+                        twin,
+                        signal,
+                        agg,
+                        got
+                    ),
+                    Some(want) => {
+                        let got: Vec<(i64, u64, f64)> = got
+                            .unwrap()
+                            .into_iter()
+                            .map(|b| (b.start, b.count, b.value))
+                            .collect();
+                        prop_assert_eq!(got.len(), want.len(), "{}/{} {:?}", twin, signal, agg);
+                        for (g, w) in got.iter().zip(&want) {
+                            prop_assert_eq!(
+                                (g.0, g.1),
+                                (w.0, w.1),
+                                "{}/{} {:?}",
+                                twin,
+                                signal,
+                                agg
+                            );
+                            prop_assert!(
+                                (g.2 - w.2).abs() <= 1e-9 * w.2.abs().max(1.0),
+                                "{}/{} {:?}: {:?} vs {:?}",
+                                twin,
+                                signal,
+                                agg,
+                                g,
+                                w
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // as_of is sorted by signal name, whatever order SIGNALS lists them in.
+        as_of_want.sort_by(|a, b| a.0.cmp(&b.0));
+        let got: Vec<(String, i64, Value)> = store
+            .as_of(twin, p.at)
+            .into_iter()
+            .map(|(s, pt)| (s.to_string(), pt.ts, pt.value))
+            .collect();
+        prop_assert_eq!(got, as_of_want, "{} as_of {}", twin, p.at);
+    }
+
+    latest_want.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let got: Vec<(String, String, i64, Value)> = store
+        .latest_all()
+        .into_iter()
+        .map(|(t, s, pt)| (t.to_string(), s.to_string(), pt.ts, pt.value))
+        .collect();
+    prop_assert_eq!(got, latest_want, "latest_all");
+
+    let stats = store.stats();
+    prop_assert_eq!(stats.points, points);
+    prop_assert_eq!(
+        stats.series,
+        model.values().filter(|s| !s.is_empty()).count()
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn store_agrees_with_model(
+        ops in proptest::collection::vec((op_strategy(), probe_strategy()), 1..25)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let mut model: Model = BTreeMap::new();
+        for (op, probe) in &ops {
+            match op {
+                Op::Write(rows) => {
+                    let batch: Vec<Row> = rows
+                        .iter()
+                        .map(|(t, s, ts, v)| Row {
+                            twin: Arc::from(TWINS[*t]),
+                            signal: Arc::from(SIGNALS[*s]),
+                            ts: *ts,
+                            value: v.clone(),
+                        })
+                        .collect();
+                    store.write(batch).unwrap();
+                    // Later rows of the same batch win, as later batches do.
+                    for (t, s, ts, v) in rows {
+                        model
+                            .entry((TWINS[*t].to_string(), SIGNALS[*s].to_string()))
+                            .or_default()
+                            .insert(*ts, v.clone());
+                    }
+                }
+                Op::Delete(t) => {
+                    store.delete_twin(TWINS[*t]).unwrap();
+                    model.retain(|(twin, _), _| twin != TWINS[*t]);
+                }
+                Op::Reopen => {
+                    store.close().unwrap();
+                    drop(store);
+                    store = Store::open(dir.path(), opts()).unwrap();
+                }
+            }
+            check(&store, &model, probe)?;
+        }
+        // A final reopen must reproduce exactly the same state from the WAL alone.
+        store.close().unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let full = Probe { from: -100, len: 200, limit: usize::MAX, step: 7, at: i64::MAX };
+        check(&store, &model, &full)?;
+    }
+}
