@@ -1,0 +1,54 @@
+//! Persistence of the catalog (models and twins) as one JSON document, replaced atomically:
+//! write a temporary file, fsync it, rename it over the old one, fsync the directory. A crash
+//! at any point leaves either the old or the new catalog, never a mix.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use doppel_model::{AssetModel, Catalog, Twin};
+use serde::{Deserialize, Serialize};
+
+use crate::EngineError;
+
+#[derive(Serialize, Deserialize, Default)]
+struct CatalogDoc {
+    models: Vec<AssetModel>,
+    twins: Vec<Twin>,
+}
+
+pub(crate) fn path(dir: &Path) -> PathBuf {
+    dir.join("catalog.json")
+}
+
+pub(crate) fn load(dir: &Path) -> Result<Catalog, EngineError> {
+    let p = path(dir);
+    let bytes = match fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::new()),
+        Err(source) => return Err(EngineError::Persist { path: p, source }),
+    };
+    let doc: CatalogDoc = serde_json::from_slice(&bytes)
+        .map_err(|e| EngineError::CatalogCorrupt { path: p.clone(), errors: e.to_string() })?;
+    Catalog::from_parts(doc.models, doc.twins)
+        .map_err(|e| EngineError::CatalogCorrupt { path: p, errors: e.to_string() })
+}
+
+pub(crate) fn save(dir: &Path, catalog: &Catalog) -> Result<(), EngineError> {
+    let p = path(dir);
+    let doc = CatalogDoc {
+        models: catalog.models().map(|m| (**m).clone()).collect(),
+        twins: catalog.twins().map(|t| (**t).clone()).collect(),
+    };
+    let bytes = serde_json::to_vec_pretty(&doc)
+        .map_err(|e| EngineError::Persist { path: p.clone(), source: e.into() })?;
+    let tmp = dir.join("catalog.json.tmp");
+    let io = |source| EngineError::Persist { path: p.clone(), source };
+    let mut f = File::create(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    fs::rename(&tmp, &p).map_err(io)?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}

@@ -1,0 +1,468 @@
+//! The engine: catalog, store, shards and live bus behind one async API used by every server
+//! (HTTP, MQTT) and command.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use doppel_model::{
+    format_ts, AssetModel, Batch, Catalog, ModelError, Timestamp, Twin, TwinFilter, ValidatedBatch,
+    Value, ValueKind,
+};
+use doppel_store::{Agg, Bucket, Point, Row, Store, StoreOptions};
+use parking_lot::RwLock;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::shard::{self, ShardCmd, TwinLive};
+use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// Number of twin shards (tasks owning twin state).
+    pub shards: usize,
+    /// Mailbox size of each shard, in commands.
+    pub shard_capacity: usize,
+    /// Events kept on the live bus for slow subscribers before they skip.
+    pub bus_capacity: usize,
+    pub store: StoreOptions,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        EngineConfig {
+            data_dir: data_dir.into(),
+            shards: (cpus * 2).clamp(2, 64),
+            shard_capacity: 1024,
+            bus_capacity: 16_384,
+            store: StoreOptions::default(),
+        }
+    }
+}
+
+/// Where a batch came from, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestSource {
+    Http,
+    LineProtocol,
+    Mqtt,
+}
+
+impl IngestSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestSource::Http => "http",
+            IngestSource::LineProtocol => "line_protocol",
+            IngestSource::Mqtt => "mqtt",
+        }
+    }
+}
+
+/// What an accepted batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct IngestReceipt {
+    pub readings: usize,
+    pub points: usize,
+    /// Readings older than the twin's state: stored in history, state unchanged.
+    pub late: usize,
+}
+
+/// The latest (or as-of) value of one signal.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SignalState {
+    pub value: Option<Value>,
+    /// RFC 3339 time of `value`.
+    pub time: Option<String>,
+    /// Nanoseconds since the epoch of `value`.
+    pub ts: Option<Timestamp>,
+    pub unit: String,
+    pub kind: ValueKind,
+}
+
+/// A twin with its model and the state of every signal.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TwinState {
+    #[serde(flatten)]
+    pub twin: Twin,
+    #[schema(value_type = Object)]
+    pub model_info: ModelInfo,
+    /// State as of this time when asked for a past state (`?at=`), else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    pub signals: BTreeMap<String, SignalState>,
+}
+
+/// The parts of a twin's model shown with its state.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ModelInfo {
+    pub id: String,
+    pub name: String,
+    pub version: u32,
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    catalog: RwLock<Arc<Catalog>>,
+    catalog_write: tokio::sync::Mutex<()>,
+    store: Arc<Store>,
+    shards: Vec<mpsc::Sender<ShardCmd>>,
+    bus: broadcast::Sender<Arc<crate::Event>>,
+    metrics: Metrics,
+    closing: AtomicBool,
+}
+
+impl Engine {
+    /// Opens the data directory: loads the catalog, replays history, seeds twin state.
+    pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| EngineError::Persist { path: dir.clone(), source })?;
+        let catalog = catalog_file::load(&dir)?;
+        let store_dir = dir.join("history");
+        let opts = config.store.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(store_dir, opts))
+            .await
+            .map_err(|e| EngineError::Persist { path: dir.clone(), source: std::io::Error::other(e) })??;
+        let metrics = Metrics::new();
+        let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
+        let shards: Vec<_> = (0..config.shards.max(1))
+            .map(|_| shard::spawn(config.shard_capacity.max(1), bus.clone(), metrics.clone()).0)
+            .collect();
+        metrics.twins.set(catalog.twin_count() as i64);
+        metrics.models.set(catalog.models().count() as i64);
+        let engine = Arc::new(Engine {
+            config,
+            catalog: RwLock::new(Arc::new(catalog)),
+            catalog_write: tokio::sync::Mutex::new(()),
+            store: Arc::new(store),
+            shards,
+            bus,
+            metrics,
+            closing: AtomicBool::new(false),
+        });
+        let store = engine.store.clone();
+        let latest = tokio::task::spawn_blocking(move || store.latest_all())
+            .await
+            .unwrap_or_default();
+        let seeded = latest.len();
+        for (twin, signal, p) in latest {
+            let tx = &engine.shards[shard::shard_of(&twin, engine.shards.len())];
+            let _ = tx.send(ShardCmd::Seed { twin, signal, ts: p.ts, value: p.value }).await;
+        }
+        tracing::info!(series = seeded, twins = engine.catalog().twin_count(), "engine open");
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A consistent snapshot of all models and twins.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().clone()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Validates, stores durably, applies and publishes a batch. Nothing is stored unless the
+    /// whole batch is valid. Returns once the batch is durable, in twin state and on the bus.
+    /// `label(i)` names reading `i` in error paths (`"[3]."`, `"line 4: "`).
+    pub async fn ingest(
+        &self,
+        batch: Batch,
+        source: IngestSource,
+        label: impl Fn(usize) -> String,
+    ) -> Result<IngestReceipt, EngineError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let started = Instant::now();
+        let validated = match self.catalog().validate_batch(batch, label) {
+            Ok(v) => v,
+            Err(e) => {
+                self.metrics.ingest_rejected.with_label_values(&[source.as_str(), "invalid"]).inc();
+                return Err(EngineError::Invalid(e));
+            }
+        };
+        let readings = validated.readings.len();
+        let points = validated.points();
+        if points == 0 {
+            return Ok(IngestReceipt { readings, points, late: 0 });
+        }
+        if let Err(e) = self.write_durably(&validated).await {
+            self.metrics.ingest_rejected.with_label_values(&[source.as_str(), "storage"]).inc();
+            return Err(e);
+        }
+        let late = self.apply(validated).await?;
+        self.metrics.ingest_points.with_label_values(&[source.as_str()]).inc_by(points as u64);
+        self.metrics.ingest_readings.with_label_values(&[source.as_str()]).inc_by(readings as u64);
+        self.metrics.ingest_latency.observe(started.elapsed().as_secs_f64());
+        Ok(IngestReceipt { readings, points, late })
+    }
+
+    async fn write_durably(&self, batch: &ValidatedBatch) -> Result<(), EngineError> {
+        let mut rows = Vec::with_capacity(batch.points());
+        for r in &batch.readings {
+            for (signal, value) in &r.values {
+                rows.push(Row {
+                    twin: r.twin.clone(),
+                    signal: signal.clone(),
+                    ts: r.ts,
+                    value: value.clone(),
+                });
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        self.store.write_with(
+            rows,
+            Box::new(move |res| {
+                let _ = tx.send(res);
+            }),
+        );
+        match rx.await {
+            Ok(res) => res.map_err(EngineError::Store),
+            Err(_) => Err(EngineError::ShuttingDown),
+        }
+    }
+
+    async fn apply(&self, batch: ValidatedBatch) -> Result<usize, EngineError> {
+        let n = self.shards.len();
+        let mut per_shard: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
+        for r in batch.readings {
+            per_shard[shard::shard_of(&r.twin, n)].push(r);
+        }
+        let mut waits = Vec::new();
+        for (i, readings) in per_shard.into_iter().enumerate() {
+            if readings.is_empty() {
+                continue;
+            }
+            let (done, rx) = oneshot::channel();
+            self.shards[i]
+                .send(ShardCmd::Apply { readings, done })
+                .await
+                .map_err(|_| EngineError::ShuttingDown)?;
+            waits.push(rx);
+        }
+        let mut late = 0;
+        for w in waits {
+            late += w.await.map_err(|_| EngineError::ShuttingDown)?;
+        }
+        Ok(late)
+    }
+
+    /// Subscribes to live events passing `filter`.
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        Subscription::new(self.bus.subscribe(), filter, self.metrics.clone())
+    }
+
+    /// Applies a change to a copy of the catalog, persists it, then publishes it.
+    async fn change_catalog<T>(
+        &self,
+        f: impl FnOnce(&mut Catalog) -> Result<T, ModelError>,
+    ) -> Result<T, EngineError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let _guard = self.catalog_write.lock().await;
+        let mut next = (*self.catalog()).clone();
+        let out = f(&mut next)?;
+        let next = Arc::new(next);
+        let dir = self.config.data_dir.clone();
+        let to_save = next.clone();
+        tokio::task::spawn_blocking(move || catalog_file::save(&dir, &to_save))
+            .await
+            .map_err(|e| EngineError::Persist {
+                path: catalog_file::path(&self.config.data_dir),
+                source: std::io::Error::other(e),
+            })??;
+        self.metrics.twins.set(next.twin_count() as i64);
+        self.metrics.models.set(next.models().count() as i64);
+        *self.catalog.write() = next;
+        Ok(out)
+    }
+
+    /// Creates or replaces a model; returns true when it was created.
+    pub async fn put_model(&self, model: AssetModel) -> Result<bool, EngineError> {
+        self.change_catalog(|c| {
+            let created = c.model(&model.id).is_none();
+            c.put_model(model).map(|()| created)
+        })
+        .await
+    }
+
+    pub async fn delete_model(&self, id: &str) -> Result<(), EngineError> {
+        self.change_catalog(|c| c.delete_model(id).map(|_| ())).await
+    }
+
+    /// Creates or replaces a twin; returns true when it was created.
+    pub async fn put_twin(&self, twin: Twin) -> Result<bool, EngineError> {
+        self.change_catalog(|c| {
+            let created = c.twin(&twin.id).is_none();
+            c.put_twin(twin).map(|()| created)
+        })
+        .await
+    }
+
+    /// Deletes a twin with its history and state.
+    pub async fn delete_twin(&self, id: &str) -> Result<(), EngineError> {
+        self.change_catalog(|c| c.delete_twin(id).map(|_| ())).await?;
+        let store = self.store.clone();
+        let twin = id.to_string();
+        tokio::task::spawn_blocking(move || store.delete_twin(&twin))
+            .await
+            .map_err(|e| EngineError::Persist {
+                path: self.config.data_dir.clone(),
+                source: std::io::Error::other(e),
+            })??;
+        let twin: Arc<str> = Arc::from(id);
+        let tx = &self.shards[shard::shard_of(&twin, self.shards.len())];
+        let _ = tx.send(ShardCmd::Remove { twin }).await;
+        Ok(())
+    }
+
+    pub fn list_twins(&self, filter: &TwinFilter) -> Vec<Arc<Twin>> {
+        self.catalog().list_twins(filter)
+    }
+
+    pub fn children(&self, id: &str) -> Result<Vec<Arc<Twin>>, EngineError> {
+        let c = self.catalog();
+        if c.twin(id).is_none() {
+            return Err(EngineError::TwinNotFound(id.to_string()));
+        }
+        Ok(c.children(id))
+    }
+
+    /// A twin with the latest value of every signal, or its state as of `at`.
+    pub async fn twin_state(
+        &self,
+        id: &str,
+        at: Option<Timestamp>,
+    ) -> Result<TwinState, EngineError> {
+        let catalog = self.catalog();
+        let twin = catalog.twin(id).ok_or_else(|| EngineError::TwinNotFound(id.to_string()))?;
+        let model = catalog
+            .model(&twin.model)
+            .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(twin.model.clone())))?;
+        let live: TwinLive = match at {
+            None => {
+                let key: Arc<str> = Arc::from(id);
+                let (reply, rx) = oneshot::channel();
+                self.shards[shard::shard_of(&key, self.shards.len())]
+                    .send(ShardCmd::Get { twin: key, reply })
+                    .await
+                    .map_err(|_| EngineError::ShuttingDown)?;
+                rx.await.map_err(|_| EngineError::ShuttingDown)?.unwrap_or_default()
+            }
+            Some(t) => {
+                let store = self.store.clone();
+                let twin_id = id.to_string();
+                tokio::task::spawn_blocking(move || store.as_of(&twin_id, t))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(s, p)| (s, (p.ts, p.value)))
+                    .collect()
+            }
+        };
+        let signals = model
+            .signals
+            .iter()
+            .map(|s| {
+                let cur = live.get(s.name.as_str());
+                (
+                    s.name.clone(),
+                    SignalState {
+                        value: cur.map(|c| c.1.clone()),
+                        time: cur.map(|c| format_ts(c.0)),
+                        ts: cur.map(|c| c.0),
+                        unit: s.unit.clone(),
+                        kind: s.kind,
+                    },
+                )
+            })
+            .collect();
+        Ok(TwinState {
+            twin: (**twin).clone(),
+            model_info: ModelInfo {
+                id: model.id.clone(),
+                name: model.name.clone(),
+                version: model.version,
+            },
+            at: at.map(format_ts),
+            signals,
+        })
+    }
+
+    fn check_signal(&self, twin: &str, signal: &str) -> Result<(), EngineError> {
+        let c = self.catalog();
+        let t = c.twin(twin).ok_or_else(|| EngineError::TwinNotFound(twin.to_string()))?;
+        let known = c.model(&t.model).is_some_and(|m| m.signal(signal).is_some());
+        if !known {
+            return Err(EngineError::SignalNotFound {
+                twin: twin.to_string(),
+                signal: signal.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Raw points of one signal with `from <= ts < to`, at most `limit`.
+    pub async fn history(
+        &self,
+        twin: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Point>, EngineError> {
+        self.check_signal(twin, signal)?;
+        let (store, twin, signal) = (self.store.clone(), twin.to_string(), signal.to_string());
+        Ok(tokio::task::spawn_blocking(move || store.range(&twin, &signal, from, to, limit))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)??)
+    }
+
+    /// Aggregates of one signal per `step`-wide bucket.
+    pub async fn downsample(
+        &self,
+        twin: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        step: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, EngineError> {
+        self.check_signal(twin, signal)?;
+        let (store, twin, signal) = (self.store.clone(), twin.to_string(), signal.to_string());
+        Ok(tokio::task::spawn_blocking(move || {
+            store.downsample(&twin, &signal, from, to, step, agg)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)??)
+    }
+
+    /// Stops accepting input and closes the store after its last group commit. Every
+    /// acknowledged reading is already durable; this makes the WAL end cleanly.
+    pub async fn shutdown(&self) -> Result<(), EngineError> {
+        self.closing.store(true, Ordering::Release);
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .map_err(|_| EngineError::ShuttingDown)??;
+        tracing::info!("engine closed");
+        Ok(())
+    }
+}

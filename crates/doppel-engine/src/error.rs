@@ -1,0 +1,28 @@
+//! Engine errors. Each variant carries what failed; the server maps them to HTTP status codes
+//! in one place (doppel-server `error.rs`).
+
+use std::path::PathBuf;
+
+use doppel_model::{ModelError, ValidationErrors};
+use doppel_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Input refused as a whole; nothing was stored.
+    #[error("invalid input: {0}")]
+    Invalid(ValidationErrors),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("twin `{0}` not found")]
+    TwinNotFound(String),
+    #[error("twin `{twin}` has no signal `{signal}`")]
+    SignalNotFound { twin: String, signal: String },
+    #[error("history: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not persist {path}: {source}")]
+    Persist { path: PathBuf, source: std::io::Error },
+    #[error("the catalog in {path} is invalid: {errors}")]
+    CatalogCorrupt { path: PathBuf, errors: String },
+    #[error("doppel is shutting down")]
+    ShuttingDown,
+}

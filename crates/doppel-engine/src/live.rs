@@ -1,0 +1,163 @@
+//! The live bus: every applied reading becomes an [`Event`] broadcast to subscribers
+//! (WebSocket, SSE, and later the analytics tasks). The bus is a bounded ring: a subscriber
+//! that falls behind skips the oldest events (counted in `live_events_skipped_total`) and
+//! never slows ingest.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use doppel_model::{format_ts, Timestamp, Value};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::Metrics;
+
+/// One reading applied to a twin.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Event {
+    #[schema(value_type = String)]
+    pub twin: Arc<str>,
+    #[schema(value_type = String)]
+    pub model: Arc<str>,
+    /// RFC 3339 time of the reading.
+    pub time: String,
+    /// Nanoseconds since the epoch, same instant as `time`.
+    pub ts: Timestamp,
+    #[schema(value_type = Object)]
+    pub values: BTreeMap<Arc<str>, Value>,
+    /// True when the reading is older than the twin's state: it went to history only.
+    pub late: bool,
+    #[serde(skip)]
+    json: OnceLock<Arc<str>>,
+}
+
+impl Event {
+    pub fn new(
+        twin: Arc<str>,
+        model: Arc<str>,
+        ts: Timestamp,
+        values: BTreeMap<Arc<str>, Value>,
+        late: bool,
+    ) -> Event {
+        Event { twin, model, time: format_ts(ts), ts, values, late, json: OnceLock::new() }
+    }
+
+    /// The event as JSON, serialized once however many subscribers send it.
+    pub fn json(&self) -> Arc<str> {
+        self.json
+            .get_or_init(|| serde_json::to_string(self).unwrap_or_default().into())
+            .clone()
+    }
+}
+
+/// Which events a subscriber wants. Empty sets mean "all".
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub twins: HashSet<String>,
+    pub models: HashSet<String>,
+    pub signals: HashSet<String>,
+}
+
+impl EventFilter {
+    /// Builds a filter from comma-separated lists as given in query strings.
+    pub fn from_lists(twins: Option<&str>, models: Option<&str>, signals: Option<&str>) -> Self {
+        let split = |s: Option<&str>| -> HashSet<String> {
+            s.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect())
+                .unwrap_or_default()
+        };
+        EventFilter { twins: split(twins), models: split(models), signals: split(signals) }
+    }
+
+    /// The event as this subscriber should see it: `None` when filtered out, the event itself
+    /// when it passes whole, or a copy restricted to the wanted signals.
+    pub fn apply(&self, ev: &Arc<Event>) -> Option<Arc<Event>> {
+        if !self.twins.is_empty() && !self.twins.contains(&*ev.twin) {
+            return None;
+        }
+        if !self.models.is_empty() && !self.models.contains(&*ev.model) {
+            return None;
+        }
+        if self.signals.is_empty() || ev.values.keys().all(|k| self.signals.contains(&**k)) {
+            return Some(ev.clone());
+        }
+        let values: BTreeMap<_, _> = ev
+            .values
+            .iter()
+            .filter(|(k, _)| self.signals.contains(&***k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        Some(Arc::new(Event::new(ev.twin.clone(), ev.model.clone(), ev.ts, values, ev.late)))
+    }
+}
+
+/// A subscriber's view of the bus.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Event>>,
+    filter: EventFilter,
+    metrics: Metrics,
+    /// Events this subscriber skipped because it was too slow.
+    pub skipped: u64,
+}
+
+impl Subscription {
+    pub(crate) fn new(
+        rx: broadcast::Receiver<Arc<Event>>,
+        filter: EventFilter,
+        metrics: Metrics,
+    ) -> Self {
+        metrics.subscribers.inc();
+        Subscription { rx, filter, metrics, skipped: 0 }
+    }
+
+    /// The next event that passes the filter; `None` when the bus is closed (shutdown).
+    pub async fn next(&mut self) -> Option<Arc<Event>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(ev) => {
+                    if let Some(ev) = self.filter.apply(&ev) {
+                        return Some(ev);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    self.skipped += n;
+                    self.metrics.events_skipped.inc_by(n);
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.metrics.subscribers.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> Arc<Event> {
+        let mut v = BTreeMap::new();
+        v.insert(Arc::from("a"), Value::Float(1.0));
+        v.insert(Arc::from("b"), Value::Bool(true));
+        Arc::new(Event::new("p1".into(), "pump".into(), 0, v, false))
+    }
+
+    #[test]
+    fn filters() {
+        let f = EventFilter::from_lists(Some("p1, p2"), None, Some("b"));
+        let e = f.apply(&ev()).unwrap();
+        assert_eq!(e.values.len(), 1);
+        assert!(EventFilter::from_lists(Some("p3"), None, None).apply(&ev()).is_none());
+        assert!(EventFilter::from_lists(None, Some("motor"), None).apply(&ev()).is_none());
+        assert!(EventFilter::from_lists(None, None, Some("zz")).apply(&ev()).is_none());
+        assert!(EventFilter::default().apply(&ev()).is_some());
+        assert!(ev().json().contains("\"time\":\"1970-01-01T00:00:00Z\""));
+    }
+}

@@ -1,0 +1,102 @@
+//! The HTTP API: routes, OpenAPI document, health and metrics.
+
+pub mod auth;
+pub mod body;
+pub mod catalog;
+pub mod history;
+pub mod readings;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::ApiError;
+use crate::outputs::live;
+use crate::AppState;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "doppel", description = "Real-time digital-twin engine: models, twins, readings, history, live events."),
+    paths(
+        catalog::list_models, catalog::create_model, catalog::get_model, catalog::put_model,
+        catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
+        catalog::put_twin, catalog::delete_twin, catalog::children,
+        readings::post_readings, readings::post_bulk, readings::write_lp,
+        history::history, live::websocket, live::sse,
+    ),
+    modifiers(&SecurityAddon),
+    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"))
+)]
+pub struct ApiDoc;
+
+async fn openapi(_: auth::Authed<auth::Reader>) -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        s.engine.metrics().render(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json")
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/models", get(catalog::list_models).post(catalog::create_model))
+        .route(
+            "/models/{id}",
+            get(catalog::get_model).put(catalog::put_model).delete(catalog::delete_model),
+        )
+        .route("/twins", get(catalog::list_twins).post(catalog::create_twin))
+        .route(
+            "/twins/{id}",
+            get(catalog::get_twin).put(catalog::put_twin).delete(catalog::delete_twin),
+        )
+        .route("/twins/{id}/children", get(catalog::children))
+        .route("/twins/{id}/readings", post(readings::post_readings))
+        .route("/twins/{id}/signals/{signal}/history", get(history::history))
+        .route("/readings", post(readings::post_bulk))
+        .route("/write", post(readings::write_lp))
+        .route("/stream", get(live::websocket))
+        .route("/events", get(live::sse));
+    Router::new()
+        .nest("/api/v1", api)
+        // InfluxDB compatibility: 1.x and 2.x write endpoints, ping, CREATE DATABASE.
+        .route("/write", post(readings::write_lp))
+        .route("/api/v2/write", post(readings::write_lp))
+        .route("/query", post(readings::influx_query).get(readings::influx_query))
+        .route("/ping", get(readings::influx_ping).head(readings::influx_ping))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

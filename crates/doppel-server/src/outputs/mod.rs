@@ -1,0 +1,3 @@
+//! Outputs: where engine events leave the process (WebSocket and SSE subscribers).
+
+pub mod live;
