@@ -28,10 +28,15 @@ pub(crate) fn load(dir: &Path) -> Result<Catalog, EngineError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Catalog::new()),
         Err(source) => return Err(EngineError::Persist { path: p, source }),
     };
-    let doc: CatalogDoc = serde_json::from_slice(&bytes)
-        .map_err(|e| EngineError::CatalogCorrupt { path: p.clone(), errors: e.to_string() })?;
-    Catalog::from_parts(doc.models, doc.twins)
-        .map_err(|e| EngineError::CatalogCorrupt { path: p, errors: e.to_string() })
+    let doc: CatalogDoc =
+        serde_json::from_slice(&bytes).map_err(|e| EngineError::CatalogCorrupt {
+            path: p.clone(),
+            errors: e.to_string(),
+        })?;
+    Catalog::from_parts(doc.models, doc.twins).map_err(|e| EngineError::CatalogCorrupt {
+        path: p,
+        errors: e.to_string(),
+    })
 }
 
 pub(crate) fn save(dir: &Path, catalog: &Catalog) -> Result<(), EngineError> {
@@ -40,10 +45,15 @@ pub(crate) fn save(dir: &Path, catalog: &Catalog) -> Result<(), EngineError> {
         models: catalog.models().map(|m| (**m).clone()).collect(),
         twins: catalog.twins().map(|t| (**t).clone()).collect(),
     };
-    let bytes = serde_json::to_vec_pretty(&doc)
-        .map_err(|e| EngineError::Persist { path: p.clone(), source: e.into() })?;
+    let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| EngineError::Persist {
+        path: p.clone(),
+        source: e.into(),
+    })?;
     let tmp = dir.join("catalog.json.tmp");
-    let io = |source| EngineError::Persist { path: p.clone(), source };
+    let io = |source| EngineError::Persist {
+        path: p.clone(),
+        source,
+    };
     let mut f = File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;
     f.sync_all().map_err(io)?;

@@ -34,7 +34,9 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         EngineConfig {
             data_dir: data_dir.into(),
             shards: (cpus * 2).clamp(2, 64),
@@ -122,14 +124,19 @@ impl Engine {
     /// Opens the data directory: loads the catalog, replays history, seeds twin state.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|source| EngineError::Persist { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| EngineError::Persist {
+            path: dir.clone(),
+            source,
+        })?;
         let catalog = catalog_file::load(&dir)?;
         let store_dir = dir.join("history");
         let opts = config.store.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(store_dir, opts))
             .await
-            .map_err(|e| EngineError::Persist { path: dir.clone(), source: std::io::Error::other(e) })??;
+            .map_err(|e| EngineError::Persist {
+                path: dir.clone(),
+                source: std::io::Error::other(e),
+            })??;
         let metrics = Metrics::new();
         let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
         let shards: Vec<_> = (0..config.shards.max(1))
@@ -154,9 +161,20 @@ impl Engine {
         let seeded = latest.len();
         for (twin, signal, p) in latest {
             let tx = &engine.shards[shard::shard_of(&twin, engine.shards.len())];
-            let _ = tx.send(ShardCmd::Seed { twin, signal, ts: p.ts, value: p.value }).await;
+            let _ = tx
+                .send(ShardCmd::Seed {
+                    twin,
+                    signal,
+                    ts: p.ts,
+                    value: p.value,
+                })
+                .await;
         }
-        tracing::info!(series = seeded, twins = engine.catalog().twin_count(), "engine open");
+        tracing::info!(
+            series = seeded,
+            twins = engine.catalog().twin_count(),
+            "engine open"
+        );
         Ok(engine)
     }
 
@@ -193,24 +211,46 @@ impl Engine {
         let validated = match self.catalog().validate_batch(batch, label) {
             Ok(v) => v,
             Err(e) => {
-                self.metrics.ingest_rejected.with_label_values(&[source.as_str(), "invalid"]).inc();
+                self.metrics
+                    .ingest_rejected
+                    .with_label_values(&[source.as_str(), "invalid"])
+                    .inc();
                 return Err(EngineError::Invalid(e));
             }
         };
         let readings = validated.readings.len();
         let points = validated.points();
         if points == 0 {
-            return Ok(IngestReceipt { readings, points, late: 0 });
+            return Ok(IngestReceipt {
+                readings,
+                points,
+                late: 0,
+            });
         }
         if let Err(e) = self.write_durably(&validated).await {
-            self.metrics.ingest_rejected.with_label_values(&[source.as_str(), "storage"]).inc();
+            self.metrics
+                .ingest_rejected
+                .with_label_values(&[source.as_str(), "storage"])
+                .inc();
             return Err(e);
         }
         let late = self.apply(validated).await?;
-        self.metrics.ingest_points.with_label_values(&[source.as_str()]).inc_by(points as u64);
-        self.metrics.ingest_readings.with_label_values(&[source.as_str()]).inc_by(readings as u64);
-        self.metrics.ingest_latency.observe(started.elapsed().as_secs_f64());
-        Ok(IngestReceipt { readings, points, late })
+        self.metrics
+            .ingest_points
+            .with_label_values(&[source.as_str()])
+            .inc_by(points as u64);
+        self.metrics
+            .ingest_readings
+            .with_label_values(&[source.as_str()])
+            .inc_by(readings as u64);
+        self.metrics
+            .ingest_latency
+            .observe(started.elapsed().as_secs_f64());
+        Ok(IngestReceipt {
+            readings,
+            points,
+            late,
+        })
     }
 
     async fn write_durably(&self, batch: &ValidatedBatch) -> Result<(), EngineError> {
@@ -304,7 +344,8 @@ impl Engine {
     }
 
     pub async fn delete_model(&self, id: &str) -> Result<(), EngineError> {
-        self.change_catalog(|c| c.delete_model(id).map(|_| ())).await
+        self.change_catalog(|c| c.delete_model(id).map(|_| ()))
+            .await
     }
 
     /// Creates or replaces a twin; returns true when it was created.
@@ -318,7 +359,8 @@ impl Engine {
 
     /// Deletes a twin with its history and state.
     pub async fn delete_twin(&self, id: &str) -> Result<(), EngineError> {
-        self.change_catalog(|c| c.delete_twin(id).map(|_| ())).await?;
+        self.change_catalog(|c| c.delete_twin(id).map(|_| ()))
+            .await?;
         let store = self.store.clone();
         let twin = id.to_string();
         tokio::task::spawn_blocking(move || store.delete_twin(&twin))
@@ -352,7 +394,9 @@ impl Engine {
         at: Option<Timestamp>,
     ) -> Result<TwinState, EngineError> {
         let catalog = self.catalog();
-        let twin = catalog.twin(id).ok_or_else(|| EngineError::TwinNotFound(id.to_string()))?;
+        let twin = catalog
+            .twin(id)
+            .ok_or_else(|| EngineError::TwinNotFound(id.to_string()))?;
         let model = catalog
             .model(&twin.model)
             .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(twin.model.clone())))?;
@@ -364,7 +408,9 @@ impl Engine {
                     .send(ShardCmd::Get { twin: key, reply })
                     .await
                     .map_err(|_| EngineError::ShuttingDown)?;
-                rx.await.map_err(|_| EngineError::ShuttingDown)?.unwrap_or_default()
+                rx.await
+                    .map_err(|_| EngineError::ShuttingDown)?
+                    .unwrap_or_default()
             }
             Some(t) => {
                 let store = self.store.clone();
@@ -408,8 +454,12 @@ impl Engine {
 
     fn check_signal(&self, twin: &str, signal: &str) -> Result<(), EngineError> {
         let c = self.catalog();
-        let t = c.twin(twin).ok_or_else(|| EngineError::TwinNotFound(twin.to_string()))?;
-        let known = c.model(&t.model).is_some_and(|m| m.signal(signal).is_some());
+        let t = c
+            .twin(twin)
+            .ok_or_else(|| EngineError::TwinNotFound(twin.to_string()))?;
+        let known = c
+            .model(&t.model)
+            .is_some_and(|m| m.signal(signal).is_some());
         if !known {
             return Err(EngineError::SignalNotFound {
                 twin: twin.to_string(),
@@ -430,9 +480,11 @@ impl Engine {
     ) -> Result<Vec<Point>, EngineError> {
         self.check_signal(twin, signal)?;
         let (store, twin, signal) = (self.store.clone(), twin.to_string(), signal.to_string());
-        Ok(tokio::task::spawn_blocking(move || store.range(&twin, &signal, from, to, limit))
-            .await
-            .map_err(|_| EngineError::ShuttingDown)??)
+        Ok(
+            tokio::task::spawn_blocking(move || store.range(&twin, &signal, from, to, limit))
+                .await
+                .map_err(|_| EngineError::ShuttingDown)??,
+        )
     }
 
     /// Aggregates of one signal per `step`-wide bucket.

@@ -20,7 +20,10 @@ pub enum EngineError {
     #[error("history: {0}")]
     Store(#[from] StoreError),
     #[error("could not persist {path}: {source}")]
-    Persist { path: PathBuf, source: std::io::Error },
+    Persist {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the catalog in {path} is invalid: {errors}")]
     CatalogCorrupt { path: PathBuf, errors: String },
     #[error("doppel is shutting down")]

@@ -39,7 +39,15 @@ impl Event {
         values: BTreeMap<Arc<str>, Value>,
         late: bool,
     ) -> Event {
-        Event { twin, model, time: format_ts(ts), ts, values, late, json: OnceLock::new() }
+        Event {
+            twin,
+            model,
+            time: format_ts(ts),
+            ts,
+            values,
+            late,
+            json: OnceLock::new(),
+        }
     }
 
     /// The event as JSON, serialized once however many subscribers send it.
@@ -62,10 +70,20 @@ impl EventFilter {
     /// Builds a filter from comma-separated lists as given in query strings.
     pub fn from_lists(twins: Option<&str>, models: Option<&str>, signals: Option<&str>) -> Self {
         let split = |s: Option<&str>| -> HashSet<String> {
-            s.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(String::from).collect())
-                .unwrap_or_default()
+            s.map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
         };
-        EventFilter { twins: split(twins), models: split(models), signals: split(signals) }
+        EventFilter {
+            twins: split(twins),
+            models: split(models),
+            signals: split(signals),
+        }
     }
 
     /// The event as this subscriber should see it: `None` when filtered out, the event itself
@@ -89,7 +107,13 @@ impl EventFilter {
         if values.is_empty() {
             return None;
         }
-        Some(Arc::new(Event::new(ev.twin.clone(), ev.model.clone(), ev.ts, values, ev.late)))
+        Some(Arc::new(Event::new(
+            ev.twin.clone(),
+            ev.model.clone(),
+            ev.ts,
+            values,
+            ev.late,
+        )))
     }
 }
 
@@ -110,7 +134,12 @@ impl Subscription {
         metrics: Metrics,
     ) -> Self {
         metrics.subscribers.inc();
-        Subscription { rx, filter, metrics, skipped: 0 }
+        Subscription {
+            rx,
+            filter,
+            metrics,
+            skipped: 0,
+        }
     }
 
     /// The next event that passes the filter; `None` when the bus is closed (shutdown).
@@ -154,9 +183,15 @@ mod tests {
         let f = EventFilter::from_lists(Some("p1, p2"), None, Some("b"));
         let e = f.apply(&ev()).unwrap();
         assert_eq!(e.values.len(), 1);
-        assert!(EventFilter::from_lists(Some("p3"), None, None).apply(&ev()).is_none());
-        assert!(EventFilter::from_lists(None, Some("motor"), None).apply(&ev()).is_none());
-        assert!(EventFilter::from_lists(None, None, Some("zz")).apply(&ev()).is_none());
+        assert!(EventFilter::from_lists(Some("p3"), None, None)
+            .apply(&ev())
+            .is_none());
+        assert!(EventFilter::from_lists(None, Some("motor"), None)
+            .apply(&ev())
+            .is_none());
+        assert!(EventFilter::from_lists(None, None, Some("zz"))
+            .apply(&ev())
+            .is_none());
         assert!(EventFilter::default().apply(&ev()).is_some());
         assert!(ev().json().contains("\"time\":\"1970-01-01T00:00:00Z\""));
     }

@@ -39,13 +39,18 @@ impl Metrics {
         )
         .unwrap_or_else(|_| unreachable_metric());
         let ingest_rejected = IntCounterVec::new(
-            Opts::new("ingest_rejected_total", "Ingest requests or messages refused"),
+            Opts::new(
+                "ingest_rejected_total",
+                "Ingest requests or messages refused",
+            ),
             &["source", "reason"],
         )
         .unwrap_or_else(|_| unreachable_metric());
         let ingest_latency = Histogram::with_opts(
             HistogramOpts::new("ingest_latency_seconds", "Validation to acknowledgement").buckets(
-                vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0],
+                vec![
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
             ),
         )
         .unwrap_or_else(|_| unreachable_metric());
@@ -61,9 +66,10 @@ impl Metrics {
         .unwrap_or_else(|_| unreachable_metric());
         let subscribers = IntGauge::new("live_subscribers", "Connected live subscribers")
             .unwrap_or_else(|_| unreachable_metric());
-        let twins = IntGauge::new("twins", "Twins in the catalog").unwrap_or_else(|_| unreachable_metric());
-        let models =
-            IntGauge::new("models", "Asset models in the catalog").unwrap_or_else(|_| unreachable_metric());
+        let twins =
+            IntGauge::new("twins", "Twins in the catalog").unwrap_or_else(|_| unreachable_metric());
+        let models = IntGauge::new("models", "Asset models in the catalog")
+            .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(ingest_points.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(ingest_readings.clone()),
@@ -124,7 +130,10 @@ mod tests {
         let m = super::Metrics::new();
         m.ingest_points.with_label_values(&["http"]).inc_by(3);
         let text = m.render();
-        assert!(text.contains("doppel_ingest_points_total{source=\"http\"} 3"), "{text}");
+        assert!(
+            text.contains("doppel_ingest_points_total{source=\"http\"} 3"),
+            "{text}"
+        );
         assert!(text.contains("doppel_live_subscribers 0"), "{text}");
     }
 }

@@ -18,11 +18,24 @@ pub(crate) type TwinLive = HashMap<Arc<str>, (Timestamp, Value)>;
 
 pub(crate) enum ShardCmd {
     /// Apply readings (already durable); answers how many were late.
-    Apply { readings: Vec<ValidatedReading>, done: oneshot::Sender<usize> },
+    Apply {
+        readings: Vec<ValidatedReading>,
+        done: oneshot::Sender<usize>,
+    },
     /// Seed state at startup from the store's last points (never moves state backwards).
-    Seed { twin: Arc<str>, signal: Arc<str>, ts: Timestamp, value: Value },
-    Get { twin: Arc<str>, reply: oneshot::Sender<Option<TwinLive>> },
-    Remove { twin: Arc<str> },
+    Seed {
+        twin: Arc<str>,
+        signal: Arc<str>,
+        ts: Timestamp,
+        value: Value,
+    },
+    Get {
+        twin: Arc<str>,
+        reply: oneshot::Sender<Option<TwinLive>>,
+    },
+    Remove {
+        twin: Arc<str>,
+    },
 }
 
 /// Index of the shard owning `twin`. Stable within a process (SipHash with fixed keys).
@@ -67,7 +80,12 @@ async fn run(
                 metrics.late_readings.inc_by(late_count as u64);
                 let _ = done.send(late_count);
             }
-            ShardCmd::Seed { twin, signal, ts, value } => {
+            ShardCmd::Seed {
+                twin,
+                signal,
+                ts,
+                value,
+            } => {
                 let live = twins.entry(twin).or_default();
                 apply(live, ts, &[(signal, value)]);
             }

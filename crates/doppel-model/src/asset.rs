@@ -123,14 +123,20 @@ impl AssetModel {
                 errs.push(format!("{p}.name"), m);
             }
             if !seen.insert(s.name.as_str()) {
-                errs.push(format!("{p}.name"), format!("duplicate signal `{}`", s.name));
+                errs.push(
+                    format!("{p}.name"),
+                    format!("duplicate signal `{}`", s.name),
+                );
             }
             let numeric = matches!(s.kind, ValueKind::Float | ValueKind::Int);
             for (field, v) in [("min", s.min), ("max", s.max)] {
                 match v {
                     Some(_) if !numeric => errs.push(
                         format!("{p}.{field}"),
-                        format!("only numeric signals have a normal range, this one is {}", s.kind),
+                        format!(
+                            "only numeric signals have a normal range, this one is {}",
+                            s.kind
+                        ),
                     ),
                     Some(x) if !x.is_finite() => {
                         errs.push(format!("{p}.{field}"), "must be a finite number")
@@ -151,7 +157,10 @@ impl AssetModel {
                 errs.push(format!("{p}.name"), m);
             }
             if !seen.insert(prop.name.as_str()) {
-                errs.push(format!("{p}.name"), format!("duplicate property `{}`", prop.name));
+                errs.push(
+                    format!("{p}.name"),
+                    format!("duplicate property `{}`", prop.name),
+                );
             }
         }
         let mut seen = HashSet::new();
@@ -161,7 +170,10 @@ impl AssetModel {
                 errs.push(format!("{p}.kind"), m);
             }
             if !seen.insert(r.kind.as_str()) {
-                errs.push(format!("{p}.kind"), format!("duplicate relation kind `{}`", r.kind));
+                errs.push(
+                    format!("{p}.kind"),
+                    format!("duplicate relation kind `{}`", r.kind),
+                );
             }
             if let Some(t) = &r.target_model {
                 if let Err(m) = validate_id(t) {
@@ -206,7 +218,16 @@ mod tests {
         m.signals[0].min = Some(100.0);
         let errs = m.validate().unwrap_err();
         let fields: Vec<_> = errs.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["id", "name", "signals[0].min", "signals[1].min", "signals[2].name"]);
+        assert_eq!(
+            fields,
+            [
+                "id",
+                "name",
+                "signals[0].min",
+                "signals[1].min",
+                "signals[2].name"
+            ]
+        );
     }
 
     #[test]

@@ -106,7 +106,12 @@ impl Catalog {
         self.twins
             .values()
             .filter(|t| filter.model.as_ref().is_none_or(|m| &t.model == m))
-            .filter(|t| filter.parent.as_ref().is_none_or(|p| t.parent.as_ref() == Some(p)))
+            .filter(|t| {
+                filter
+                    .parent
+                    .as_ref()
+                    .is_none_or(|p| t.parent.as_ref() == Some(p))
+            })
             .cloned()
             .collect()
     }
@@ -114,7 +119,11 @@ impl Catalog {
     pub fn children(&self, id: &str) -> Vec<Arc<Twin>> {
         self.children
             .get(id)
-            .map(|ids| ids.iter().filter_map(|c| self.twins.get(c).cloned()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|c| self.twins.get(c).cloned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -122,7 +131,9 @@ impl Catalog {
     /// (required properties, relation kinds in use).
     pub fn put_model(&mut self, model: AssetModel) -> Result<(), ModelError> {
         model.validate().map_err(ModelError::Invalid)?;
-        let old = self.models.insert(model.id.clone(), Arc::new(model.clone()));
+        let old = self
+            .models
+            .insert(model.id.clone(), Arc::new(model.clone()));
         let mut errs = ValidationErrors::new();
         for t in self.twins.values().filter(|t| t.model == model.id) {
             if let Err(e) = self.check_twin(t, false) {
@@ -157,7 +168,9 @@ impl Catalog {
                 example: first.id.clone(),
             });
         }
-        self.models.remove(id).ok_or_else(|| ModelError::ModelNotFound(id.to_string()))
+        self.models
+            .remove(id)
+            .ok_or_else(|| ModelError::ModelNotFound(id.to_string()))
     }
 
     /// Creates or replaces a twin after checking it against its model and the hierarchy.
@@ -183,7 +196,10 @@ impl Catalog {
             }
         }
         if let Some(p) = &twin.parent {
-            self.children.entry(p.clone()).or_default().insert(twin.id.clone());
+            self.children
+                .entry(p.clone())
+                .or_default()
+                .insert(twin.id.clone());
         }
         self.twins.insert(twin.id.clone(), Arc::new(twin));
         Ok(())
@@ -235,7 +251,10 @@ impl Catalog {
             } else if !self.twins.contains_key(p) {
                 errs.push("parent", format!("twin `{p}` does not exist"));
             } else if check_cycles && self.is_ancestor(&twin.id, p) {
-                errs.push("parent", format!("`{p}` is a descendant of `{}`: cycle", twin.id));
+                errs.push(
+                    "parent",
+                    format!("`{p}` is a descendant of `{}`: cycle", twin.id),
+                );
             }
         }
         if let Some(model) = model {
@@ -254,7 +273,10 @@ impl Catalog {
             }
             for spec in model.properties.iter().filter(|p| p.required) {
                 if !twin.properties.contains_key(&spec.name) {
-                    errs.push(format!("properties.{}", spec.name), "required property missing");
+                    errs.push(
+                        format!("properties.{}", spec.name),
+                        "required property missing",
+                    );
                 }
             }
             let mut seen = HashSet::new();
@@ -337,11 +359,17 @@ impl Catalog {
         let mut out = Vec::with_capacity(batch.readings.len());
         for (i, r) in batch.readings.into_iter().enumerate() {
             let Some(twin) = self.twins.get(&r.twin) else {
-                errs.push(format!("{}twin", label(i)), format!("twin `{}` does not exist", r.twin));
+                errs.push(
+                    format!("{}twin", label(i)),
+                    format!("twin `{}` does not exist", r.twin),
+                );
                 continue;
             };
             let Some(model) = self.models.get(&twin.model) else {
-                errs.push(format!("{}twin", label(i)), format!("model `{}` missing", twin.model));
+                errs.push(
+                    format!("{}twin", label(i)),
+                    format!("model `{}` missing", twin.model),
+                );
                 continue;
             };
             if r.values.is_empty() {
@@ -373,7 +401,8 @@ impl Catalog {
                 values,
             });
         }
-        errs.into_result().map(|()| ValidatedBatch { readings: out })
+        errs.into_result()
+            .map(|()| ValidatedBatch { readings: out })
     }
 }
 
@@ -401,7 +430,8 @@ mod tests {
         .unwrap();
         c.put_twin(twin("s1", "site", None)).unwrap();
         let mut p = twin("p1", "pump", Some("s1"));
-        p.properties.insert("serial".into(), Value::String("X1".into()));
+        p.properties
+            .insert("serial".into(), Value::String("X1".into()));
         c.put_twin(p).unwrap();
         c
     }
@@ -420,7 +450,10 @@ mod tests {
     #[test]
     fn model_in_use_cannot_be_deleted() {
         let mut c = catalog();
-        assert!(matches!(c.delete_model("pump"), Err(ModelError::ModelInUse { count: 1, .. })));
+        assert!(matches!(
+            c.delete_model("pump"),
+            Err(ModelError::ModelInUse { count: 1, .. })
+        ));
         c.delete_twin("p1").unwrap();
         c.delete_model("pump").unwrap();
     }
@@ -428,7 +461,10 @@ mod tests {
     #[test]
     fn parent_with_children_cannot_be_deleted() {
         let mut c = catalog();
-        assert!(matches!(c.delete_twin("s1"), Err(ModelError::TwinHasChildren { .. })));
+        assert!(matches!(
+            c.delete_twin("s1"),
+            Err(ModelError::TwinHasChildren { .. })
+        ));
         assert_eq!(c.children("s1").len(), 1);
     }
 
@@ -436,11 +472,20 @@ mod tests {
     fn twin_errors_are_all_reported() {
         let c = catalog();
         let mut t = twin("p2", "pump", Some("nope"));
-        t.properties.insert("colour".into(), Value::String("red".into()));
-        t.relations.push(Relation { kind: "powers".into(), target: "p1".into() });
-        t.relations.push(Relation { kind: "feeds".into(), target: "s1".into() });
+        t.properties
+            .insert("colour".into(), Value::String("red".into()));
+        t.relations.push(Relation {
+            kind: "powers".into(),
+            target: "p1".into(),
+        });
+        t.relations.push(Relation {
+            kind: "feeds".into(),
+            target: "s1".into(),
+        });
         let mut c2 = c.clone();
-        let Err(ModelError::Invalid(e)) = c2.put_twin(t) else { panic!("accepted") };
+        let Err(ModelError::Invalid(e)) = c2.put_twin(t) else {
+            panic!("accepted")
+        };
         let fields: Vec<_> = e.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -466,8 +511,19 @@ mod tests {
     #[test]
     fn batch_is_all_or_nothing() {
         let c = catalog();
-        let ok = Reading { twin: "p1".into(), ts: 1, values: vec![("temp".into(), Value::Int(70))] };
-        let v = c.validate_batch(Batch { readings: vec![ok.clone()] }, |_| String::new()).unwrap();
+        let ok = Reading {
+            twin: "p1".into(),
+            ts: 1,
+            values: vec![("temp".into(), Value::Int(70))],
+        };
+        let v = c
+            .validate_batch(
+                Batch {
+                    readings: vec![ok.clone()],
+                },
+                |_| String::new(),
+            )
+            .unwrap();
         assert_eq!(v.readings[0].values[0].1, Value::Float(70.0));
 
         let bad = Reading {
@@ -479,12 +535,29 @@ mod tests {
                 ("cycles".into(), Value::String("x".into())),
             ],
         };
-        let ghost = Reading { twin: "ghost".into(), ts: 2, values: vec![] };
+        let ghost = Reading {
+            twin: "ghost".into(),
+            ts: 2,
+            values: vec![],
+        };
         let e = c
-            .validate_batch(Batch { readings: vec![ok, bad, ghost] }, |i| format!("[{i}]."))
+            .validate_batch(
+                Batch {
+                    readings: vec![ok, bad, ghost],
+                },
+                |i| format!("[{i}]."),
+            )
             .unwrap_err();
         let fields: Vec<_> = e.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["[1].values.on", "[1].values.nope", "[1].values.cycles", "[2].twin"]);
+        assert_eq!(
+            fields,
+            [
+                "[1].values.on",
+                "[1].values.nope",
+                "[1].values.cycles",
+                "[2].twin"
+            ]
+        );
     }
 
     #[test]

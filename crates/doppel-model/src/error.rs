@@ -23,7 +23,10 @@ impl ValidationErrors {
     }
 
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -73,9 +76,17 @@ pub enum ModelError {
     #[error("twin `{0}` not found")]
     TwinNotFound(String),
     #[error("model `{model}` is used by {count} twin(s), e.g. `{example}`; delete them first")]
-    ModelInUse { model: String, count: usize, example: String },
+    ModelInUse {
+        model: String,
+        count: usize,
+        example: String,
+    },
     #[error("twin `{twin}` has {count} child twin(s), e.g. `{example}`; delete them first")]
-    TwinHasChildren { twin: String, count: usize, example: String },
+    TwinHasChildren {
+        twin: String,
+        count: usize,
+        example: String,
+    },
     #[error("{kind} `{id}` already exists")]
     AlreadyExists { kind: &'static str, id: String },
 }

@@ -20,7 +20,9 @@ pub fn validate_id(id: &str) -> Result<(), String> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
     {
-        return Err(format!("contains {c:?}; allowed are letters, digits and _ - . :"));
+        return Err(format!(
+            "contains {c:?}; allowed are letters, digits and _ - . :"
+        ));
     }
     Ok(())
 }
@@ -39,7 +41,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_ids() {
-        for id in ["", ".hidden", "with space", "slash/x", "plus+", "hash#", &"x".repeat(129)] {
+        for id in [
+            "",
+            ".hidden",
+            "with space",
+            "slash/x",
+            "plus+",
+            "hash#",
+            &"x".repeat(129),
+        ] {
             assert!(validate_id(id).is_err(), "{id}");
         }
     }

@@ -18,6 +18,6 @@ pub use catalog::{Catalog, TwinFilter};
 pub use error::{FieldError, ModelError, ValidationErrors};
 pub use id::validate_id;
 pub use reading::{Batch, Reading, ValidatedBatch, ValidatedReading};
-pub use time::{format_ts, from_epoch_ms, parse_time, Precision, Timestamp, TimeParseError};
+pub use time::{format_ts, from_epoch_ms, parse_time, Precision, TimeParseError, Timestamp};
 pub use twin::{Relation, Twin};
 pub use value::{Value, ValueKind};

@@ -8,7 +8,9 @@ pub type Timestamp = i64;
 
 /// Why a time could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unparsable time {input:?}: expected RFC 3339 (2026-01-31T12:00:00Z) or epoch milliseconds")]
+#[error(
+    "unparsable time {input:?}: expected RFC 3339 (2026-01-31T12:00:00Z) or epoch milliseconds"
+)]
 pub struct TimeParseError {
     pub input: String,
 }
@@ -16,7 +18,9 @@ pub struct TimeParseError {
 /// Reads a time given by a user: RFC 3339 (`2026-01-31T12:00:00.5+01:00`) or integer epoch
 /// milliseconds (`1769860800000`). Out-of-range values are errors, never wrapped.
 pub fn parse_time(input: &str) -> Result<Timestamp, TimeParseError> {
-    let err = || TimeParseError { input: input.chars().take(64).collect() };
+    let err = || TimeParseError {
+        input: input.chars().take(64).collect(),
+    };
     let s = input.trim();
     if let Ok(ms) = s.parse::<i64>() {
         return ms.checked_mul(1_000_000).ok_or_else(err);
@@ -77,7 +81,10 @@ mod tests {
     fn parses_both_forms() {
         assert_eq!(parse_time("1000").unwrap(), 1_000_000_000);
         assert_eq!(parse_time("1970-01-01T00:00:01Z").unwrap(), 1_000_000_000);
-        assert_eq!(parse_time("1970-01-01T01:00:01+01:00").unwrap(), 1_000_000_000);
+        assert_eq!(
+            parse_time("1970-01-01T01:00:01+01:00").unwrap(),
+            1_000_000_000
+        );
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("9223372036854775807").is_err());
     }

@@ -123,13 +123,18 @@ mod tests {
 
     #[test]
     fn coercion_rules() {
-        assert_eq!(Value::Int(3).coerce(ValueKind::Float), Ok(Value::Float(3.0)));
+        assert_eq!(
+            Value::Int(3).coerce(ValueKind::Float),
+            Ok(Value::Float(3.0))
+        );
         assert_eq!(Value::Float(3.0).coerce(ValueKind::Int), Ok(Value::Int(3)));
         assert!(Value::Float(3.5).coerce(ValueKind::Int).is_err());
         assert!(Value::Bool(true).coerce(ValueKind::Float).is_err());
         assert!(Value::String("1".into()).coerce(ValueKind::Float).is_err());
         assert!(Value::Float(f64::NAN).coerce(ValueKind::Float).is_err());
-        assert!(Value::Float(f64::INFINITY).coerce(ValueKind::Float).is_err());
+        assert!(Value::Float(f64::INFINITY)
+            .coerce(ValueKind::Float)
+            .is_err());
     }
 
     #[test]
