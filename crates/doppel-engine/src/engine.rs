@@ -500,6 +500,24 @@ impl Engine {
         self.check_signal(twin, signal)?;
         let (store, twin, signal) = (self.store.clone(), twin.to_string(), signal.to_string());
         Ok(tokio::task::spawn_blocking(move || {
+            // Open ends (no `from` / `to`) mean "all the data": clamp them to the series'
+            // first and last points so the bucket count reflects the data, not i64's range.
+            let from = if from == Timestamp::MIN {
+                match store.range(&twin, &signal, from, to, 1)?.first() {
+                    Some(p) => p.ts,
+                    None => return Ok(Vec::new()),
+                }
+            } else {
+                from
+            };
+            let to = if to == Timestamp::MAX {
+                match store.last(&twin, &signal) {
+                    Some(p) => p.ts.saturating_add(1).max(from),
+                    None => return Ok(Vec::new()),
+                }
+            } else {
+                to
+            };
             store.downsample(&twin, &signal, from, to, step, agg)
         })
         .await

@@ -17,7 +17,11 @@ use crate::ingest::{json, line_protocol};
 use crate::{now_ns, AppState};
 
 fn rejected(s: &AppState, source: IngestSource, errs: ValidationErrors) -> ApiError {
-    s.engine.metrics().ingest_rejected.with_label_values(&[source.as_str(), "decode"]).inc();
+    s.engine
+        .metrics()
+        .ingest_rejected
+        .with_label_values(&[source.as_str(), "decode"])
+        .inc();
     ApiError::invalid(errs)
 }
 
@@ -34,13 +38,29 @@ pub async fn post_readings(
     body: Bytes,
 ) -> ApiResult<Json<IngestReceipt>> {
     if s.engine.catalog().twin(&id).is_none() {
-        s.engine.metrics().ingest_rejected.with_label_values(&["http", "unknown_twin"]).inc();
+        s.engine
+            .metrics()
+            .ingest_rejected
+            .with_label_values(&["http", "unknown_twin"])
+            .inc();
         return Err(ApiError::not_found(format!("twin `{id}` not found")));
     }
-    let batch = json::decode_for_twin(&body, &id, now_ns())
-        .map_err(|e| rejected(&s, IngestSource::Http, e))?;
-    let receipt =
-        s.engine.ingest(batch, IngestSource::Http, json::label(json::is_array(&body))).await?;
+    let now = now_ns();
+    let batch = json::decode_for_twin(&body, &id, now).map_err(|_| {
+        rejected(
+            &s,
+            IngestSource::Http,
+            json::explain(&body, Some(&id), now, &s.engine.catalog()),
+        )
+    })?;
+    let receipt = s
+        .engine
+        .ingest(
+            batch,
+            IngestSource::Http,
+            json::label(json::is_array(&body)),
+        )
+        .await?;
     Ok(Json(receipt))
 }
 
@@ -54,10 +74,22 @@ pub async fn post_bulk(
     State(s): State<AppState>,
     body: Bytes,
 ) -> ApiResult<Json<IngestReceipt>> {
-    let batch =
-        json::decode_bulk(&body, now_ns()).map_err(|e| rejected(&s, IngestSource::Http, e))?;
-    let receipt =
-        s.engine.ingest(batch, IngestSource::Http, json::label(json::is_array(&body))).await?;
+    let now = now_ns();
+    let batch = json::decode_bulk(&body, now).map_err(|_| {
+        rejected(
+            &s,
+            IngestSource::Http,
+            json::explain(&body, None, now, &s.engine.catalog()),
+        )
+    })?;
+    let receipt = s
+        .engine
+        .ingest(
+            batch,
+            IngestSource::Http,
+            json::label(json::is_array(&body)),
+        )
+        .await?;
     Ok(Json(receipt))
 }
 
@@ -82,15 +114,18 @@ pub async fn write_lp(
 ) -> ApiResult<impl IntoResponse> {
     let precision = match q.precision.as_deref() {
         None | Some("") => Precision::Nanoseconds,
-        Some(p) => Precision::parse(p)
-            .ok_or_else(|| ApiError::field("precision", format!("`{p}` is not one of ns, us, ms, s")))?,
+        Some(p) => Precision::parse(p).ok_or_else(|| {
+            ApiError::field("precision", format!("`{p}` is not one of ns, us, ms, s"))
+        })?,
     };
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::field("body", format!("not UTF-8: {e}")))?;
     let decoded = line_protocol::decode(text, precision, now_ns())
         .map_err(|e| rejected(&s, IngestSource::LineProtocol, e))?;
     let label = decoded.label();
-    s.engine.ingest(decoded.batch.clone(), IngestSource::LineProtocol, label).await?;
+    s.engine
+        .ingest(decoded.batch.clone(), IngestSource::LineProtocol, label)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,14 +137,17 @@ pub async fn influx_query(
     Query(q): Query<std::collections::HashMap<String, String>>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let form: Vec<(String, String)> =
-        url_form(std::str::from_utf8(&body).unwrap_or_default());
+    let form: Vec<(String, String)> = url_form(std::str::from_utf8(&body).unwrap_or_default());
     let stmt = q
         .get("q")
         .cloned()
         .or_else(|| form.into_iter().find(|(k, _)| k == "q").map(|(_, v)| v))
         .unwrap_or_default();
-    if stmt.trim_start().to_ascii_uppercase().starts_with("CREATE DATABASE") {
+    if stmt
+        .trim_start()
+        .to_ascii_uppercase()
+        .starts_with("CREATE DATABASE")
+    {
         return Ok(Json(serde_json::json!({"results": [{"statement_id": 0}]})));
     }
     Err(ApiError::field(
@@ -120,7 +158,10 @@ pub async fn influx_query(
 
 /// InfluxDB's `/ping`, which clients call to check the server.
 pub async fn influx_ping() -> impl IntoResponse {
-    (StatusCode::NO_CONTENT, [("X-Influxdb-Version", "1.8-doppel")])
+    (
+        StatusCode::NO_CONTENT,
+        [("X-Influxdb-Version", "1.8-doppel")],
+    )
 }
 
 fn url_form(s: &str) -> Vec<(String, String)> {

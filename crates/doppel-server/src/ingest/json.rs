@@ -2,7 +2,7 @@
 //! `{"ts": <RFC 3339 | epoch ms>, "values": {"signal": value, ...}}` or an array of those.
 //! `ts` is optional (the server's time is used). The bulk form adds `"twin"` to each reading.
 
-use doppel_model::{parse_time, Batch, Reading, Timestamp, ValidationErrors, Value};
+use doppel_model::{parse_time, Batch, Catalog, Reading, Timestamp, ValidationErrors, Value};
 use serde_json::Value as Json;
 
 /// Most readings accepted in one document.
@@ -21,7 +21,13 @@ pub fn decode_bulk(body: &[u8], now: Timestamp) -> Result<Batch, ValidationError
 
 /// Field-path prefix of reading `i` in a document that was (or was not) an array.
 pub fn label(is_array: bool) -> impl Fn(usize) -> String {
-    move |i| if is_array { format!("[{i}].") } else { String::new() }
+    move |i| {
+        if is_array {
+            format!("[{i}].")
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// Whether the document is a JSON array (its first non-blank byte is `[`).
@@ -29,13 +35,54 @@ pub fn is_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
+/// Every problem of a refused document: the decoding errors plus what the catalog finds in
+/// the readings that did decode (unknown signals, wrong kinds), so a user fixes all at once.
+/// Called only after decoding failed, so the happy path validates once.
+pub fn explain(
+    body: &[u8],
+    twin: Option<&str>,
+    now: Timestamp,
+    catalog: &Catalog,
+) -> ValidationErrors {
+    let (partial, mut errs) = decode_partial(body, twin, now);
+    if let Err(more) = catalog.validate_batch(partial, label(is_array(body))) {
+        for e in more.errors {
+            let dup = errs.errors.iter().any(|x| x.field == e.field);
+            // A reading whose values all failed to decode is reported once, not also as empty.
+            let empty = e.field.ends_with("values") && e.message == "no values";
+            if !dup && !empty {
+                errs.errors.push(e);
+            }
+        }
+        errs.errors
+            .sort_by(|a, b| field_order(&a.field).cmp(&field_order(&b.field)));
+    }
+    errs
+}
+
+/// Sorts errors by reading index, then by field, so they read in document order.
+fn field_order(f: &str) -> (usize, &str) {
+    let idx = f
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or(0);
+    (idx, f)
+}
+
 fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, ValidationErrors> {
+    let (batch, errs) = decode_partial(body, twin, now);
+    errs.into_result().map(|()| batch)
+}
+
+/// Decodes what it can: the readings that decoded (with their good values) and the errors.
+fn decode_partial(body: &[u8], twin: Option<&str>, now: Timestamp) -> (Batch, ValidationErrors) {
     let mut errs = ValidationErrors::new();
     let doc: Json = match serde_json::from_slice(body) {
         Ok(d) => d,
         Err(e) => {
             errs.push("body", format!("not valid JSON: {e}"));
-            return Err(errs);
+            return (Batch::default(), errs);
         }
     };
     let (items, array) = match doc {
@@ -43,16 +90,22 @@ fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, Vali
         obj @ Json::Object(_) => (vec![obj], false),
         _ => {
             errs.push("body", "expected a reading object or an array of readings");
-            return Err(errs);
+            return (Batch::default(), errs);
         }
     };
     if items.is_empty() {
         errs.push("body", "no readings");
-        return Err(errs);
+        return (Batch::default(), errs);
     }
     if items.len() > MAX_READINGS {
-        errs.push("body", format!("{} readings; at most {MAX_READINGS} per request", items.len()));
-        return Err(errs);
+        errs.push(
+            "body",
+            format!(
+                "{} readings; at most {MAX_READINGS} per request",
+                items.len()
+            ),
+        );
+        return (Batch::default(), errs);
     }
     let prefix = label(array);
     let mut readings = Vec::with_capacity(items.len());
@@ -81,19 +134,28 @@ fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, Vali
                             .map(|ms| (ms * 1e6).round() as i64)
                     });
                 if t.is_none() {
-                    errs.push(format!("{p}ts"), format!("epoch milliseconds {n} out of range"));
+                    errs.push(
+                        format!("{p}ts"),
+                        format!("epoch milliseconds {n} out of range"),
+                    );
                 }
                 t
             }
             Some(_) => {
-                errs.push(format!("{p}ts"), "expected RFC 3339 text or epoch milliseconds");
+                errs.push(
+                    format!("{p}ts"),
+                    "expected RFC 3339 text or epoch milliseconds",
+                );
                 None
             }
         };
         let twin_id = match twin {
             Some(t) => {
                 if obj.remove("twin").is_some_and(|v| v.as_str() != Some(t)) {
-                    errs.push(format!("{p}twin"), format!("does not match the twin `{t}` addressed"));
+                    errs.push(
+                        format!("{p}twin"),
+                        format!("does not match the twin `{t}` addressed"),
+                    );
                 }
                 Some(t.to_string())
             }
@@ -111,6 +173,7 @@ fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, Vali
         };
         let values = match obj.remove("values") {
             Some(Json::Object(map)) => {
+                let map_was_empty = map.is_empty();
                 let mut vals = Vec::with_capacity(map.len());
                 for (name, v) in map {
                     match Value::from_json(&v) {
@@ -118,7 +181,7 @@ fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, Vali
                         Err(m) => errs.push(format!("{p}values.{name}"), m),
                     }
                 }
-                if vals.is_empty() && errs.is_empty() {
+                if map_was_empty {
                     errs.push(format!("{p}values"), "no values");
                 }
                 vals
@@ -135,11 +198,16 @@ fn decode(body: &[u8], twin: Option<&str>, now: Timestamp) -> Result<Batch, Vali
         for k in obj.keys() {
             errs.push(format!("{p}{k}"), "unknown field (expected ts, values)");
         }
-        if let (Some(ts), Some(twin)) = (ts, twin_id) {
-            readings.push(Reading { twin, ts, values });
+        // A bad `ts` still lets the values be checked against the model (with a stand-in time).
+        if let Some(twin) = twin_id {
+            readings.push(Reading {
+                twin,
+                ts: ts.unwrap_or(now),
+                values,
+            });
         }
     }
-    errs.into_result().map(|()| Batch { readings })
+    (Batch { readings }, errs)
 }
 
 #[cfg(test)]
@@ -154,8 +222,12 @@ mod tests {
 
     #[test]
     fn single_and_array() {
-        let b = decode_for_twin(br#"{"ts": 1000, "values": {"t": 71.2, "on": true}}"#, "p1", 5)
-            .unwrap();
+        let b = decode_for_twin(
+            br#"{"ts": 1000, "values": {"t": 71.2, "on": true}}"#,
+            "p1",
+            5,
+        )
+        .unwrap();
         assert_eq!(b.readings[0].ts, 1_000_000_000);
         assert_eq!(b.readings[0].values.len(), 2);
         let b = decode_for_twin(
@@ -173,12 +245,40 @@ mod tests {
         let e = decode_for_twin(br#"{"ts": "noon", "values": {"t": null}, "x": 1}"#, "p", 0)
             .unwrap_err();
         assert_eq!(fields(e), ["ts", "values.t", "x"]);
-        let e = decode_for_twin(br#"[{"values": {"t": 1}}, {"ts": true, "values": 3}]"#, "p", 0)
-            .unwrap_err();
+        let e = decode_for_twin(
+            br#"[{"values": {"t": 1}}, {"ts": true, "values": 3}]"#,
+            "p",
+            0,
+        )
+        .unwrap_err();
         assert_eq!(fields(e), ["[1].ts", "[1].values"]);
         assert_eq!(fields(decode_for_twin(b"{", "p", 0).unwrap_err()), ["body"]);
-        assert_eq!(fields(decode_for_twin(b"[]", "p", 0).unwrap_err()), ["body"]);
-        assert_eq!(fields(decode_bulk(br#"[{"values": {"t": 1}}]"#, 0).unwrap_err()), ["[0].twin"]);
+        assert_eq!(
+            fields(decode_for_twin(b"[]", "p", 0).unwrap_err()),
+            ["body"]
+        );
+        assert_eq!(
+            fields(decode_bulk(br#"[{"values": {"t": 1}}]"#, 0).unwrap_err()),
+            ["[0].twin"]
+        );
+    }
+
+    #[test]
+    fn explain_reports_decode_and_model_errors_together() {
+        let mut c = Catalog::new();
+        c.put_model(
+            serde_json::from_value(serde_json::json!({
+                "id": "m", "name": "M", "signals": [{"name": "t"}, {"name": "on", "kind": "bool"}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        c.put_twin(serde_json::from_value(serde_json::json!({"id": "p", "model": "m"})).unwrap())
+            .unwrap();
+        let body = br#"{"ts": "noon", "values": {"t": "hot", "zz": 1, "on": null}}"#;
+        assert!(decode_for_twin(body, "p", 0).is_err());
+        let e = explain(body, Some("p"), 0, &c);
+        assert_eq!(fields(e), ["ts", "values.on", "values.t", "values.zz"]);
     }
 
     proptest! {
