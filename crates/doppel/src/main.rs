@@ -1,1 +1,44 @@
-fn main() {}
+//! The doppel binary: parses flags into typed configs and calls into the library crates.
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+
+/// doppel: a real-time digital-twin engine.
+///
+/// Models and twins in a hierarchy, readings over MQTT / HTTP / InfluxDB line protocol,
+/// durable history, live push, token security: one binary.
+#[derive(Debug, Parser)]
+#[command(name = "doppel", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server: HTTP API, live push and the embedded MQTT broker.
+    Serve(commands::serve::ServeArgs),
+    /// Manage API and MQTT tokens in the data directory.
+    #[command(subcommand)]
+    Token(commands::token::TokenCommand),
+    /// Measure a running server: load generators.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Token(cmd) => commands::token::run(cmd),
+        Command::Bench(cmd) => commands::bench::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -112,7 +112,7 @@ fn decode_partial(body: &[u8], twin: Option<&str>, now: Timestamp) -> (Batch, Va
     for (i, item) in items.into_iter().enumerate() {
         let p = prefix(i);
         let Json::Object(mut obj) = item else {
-            errs.push(format!("{p}"), "expected an object");
+            errs.push(p.trim_end_matches('.').to_string(), "expected an object");
             continue;
         };
         let ts = match obj.remove("ts") {

@@ -31,7 +31,11 @@ pub struct StreamQuery {
 
 impl StreamQuery {
     fn filter(&self) -> EventFilter {
-        EventFilter::from_lists(self.twin.as_deref(), self.model.as_deref(), self.signal.as_deref())
+        EventFilter::from_lists(
+            self.twin.as_deref(),
+            self.model.as_deref(),
+            self.signal.as_deref(),
+        )
     }
 }
 
@@ -116,7 +120,7 @@ pub async fn sse(
                     .data(lagged_json(sub.skipped - reported))));
                 reported = sub.skipped;
             }
-            out.push(Ok(SseEvent::default().event("reading").data(ev.json().to_string())));
+            out.push(Ok(SseEvent::default().event("reading").data(&*ev.json())));
             Some((futures::stream::iter(out), (sub, reported)))
         }
     })

@@ -1,0 +1,347 @@
+//! `doppel bench ingest`: a load generator that drives a running doppel (or any server that
+//! speaks the same protocols) and reports throughput and latency percentiles.
+//!
+//! It creates a model with `--signals` float signals and `--twins` twins (needs an admin
+//! token), then for `--duration` sends batches of `--batch` readings from `--concurrency`
+//! workers over one protocol: doppel's HTTP JSON, InfluxDB line protocol, or MQTT QoS 1.
+//! Each request or message counts only when acknowledged (HTTP 2xx / PUBACK).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use serde_json::json;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drive ingest and report acknowledged points per second.
+    Ingest(IngestArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// POST /api/v1/readings (doppel JSON, bulk form).
+    Http,
+    /// POST /api/v1/write (InfluxDB line protocol).
+    Lp,
+    /// PUBLISH QoS 1 to doppel/twins/{id}/readings.
+    Mqtt,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    #[arg(long, value_enum, default_value = "lp")]
+    pub protocol: Protocol,
+    /// Base URL of the HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// MQTT broker address (host:port).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub mqtt: String,
+    /// Admin token (creates the bench model and twins).
+    #[arg(long, env = "DOPPEL_TOKEN")]
+    pub token: String,
+    #[arg(long, default_value_t = 100)]
+    pub twins: usize,
+    #[arg(long, default_value_t = 10)]
+    pub signals: usize,
+    /// Readings per request (HTTP) or per message (MQTT). Points = readings × signals.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// How long to send, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Skip creating the model and twins (they exist).
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        BenchCommand::Ingest(args) => rt.block_on(ingest(args)),
+    }
+}
+
+struct Stats {
+    points: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    latency_us: Mutex<Histogram<u64>>,
+}
+
+fn twin_id(i: usize) -> String {
+    format!("bench-{i:05}")
+}
+
+async fn setup(client: &reqwest::Client, a: &IngestArgs) -> anyhow::Result<()> {
+    let signals: Vec<_> = (0..a.signals)
+        .map(|s| json!({"name": format!("s{s}"), "unit": "u"}))
+        .collect();
+    let model = json!({"id": "bench", "name": "Load generator model", "signals": signals});
+    let r = client
+        .put(format!("{}/api/v1/models/bench", a.url))
+        .bearer_auth(&a.token)
+        .json(&model)
+        .send()
+        .await
+        .context("connecting to the server")?;
+    if !r.status().is_success() {
+        bail!(
+            "creating the bench model: {} {}",
+            r.status(),
+            r.text().await.unwrap_or_default()
+        );
+    }
+    for i in 0..a.twins {
+        let r = client
+            .put(format!("{}/api/v1/twins/{}", a.url, twin_id(i)))
+            .bearer_auth(&a.token)
+            .json(&json!({"id": twin_id(i), "model": "bench"}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("creating twin {}: {}", twin_id(i), r.status());
+        }
+    }
+    Ok(())
+}
+
+/// Timestamps: each worker owns a disjoint range, so no two readings collide.
+fn base_ts(worker: usize) -> i64 {
+    1_700_000_000_000_000_000 + worker as i64 * 1_000_000_000_000_000
+}
+
+fn lp_body(a: &IngestArgs, worker: usize, seq: &mut i64) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(a.batch * (20 + a.signals * 12));
+    for r in 0..a.batch {
+        *seq += 1;
+        let twin = twin_id((worker * 7919 + r) % a.twins);
+        let _ = write!(s, "{twin} ");
+        for k in 0..a.signals {
+            let v = 50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01;
+            let _ = write!(s, "{}s{k}={v}", if k == 0 { "" } else { "," });
+        }
+        let _ = writeln!(s, " {}", base_ts(worker) + *seq * 1_000_000);
+    }
+    s
+}
+
+fn json_readings(a: &IngestArgs, worker: usize, seq: &mut i64, twin: Option<&str>) -> String {
+    let mut out = Vec::with_capacity(a.batch);
+    for r in 0..a.batch {
+        *seq += 1;
+        let mut values = serde_json::Map::new();
+        for k in 0..a.signals {
+            values.insert(
+                format!("s{k}"),
+                json!(50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01),
+            );
+        }
+        let ts_ms = (base_ts(worker) / 1_000_000) + *seq;
+        let mut o = json!({"ts": ts_ms, "values": values});
+        if twin.is_none() {
+            o["twin"] = json!(twin_id((worker * 7919 + r) % a.twins));
+        }
+        out.push(o);
+    }
+    serde_json::to_string(&out).unwrap_or_default()
+}
+
+#[allow(clippy::print_stdout)]
+async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency * 2)
+        .build()?;
+    if !a.no_setup {
+        setup(&client, &a).await?;
+    }
+    let stats = Arc::new(Stats {
+        points: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        latency_us: Mutex::new(Histogram::new(3)?),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..a.concurrency {
+        let (a, stats, stop, client) = (a.clone(), stats.clone(), stop.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            match a.protocol {
+                Protocol::Http | Protocol::Lp => http_worker(&a, w, &client, &stats, &stop).await,
+                Protocol::Mqtt => mqtt_worker(&a, w, &stats, &stop).await,
+            }
+        }));
+    }
+    let mut last = 0;
+    while started.elapsed() < a.duration {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let p = stats.points.load(Ordering::Relaxed);
+        println!(
+            "{:>5.1}s  {:>12} points/s",
+            started.elapsed().as_secs_f64(),
+            p - last
+        );
+        last = p;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if let Ok(Err(e)) = t.await {
+            println!("worker error: {e:#}");
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let points = stats.points.load(Ordering::Relaxed);
+    let h = stats.latency_us.lock();
+    println!(
+        "{}",
+        json!({
+            "protocol": format!("{:?}", a.protocol).to_lowercase(),
+            "twins": a.twins, "signals": a.signals, "batch": a.batch, "concurrency": a.concurrency,
+            "seconds": (secs * 100.0).round() / 100.0,
+            "points": points,
+            "points_per_sec": (points as f64 / secs).round(),
+            "requests": stats.requests.load(Ordering::Relaxed),
+            "errors": stats.errors.load(Ordering::Relaxed),
+            "latency_ms": {
+                "p50": h.value_at_quantile(0.5) as f64 / 1000.0,
+                "p99": h.value_at_quantile(0.99) as f64 / 1000.0,
+                "max": h.max() as f64 / 1000.0,
+            }
+        })
+    );
+    Ok(())
+}
+
+async fn http_worker(
+    a: &IngestArgs,
+    w: usize,
+    client: &reqwest::Client,
+    stats: &Stats,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let mut seq = 0i64;
+    while !stop.load(Ordering::Relaxed) {
+        let (url, body, ctype) = match a.protocol {
+            Protocol::Lp => (
+                format!("{}/api/v1/write?precision=ns", a.url),
+                lp_body(a, w, &mut seq),
+                "text/plain",
+            ),
+            _ => (
+                format!("{}/api/v1/readings", a.url),
+                json_readings(a, w, &mut seq, None),
+                "application/json",
+            ),
+        };
+        let t = Instant::now();
+        let r = client
+            .post(url)
+            .bearer_auth(&a.token)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await;
+        let ok = matches!(&r, Ok(resp) if resp.status().is_success());
+        if ok {
+            stats
+                .points
+                .fetch_add((a.batch * a.signals) as u64, Ordering::Relaxed);
+            let _ = stats
+                .latency_us
+                .lock()
+                .record(t.elapsed().as_micros() as u64);
+        } else {
+            let n = stats.errors.fetch_add(1, Ordering::Relaxed);
+            if n == 0 {
+                match r {
+                    Ok(resp) => eprintln!(
+                        "first error: {} {}",
+                        resp.status(),
+                        resp.text().await.unwrap_or_default()
+                    ),
+                    Err(e) => eprintln!("first error: {e}"),
+                }
+            }
+        }
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+async fn mqtt_worker(
+    a: &IngestArgs,
+    w: usize,
+    stats: &Stats,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let (host, port) = a
+        .mqtt
+        .rsplit_once(':')
+        .context("--mqtt must be host:port")?;
+    let mut opts = MqttOptions::new(format!("doppel-bench-{w}"), host, port.parse()?);
+    opts.set_credentials("token", a.token.clone());
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(64 * 1024 * 1024, 64 * 1024 * 1024);
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    let mut seq = 0i64;
+    // One message in flight per worker: its PUBACK (durable) releases the next, so latency
+    // is the real ack latency and concurrency is the worker count.
+    let mut pending: Option<Instant> = None;
+    loop {
+        if pending.is_none() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let twin = twin_id(w % a.twins);
+            let body = json_readings(a, w, &mut seq, Some(&twin));
+            client
+                .publish(
+                    format!("doppel/twins/{twin}/readings"),
+                    QoS::AtLeastOnce,
+                    false,
+                    body,
+                )
+                .await?;
+            pending = Some(Instant::now());
+        }
+        match tokio::time::timeout(Duration::from_secs(30), events.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                if let Some(t) = pending.take() {
+                    stats
+                        .points
+                        .fetch_add((a.batch * a.signals) as u64, Ordering::Relaxed);
+                    stats.requests.fetch_add(1, Ordering::Relaxed);
+                    let _ = stats
+                        .latency_us
+                        .lock()
+                        .record(t.elapsed().as_micros() as u64);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::ConnAck(c))))
+                if c.code != rumqttc::ConnectReturnCode::Success =>
+            {
+                bail!("MQTT connection refused: {:?}", c.code);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                bail!("MQTT: {e}");
+            }
+            Err(_) => bail!("no PUBACK within 30 s"),
+        }
+    }
+    let _ = client.disconnect().await;
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! One module per subcommand.
+
+pub mod bench;
+pub mod serve;
+pub mod token;
+
+use std::path::PathBuf;
+
+/// The data directory flag shared by every command that touches stored state.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataDir {
+    /// Directory holding the catalog, history and tokens.
+    #[arg(
+        long = "data-dir",
+        env = "DOPPEL_DATA_DIR",
+        default_value = "./doppel-data"
+    )]
+    pub path: PathBuf,
+}

@@ -1,0 +1,154 @@
+//! `doppel serve`: opens the data directory, starts the HTTP API and the MQTT broker, and
+//! shuts down in order on Ctrl-C or SIGTERM: stop accepting input, let in-flight requests
+//! finish, stop the broker, close the store (final fsync).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use doppel_engine::{Engine, EngineConfig};
+use doppel_server::ingest::mqtt::MqttBroker;
+use doppel_server::{AppState, Authenticator, Bootstrap};
+use tokio_util::sync::CancellationToken;
+
+use super::DataDir;
+
+/// Flags of `doppel serve`; each has an environment variable and a default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Address of the HTTP API, live push and dashboard (port 0: any free port).
+    #[arg(long, env = "DOPPEL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Address of the embedded MQTT broker (port 0: any free port).
+    #[arg(long, env = "DOPPEL_MQTT_ADDR", default_value = "127.0.0.1:1883")]
+    pub mqtt_addr: SocketAddr,
+    /// Admin token to accept instead of generating one at first start (kept in memory only).
+    #[arg(long, env = "DOPPEL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Number of twin shards (default: twice the CPU count).
+    #[arg(long, env = "DOPPEL_SHARDS")]
+    pub shards: Option<usize>,
+    /// Log filter, e.g. `info`, `doppel=debug` (also RUST_LOG).
+    #[arg(long, env = "DOPPEL_LOG", default_value = "info")]
+    pub log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "DOPPEL_LOG_JSON")]
+    pub log_json: bool,
+}
+
+fn init_logs(args: &ServeArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs(&args);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("doppel")
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(args))
+}
+
+#[allow(clippy::print_stdout)]
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let dir = args.data.path.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut config = EngineConfig::new(&dir);
+    if let Some(n) = args.shards {
+        config.shards = n.max(1);
+    }
+    println!("doppel {} starting", env!("CARGO_PKG_VERSION"));
+    println!("  data dir     {}", dir.display());
+    println!("  http         {}", args.http_addr);
+    println!("  mqtt         {}", args.mqtt_addr);
+    println!("  shards       {}", config.shards);
+    println!(
+        "  admin token  {}",
+        if args.admin_token.is_some() {
+            "from DOPPEL_ADMIN_TOKEN"
+        } else {
+            "from data dir"
+        }
+    );
+
+    let (auth, bootstrap) =
+        Authenticator::open(&dir, args.admin_token.as_deref()).context("opening the token file")?;
+    if let Bootstrap::Generated(token) = &bootstrap {
+        println!();
+        println!("  First start: an admin token was created. It is shown only now:");
+        println!();
+        println!("    {token}");
+        println!();
+        println!("  Use it as `Authorization: Bearer <token>` or MQTT username `token`, password <token>.");
+        println!("  `doppel token create --role reader` makes more.");
+        println!();
+    }
+    let engine = Engine::open(config)
+        .await
+        .context("opening the data directory")?;
+    let shutdown = CancellationToken::new();
+    let state = AppState {
+        engine: engine.clone(),
+        auth: Arc::new(auth),
+        shutdown: shutdown.clone(),
+    };
+
+    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP to {}", args.http_addr))?;
+    let http_addr = http.local_addr()?;
+    let mqtt = MqttBroker::start(args.mqtt_addr, state.clone())
+        .await
+        .with_context(|| format!("starting MQTT on {}", args.mqtt_addr))?;
+    let mqtt_addr = mqtt.local_addr();
+    let http_task = tokio::spawn(doppel_server::serve_http(http, state));
+    println!("listening http={http_addr} mqtt={mqtt_addr}");
+    tracing::info!(%http_addr, %mqtt_addr, "doppel ready");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping input");
+    shutdown.cancel();
+    mqtt.shutdown().await;
+    match http_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Err(e) => tracing::warn!(error = %e, "HTTP task failed"),
+    }
+    engine.shutdown().await.context("closing the store")?;
+    println!("doppel stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
