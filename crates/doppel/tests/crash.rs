@@ -43,7 +43,7 @@ fn write_all(s: &TestServer, acks: &Arc<Acks>) -> Vec<std::thread::JoinHandle<()
         .map(|t| {
             let (acks, url, auth) = (acks.clone(), url.clone(), auth.clone());
             std::thread::spawn(move || {
-                let agent = common::agent();
+                let agent = common::pooled_agent();
                 let headers = [
                     ("Authorization", auth.as_str()),
                     ("Content-Type", "application/json"),

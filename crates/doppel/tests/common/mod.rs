@@ -437,8 +437,23 @@ impl Drop for TestServer {
     }
 }
 
-/// A blocking HTTP client that treats every status as an answer.
+/// A blocking HTTP client that treats every status as an answer, with a new connection per
+/// request. An answer sent before the request body was read (a 401 or 403 decided from the
+/// headers) makes the server close the connection afterwards, without `Connection: close`;
+/// ureq would reuse such a pooled connection for the next request and fail on it.
 pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .build()
+        .new_agent()
+}
+
+/// Like [`agent`] but keeping connections alive, for load whose every request is read whole
+/// by the server (valid readings with a valid token).
+pub fn pooled_agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(HTTP_TIMEOUT))
