@@ -56,7 +56,10 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid token file: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     #[error("could not hash token: {0}")]
@@ -91,7 +94,10 @@ fn read_file(dir: &Path) -> Result<Option<TokenFile>, AuthError> {
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| AuthError::Corrupt { path, reason: e.to_string() }),
+            .map_err(|e| AuthError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(AuthError::Io { path, source }),
     }
@@ -99,11 +105,16 @@ fn read_file(dir: &Path) -> Result<Option<TokenFile>, AuthError> {
 
 fn write_file(dir: &Path, file: &TokenFile) -> Result<(), AuthError> {
     let path = token_path(dir);
-    let io = |source| AuthError::Io { path: path.clone(), source };
+    let io = |source| AuthError::Io {
+        path: path.clone(),
+        source,
+    };
     fs::create_dir_all(dir).map_err(io)?;
     let tmp = dir.join("tokens.json.tmp");
-    let bytes = serde_json::to_vec_pretty(file)
-        .map_err(|e| AuthError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let bytes = serde_json::to_vec_pretty(file).map_err(|e| AuthError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     let mut f = fs::File::create(&tmp).map_err(io)?;
     f.write_all(&bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -196,12 +207,19 @@ struct AuthState {
 impl Authenticator {
     /// Loads the token file in `dir`; creates a first admin token when there is none and no
     /// `env_admin` token is given.
-    pub fn open(dir: &Path, env_admin: Option<&str>) -> Result<(Authenticator, Bootstrap), AuthError> {
+    pub fn open(
+        dir: &Path,
+        env_admin: Option<&str>,
+    ) -> Result<(Authenticator, Bootstrap), AuthError> {
         let existing = list_tokens(dir)?;
         let bootstrap = if let Some(_t) = env_admin {
             Bootstrap::FromEnv
         } else if existing.is_empty() {
-            Bootstrap::Generated(create_token(dir, Role::Admin, "admin (generated at first start)")?)
+            Bootstrap::Generated(create_token(
+                dir,
+                Role::Admin,
+                "admin (generated at first start)",
+            )?)
         } else {
             Bootstrap::Existing(existing.len())
         };
@@ -227,7 +245,9 @@ impl Authenticator {
     }
 
     fn reload_if_changed(&self) {
-        let mtime = fs::metadata(token_path(&self.dir)).and_then(|m| m.modified()).ok();
+        let mtime = fs::metadata(token_path(&self.dir))
+            .and_then(|m| m.modified())
+            .ok();
         if mtime != self.state.read().mtime {
             if let Err(e) = self.reload() {
                 tracing::warn!(error = %e, "token file unreadable; keeping the previous tokens");
@@ -251,7 +271,9 @@ impl Authenticator {
         let (id, secret) = rest.split_once('_')?;
         let record = self.state.read().records.get(id).cloned()?;
         let hash = PasswordHash::new(&record.hash).ok()?;
-        Argon2::default().verify_password(secret.as_bytes(), &hash).ok()?;
+        Argon2::default()
+            .verify_password(secret.as_bytes(), &hash)
+            .ok()?;
         self.state.write().verified.insert(digest, record.role);
         Some(record.role)
     }
@@ -266,7 +288,9 @@ mod tests {
     fn generated_admin_token_verifies_and_others_do_not() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, boot) = Authenticator::open(dir.path(), None).unwrap();
-        let Bootstrap::Generated(admin) = boot else { panic!("no token generated") };
+        let Bootstrap::Generated(admin) = boot else {
+            panic!("no token generated")
+        };
         assert_eq!(auth.verify(&admin), Some(Role::Admin));
         assert_eq!(auth.verify(&admin), Some(Role::Admin), "cached path");
         assert_eq!(auth.verify("dpl_00000000_nope"), None);
@@ -274,10 +298,17 @@ mod tests {
         let forged = format!("{}x", admin);
         assert_eq!(auth.verify(&forged), None);
         let stored = fs::read_to_string(dir.path().join("tokens.json")).unwrap();
-        assert!(!stored.contains(admin.rsplit('_').next().unwrap()), "secret stored in clear");
+        assert!(
+            !stored.contains(admin.rsplit('_').next().unwrap()),
+            "secret stored in clear"
+        );
 
         let reader = create_token(dir.path(), Role::Reader, "r").unwrap();
-        assert_eq!(auth.verify(&reader), Some(Role::Reader), "new tokens are picked up");
+        assert_eq!(
+            auth.verify(&reader),
+            Some(Role::Reader),
+            "new tokens are picked up"
+        );
         let id = reader.split('_').nth(1).unwrap();
         assert!(revoke_token(dir.path(), id).unwrap());
         // mtime resolution can hide a change made within the same tick; force a reload.

@@ -31,7 +31,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, error: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { error: error.into(), field: None, errors: vec![] } }
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: error.into(),
+                field: None,
+                errors: vec![],
+            },
+        }
     }
 
     /// A 400 about one field.
@@ -42,7 +49,10 @@ impl ApiError {
             body: ErrorBody {
                 error: format!("{field}: {error}"),
                 field: Some(field.clone()),
-                errors: vec![FieldError { field, message: error }],
+                errors: vec![FieldError {
+                    field,
+                    message: error,
+                }],
             },
         }
     }
@@ -56,7 +66,11 @@ impl ApiError {
         };
         ApiError {
             status: StatusCode::BAD_REQUEST,
-            body: ErrorBody { error, field: errs.first_field().map(String::from), errors: errs.errors },
+            body: ErrorBody {
+                error,
+                field: errs.first_field().map(String::from),
+                errors: errs.errors,
+            },
         }
     }
 
@@ -105,7 +119,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, msg)
             }
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
-            EngineError::Store(_) | EngineError::Persist { .. } | EngineError::CatalogCorrupt { .. } => {
+            EngineError::Store(_)
+            | EngineError::Persist { .. }
+            | EngineError::CatalogCorrupt { .. } => {
                 tracing::error!(error = %msg, "internal error");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg)
             }

@@ -36,13 +36,13 @@ pub fn now_ns() -> i64 {
 
 /// Starts the HTTP server on `listener`; resolves when `state.shutdown` fires and every
 /// in-flight request has finished.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-) -> std::io::Result<()> {
+pub async fn serve_http(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let app = api::router(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
 }

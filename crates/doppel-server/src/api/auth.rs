@@ -105,7 +105,10 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authed<R> {
                 role.as_str()
             )));
         }
-        Ok(Authed { role, _r: PhantomData })
+        Ok(Authed {
+            role,
+            _r: PhantomData,
+        })
     }
 }
 

@@ -29,7 +29,10 @@ pub async fn create_model(
     if s.engine.catalog().model(&model.id).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("model `{}` already exists; PUT /api/v1/models/{} replaces it", model.id, model.id),
+            format!(
+                "model `{}` already exists; PUT /api/v1/models/{} replaces it",
+                model.id, model.id
+            ),
         ));
     }
     s.engine.put_model(model.clone()).await?;
@@ -62,10 +65,20 @@ pub async fn put_model(
     JsonBody(model): JsonBody<AssetModel>,
 ) -> ApiResult<(StatusCode, Json<AssetModel>)> {
     if model.id != id {
-        return Err(ApiError::field("id", format!("`{}` differs from `{id}` in the path", model.id)));
+        return Err(ApiError::field(
+            "id",
+            format!("`{}` differs from `{id}` in the path", model.id),
+        ));
     }
     let created = s.engine.put_model(model.clone()).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(model)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(model),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/models/{id}", tag = "models", params(("id" = String, Path)),
@@ -96,8 +109,17 @@ pub async fn list_twins(
     State(s): State<AppState>,
     Query(q): Query<TwinQuery>,
 ) -> Json<Vec<Twin>> {
-    let f = TwinFilter { model: q.model, parent: q.parent };
-    Json(s.engine.list_twins(&f).into_iter().map(|t| (*t).clone()).collect())
+    let f = TwinFilter {
+        model: q.model,
+        parent: q.parent,
+    };
+    Json(
+        s.engine
+            .list_twins(&f)
+            .into_iter()
+            .map(|t| (*t).clone())
+            .collect(),
+    )
 }
 
 #[utoipa::path(post, path = "/api/v1/twins", tag = "twins", request_body = Twin,
@@ -111,7 +133,10 @@ pub async fn create_twin(
     if s.engine.catalog().twin(&twin.id).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("twin `{}` already exists; PUT /api/v1/twins/{} replaces it", twin.id, twin.id),
+            format!(
+                "twin `{}` already exists; PUT /api/v1/twins/{} replaces it",
+                twin.id, twin.id
+            ),
         ));
     }
     s.engine.put_twin(twin.clone()).await?;
@@ -129,10 +154,20 @@ pub async fn put_twin(
     JsonBody(twin): JsonBody<Twin>,
 ) -> ApiResult<(StatusCode, Json<Twin>)> {
     if twin.id != id {
-        return Err(ApiError::field("id", format!("`{}` differs from `{id}` in the path", twin.id)));
+        return Err(ApiError::field(
+            "id",
+            format!("`{}` differs from `{id}` in the path", twin.id),
+        ));
     }
     let created = s.engine.put_twin(twin.clone()).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(twin)))
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(twin),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/twins/{id}", tag = "twins", params(("id" = String, Path)),
@@ -180,5 +215,11 @@ pub async fn children(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Twin>>> {
-    Ok(Json(s.engine.children(&id)?.into_iter().map(|t| (*t).clone()).collect()))
+    Ok(Json(
+        s.engine
+            .children(&id)?
+            .into_iter()
+            .map(|t| (*t).clone())
+            .collect(),
+    ))
 }

@@ -67,7 +67,12 @@ pub struct History {
 
 /// Reads a bucket width: `90s`, `1m`, `1h 30m`, `500ms`, or plain milliseconds.
 pub fn parse_step(s: &str) -> Result<i64, ApiError> {
-    let bad = || ApiError::field("step", format!("`{s}` is not a duration such as 10s, 1m, 1h, 1d"));
+    let bad = || {
+        ApiError::field(
+            "step",
+            format!("`{s}` is not a duration such as 10s, 1m, 1h, 1d"),
+        )
+    };
     let nanos = if let Ok(ms) = s.trim().parse::<i64>() {
         ms.checked_mul(1_000_000).ok_or_else(bad)?
     } else {
@@ -116,14 +121,25 @@ pub async fn history(
         let agg = match q.agg.as_deref() {
             None | Some("") => Agg::Mean,
             Some(a) => Agg::parse(a).ok_or_else(|| {
-                ApiError::field("agg", format!("`{a}` is not one of mean, min, max, first, last, count, sum"))
+                ApiError::field(
+                    "agg",
+                    format!("`{a}` is not one of mean, min, max, first, last, count, sum"),
+                )
             })?,
         };
-        let buckets = s.engine.downsample(&id, &signal, from, to, step_ns, agg).await?;
+        let buckets = s
+            .engine
+            .downsample(&id, &signal, from, to, step_ns, agg)
+            .await?;
         out.buckets = Some(
             buckets
                 .into_iter()
-                .map(|b| BucketOut { time: format_ts(b.start), ts: b.start, value: b.value, count: b.count })
+                .map(|b| BucketOut {
+                    time: format_ts(b.start),
+                    ts: b.start,
+                    value: b.value,
+                    count: b.count,
+                })
                 .collect(),
         );
         out.step = Some(step.to_string());
@@ -134,7 +150,10 @@ pub async fn history(
         }
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if limit == 0 || limit > MAX_LIMIT {
-            return Err(ApiError::field("limit", format!("must be between 1 and {MAX_LIMIT}")));
+            return Err(ApiError::field(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
         }
         let mut points = s.engine.history(&id, &signal, from, to, limit + 1).await?;
         out.truncated = points.len() > limit;
@@ -142,7 +161,11 @@ pub async fn history(
         out.points = Some(
             points
                 .into_iter()
-                .map(|p| PointOut { time: format_ts(p.ts), ts: p.ts, value: p.value })
+                .map(|p| PointOut {
+                    time: format_ts(p.ts),
+                    ts: p.ts,
+                    value: p.value,
+                })
                 .collect(),
         );
     }

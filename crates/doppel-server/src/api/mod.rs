@@ -56,32 +56,51 @@ async fn healthz() -> impl IntoResponse {
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.engine.metrics().render(),
     )
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route; see /api/v1/openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; see /api/v1/openapi.json",
+    )
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi))
-        .route("/models", get(catalog::list_models).post(catalog::create_model))
+        .route(
+            "/models",
+            get(catalog::list_models).post(catalog::create_model),
+        )
         .route(
             "/models/{id}",
-            get(catalog::get_model).put(catalog::put_model).delete(catalog::delete_model),
+            get(catalog::get_model)
+                .put(catalog::put_model)
+                .delete(catalog::delete_model),
         )
-        .route("/twins", get(catalog::list_twins).post(catalog::create_twin))
+        .route(
+            "/twins",
+            get(catalog::list_twins).post(catalog::create_twin),
+        )
         .route(
             "/twins/{id}",
-            get(catalog::get_twin).put(catalog::put_twin).delete(catalog::delete_twin),
+            get(catalog::get_twin)
+                .put(catalog::put_twin)
+                .delete(catalog::delete_twin),
         )
         .route("/twins/{id}/children", get(catalog::children))
         .route("/twins/{id}/readings", post(readings::post_readings))
-        .route("/twins/{id}/signals/{signal}/history", get(history::history))
+        .route(
+            "/twins/{id}/signals/{signal}/history",
+            get(history::history),
+        )
         .route("/readings", post(readings::post_bulk))
         .route("/write", post(readings::write_lp))
         .route("/stream", get(live::websocket))
@@ -91,8 +110,14 @@ pub fn router(state: AppState) -> Router {
         // InfluxDB compatibility: 1.x and 2.x write endpoints, ping, CREATE DATABASE.
         .route("/write", post(readings::write_lp))
         .route("/api/v2/write", post(readings::write_lp))
-        .route("/query", post(readings::influx_query).get(readings::influx_query))
-        .route("/ping", get(readings::influx_ping).head(readings::influx_ping))
+        .route(
+            "/query",
+            post(readings::influx_query).get(readings::influx_query),
+        )
+        .route(
+            "/ping",
+            get(readings::influx_ping).head(readings::influx_ping),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -128,7 +153,10 @@ mod tests {
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
         assert_eq!(methods, 17, "every handler documented once");
-        assert_eq!(doc["components"]["securitySchemes"]["token"]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["securitySchemes"]["token"]["scheme"],
+            "bearer"
+        );
         assert!(doc["components"]["schemas"]["AssetModel"].is_object());
     }
 }

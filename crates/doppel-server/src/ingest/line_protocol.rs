@@ -22,7 +22,11 @@ impl Decoded {
 }
 
 /// Decodes a whole body; any bad line refuses the body, reporting every bad line.
-pub fn decode(body: &str, precision: Precision, now: Timestamp) -> Result<Decoded, ValidationErrors> {
+pub fn decode(
+    body: &str,
+    precision: Precision,
+    now: Timestamp,
+) -> Result<Decoded, ValidationErrors> {
     let mut errs = ValidationErrors::new();
     let mut readings = Vec::new();
     let mut lines = Vec::new();
@@ -52,7 +56,10 @@ pub fn decode(body: &str, precision: Precision, now: Timestamp) -> Result<Decode
             Some(t) => match precision.to_nanos(t) {
                 Some(t) => t,
                 None => {
-                    errs.push(format!("lines[{n}].timestamp"), format!("{t} overflows at this precision"));
+                    errs.push(
+                        format!("lines[{n}].timestamp"),
+                        format!("{t} overflows at this precision"),
+                    );
                     continue;
                 }
             },
@@ -65,7 +72,10 @@ pub fn decode(body: &str, precision: Precision, now: Timestamp) -> Result<Decode
                 FieldValue::U64(u) => match i64::try_from(*u) {
                     Ok(i) => Value::Int(i),
                     Err(_) => {
-                        errs.push(format!("lines[{n}].values.{}", name.as_str()), "unsigned value too large");
+                        errs.push(
+                            format!("lines[{n}].values.{}", name.as_str()),
+                            "unsigned value too large",
+                        );
                         continue;
                     }
                 },
@@ -80,7 +90,10 @@ pub fn decode(body: &str, precision: Precision, now: Timestamp) -> Result<Decode
     if readings.is_empty() && errs.is_empty() {
         errs.push("body", "no lines");
     }
-    errs.into_result().map(|()| Decoded { batch: Batch { readings }, lines })
+    errs.into_result().map(|()| Decoded {
+        batch: Batch { readings },
+        lines,
+    })
 }
 
 #[cfg(test)]
