@@ -109,9 +109,10 @@ pub async fn list_twins(
     State(s): State<AppState>,
     Query(q): Query<TwinQuery>,
 ) -> Json<Vec<Twin>> {
+    // An empty parameter (`?model=`) means no filter, as HTML forms send it.
     let f = TwinFilter {
-        model: q.model,
-        parent: q.parent,
+        model: q.model.filter(|m| !m.is_empty()),
+        parent: q.parent.filter(|p| !p.is_empty()),
     };
     Json(
         s.engine
