@@ -53,6 +53,8 @@ pub enum IngestSource {
     Http,
     LineProtocol,
     Mqtt,
+    /// The built-in plant simulator (`doppel demo`).
+    Simulator,
 }
 
 impl IngestSource {
@@ -61,6 +63,7 @@ impl IngestSource {
             IngestSource::Http => "http",
             IngestSource::LineProtocol => "line_protocol",
             IngestSource::Mqtt => "mqtt",
+            IngestSource::Simulator => "simulator",
         }
     }
 }

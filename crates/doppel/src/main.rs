@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run the server: HTTP API, live push and the embedded MQTT broker.
     Serve(commands::serve::ServeArgs),
+    /// Run a simulated plant (pumps, a chiller, MRI compressors) with realistic faults,
+    /// served like `doppel serve`.
+    Demo(commands::demo::DemoArgs),
     /// Manage API and MQTT tokens in the data directory.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
     };

@@ -38,7 +38,7 @@ pub struct ServeArgs {
     pub log_json: bool,
 }
 
-fn init_logs(args: &ServeArgs) {
+pub fn init_logs(args: &ServeArgs) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
     let builder = tracing_subscriber::fmt()
@@ -61,8 +61,27 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     rt.block_on(serve(args))
 }
 
-#[allow(clippy::print_stdout)]
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let running = start(&args).await?;
+    wait_for_signal().await;
+    running.stop().await
+}
+
+/// A started server: engine, HTTP and MQTT listening. `doppel demo` drives one too.
+pub struct Running {
+    pub engine: Arc<Engine>,
+    pub http_addr: SocketAddr,
+    pub mqtt_addr: SocketAddr,
+    /// The admin token when it was generated now (shown once) or given in the environment.
+    pub admin_token: Option<String>,
+    shutdown: CancellationToken,
+    mqtt: MqttBroker,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the data directory and starts every listener; prints the effective config.
+#[allow(clippy::print_stdout)]
+pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     let dir = args.data.path.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut config = EngineConfig::new(&dir);
@@ -85,16 +104,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (auth, bootstrap) =
         Authenticator::open(&dir, args.admin_token.as_deref()).context("opening the token file")?;
-    if let Bootstrap::Generated(token) = &bootstrap {
-        println!();
-        println!("  First start: an admin token was created. It is shown only now:");
-        println!();
-        println!("    {token}");
-        println!();
-        println!("  Use it as `Authorization: Bearer <token>` or MQTT username `token`, password <token>.");
-        println!("  `doppel token create --role reader` makes more.");
-        println!();
-    }
+    let admin_token = match &bootstrap {
+        Bootstrap::Generated(token) => {
+            println!();
+            println!("  First start: an admin token was created. It is shown only now:");
+            println!();
+            println!("    {token}");
+            println!();
+            println!("  Use it as `Authorization: Bearer <token>` or MQTT username `token`, password <token>.");
+            println!("  `doppel token create --role reader` makes more.");
+            println!();
+            Some(token.clone())
+        }
+        Bootstrap::FromEnv => args.admin_token.clone(),
+        Bootstrap::Existing(_) => None,
+    };
     let engine = Engine::open(config)
         .await
         .context("opening the data directory")?;
@@ -116,22 +140,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let http_task = tokio::spawn(doppel_server::serve_http(http, state));
     println!("listening http={http_addr} mqtt={mqtt_addr}");
     tracing::info!(%http_addr, %mqtt_addr, "doppel ready");
-
-    wait_for_signal().await;
-    tracing::info!("shutting down: stopping input");
-    shutdown.cancel();
-    mqtt.shutdown().await;
-    match http_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-        Err(e) => tracing::warn!(error = %e, "HTTP task failed"),
-    }
-    engine.shutdown().await.context("closing the store")?;
-    println!("doppel stopped");
-    Ok(())
+    Ok(Running {
+        engine,
+        http_addr,
+        mqtt_addr,
+        admin_token,
+        shutdown,
+        mqtt,
+        http_task,
+    })
 }
 
-async fn wait_for_signal() {
+impl Running {
+    /// Stops in order: input first (HTTP, live streams, MQTT), then the store's final fsync.
+    #[allow(clippy::print_stdout)]
+    pub async fn stop(self) -> anyhow::Result<()> {
+        tracing::info!("shutting down: stopping input");
+        self.shutdown.cancel();
+        self.mqtt.shutdown().await;
+        match self.http_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "HTTP task failed"),
+        }
+        self.engine.shutdown().await.context("closing the store")?;
+        println!("doppel stopped");
+        Ok(())
+    }
+}
+
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
