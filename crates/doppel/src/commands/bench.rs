@@ -57,9 +57,17 @@ pub struct IngestArgs {
     /// How long to send, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
-    /// Skip creating the model and twins (they exist).
+    /// Skip creating the model and twins (they exist, or the target is a peer such as
+    /// InfluxDB or Mosquitto that has no models).
     #[arg(long)]
     pub no_setup: bool,
+    /// Path (and query) line protocol is posted to; `/write?db=bench` targets InfluxDB 1.x.
+    #[arg(long, default_value = "/api/v1/write?precision=ns")]
+    pub lp_path: String,
+    /// Stop after this many acknowledged points (in addition to --duration), so two servers
+    /// can be compared on the same data.
+    #[arg(long)]
+    pub points: Option<u64>,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -76,6 +84,13 @@ struct Stats {
     requests: AtomicU64,
     errors: AtomicU64,
     latency_us: Mutex<Histogram<u64>>,
+}
+
+/// Whether `--points` acknowledged points have been sent. Workers may overshoot by at most
+/// one batch each; the report counts what was acknowledged.
+fn reached(a: &IngestArgs, stats: &Stats) -> bool {
+    a.points
+        .is_some_and(|p| stats.points.load(Ordering::Relaxed) >= p)
 }
 
 fn twin_id(i: usize) -> String {
@@ -184,7 +199,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         }));
     }
     let mut last = 0;
-    while started.elapsed() < a.duration {
+    while started.elapsed() < a.duration && !reached(&a, &stats) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let p = stats.points.load(Ordering::Relaxed);
         println!(
@@ -231,10 +246,10 @@ async fn http_worker(
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
     let mut seq = 0i64;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !reached(a, stats) {
         let (url, body, ctype) = match a.protocol {
             Protocol::Lp => (
-                format!("{}/api/v1/write?precision=ns", a.url),
+                format!("{}{}", a.url, a.lp_path),
                 lp_body(a, w, &mut seq),
                 "text/plain",
             ),
@@ -301,7 +316,7 @@ async fn mqtt_worker(
     let mut pending: Option<Instant> = None;
     loop {
         if pending.is_none() {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) || reached(a, stats) {
                 break;
             }
             let twin = twin_id(w % a.twins);
