@@ -3,7 +3,7 @@
 
 use doppel_model::{AssetModel, SignalRole, SignalSpec, Timestamp, Value, ValueKind};
 
-use crate::{Chiller, FaultSpec, GroundTruth, MriCompressor, PumpMotor, SimError};
+use crate::{Chiller, FaultKind, FaultSpec, GroundTruth, MriCompressor, PumpMotor, SimError};
 
 /// The generator that drives process noise. ChaCha8 is portable and reproducible across
 /// platforms and releases, which a plain `StdRng` does not promise.
@@ -29,6 +29,13 @@ pub trait Asset: std::fmt::Debug + Send {
     /// report at `t`. A signal lost to a dropout fault is left out. A `dt_s` that is not a
     /// positive finite number is treated as 0: the asset is measured without advancing.
     fn step(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng) -> Vec<(String, Value)>;
+
+    /// The allocation-free form of [`Asset::step`], for generating long histories: writes one
+    /// value per signal of [`Asset::model`], in model order, into `out` (slots beyond
+    /// `out.len()` are not written). A signal lost to a dropout is NaN, an integer is stored
+    /// exactly, a boolean as 0 or 1. Draws the same noise as `step`, so the two can be mixed
+    /// and give the same readings.
+    fn step_into(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng, out: &mut [f64]);
 
     /// Schedules a fault. Refused when the asset cannot have it, a sensor fault names no or an
     /// unknown signal, or a number is out of range.
@@ -77,6 +84,40 @@ impl AssetKind {
             AssetKind::PumpMotor => crate::pump::model(),
             AssetKind::Chiller => crate::chiller::model(),
             AssetKind::MriCompressor => crate::mri::model(),
+        }
+    }
+
+    /// The process faults this kind can have (any kind can have every sensor fault).
+    pub fn process_faults(self) -> &'static [FaultKind] {
+        match self {
+            AssetKind::PumpMotor => crate::pump::FAULTS,
+            AssetKind::Chiller => crate::chiller::FAULTS,
+            AssetKind::MriCompressor => crate::mri::FAULTS,
+        }
+    }
+
+    /// Short name used in twin ids: `pump`, `chiller`, `mri`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            AssetKind::PumpMotor => "pump",
+            AssetKind::Chiller => "chiller",
+            AssetKind::MriCompressor => "mri",
+        }
+    }
+
+    /// Reads a kind from its slug or its snake_case name.
+    pub fn parse(s: &str) -> Option<AssetKind> {
+        AssetKind::ALL
+            .into_iter()
+            .find(|k| s == k.slug() || s == k.name())
+    }
+
+    /// The snake_case name, as serialized.
+    pub fn name(self) -> &'static str {
+        match self {
+            AssetKind::PumpMotor => "pump_motor",
+            AssetKind::Chiller => "chiller",
+            AssetKind::MriCompressor => "mri_compressor",
         }
     }
 }

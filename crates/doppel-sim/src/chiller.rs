@@ -14,6 +14,9 @@ use crate::physics::{
 };
 use crate::{Asset, AssetKind, FaultKind, FaultSpec, GroundTruth, SimError, SimRng};
 
+/// Number of signals of the model, the length of a fast-path row.
+pub(crate) const SIGNALS: usize = 11;
+
 pub(crate) const MODEL_ID: &str = "chiller";
 
 /// Nominal cooling capacity, kW.
@@ -52,7 +55,7 @@ const INPUTS: &[InputLimit] = &[
     },
 ];
 
-const FAULTS: &[FaultKind] = &[
+pub(crate) const FAULTS: &[FaultKind] = &[
     FaultKind::RefrigerantLeak,
     FaultKind::FouledCoil,
     FaultKind::StuckDamper,
@@ -214,6 +217,12 @@ impl Asset for Chiller {
     }
 
     fn step(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng) -> Vec<(String, Value)> {
+        let mut out = [0.0; SIGNALS];
+        self.step_into(t, dt_s, rng, &mut out);
+        self.faults.values(&out)
+    }
+
+    fn step_into(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng, out: &mut [f64]) {
         let dt = usable_dt(dt_s);
         let z = normals::<10>(rng);
         if self.faults.update(t).contains(&FaultKind::StuckDamper) {
@@ -335,44 +344,31 @@ impl Asset for Chiller {
         let power = if running { chiller_kw / cop + 1.0 } else { 0.0 };
 
         self.started = true;
-        let values = vec![
-            ("supply_temp_setpoint".to_string(), Value::Float(setpoint)),
-            ("occupancy".to_string(), Value::Float(occupancy)),
-            (
-                "outside_temp".to_string(),
-                Value::Float(outside + 0.1 * z[8]),
-            ),
-            (
-                "supply_water_temp".to_string(),
-                Value::Float(self.supply_water + 0.05 * z[1]),
-            ),
-            (
-                "return_water_temp".to_string(),
-                Value::Float(self.return_water + 0.05 * z[2]),
-            ),
-            (
-                "supply_air_temp".to_string(),
-                Value::Float(supply_air + 0.1 * z[3]),
-            ),
-            (
-                "zone_temp".to_string(),
-                Value::Float(self.zone + 0.05 * z[4]),
-            ),
-            (
-                "chiller_power".to_string(),
-                Value::Float((power + 0.1 * z[5]).max(0.0)),
-            ),
-            (
-                "cop".to_string(),
-                Value::Float((cop + 0.02 * z[6]).max(0.0)),
-            ),
-            (
-                "damper_position".to_string(),
-                Value::Float((self.damper + 0.2 * z[7]).clamp(0.0, 100.0)),
-            ),
-            ("running".to_string(), Value::Bool(running)),
+        let values: [f64; SIGNALS] = [
+            // supply_temp_setpoint
+            setpoint,
+            // occupancy
+            occupancy,
+            // outside_temp
+            outside + 0.1 * z[8],
+            // supply_water_temp
+            self.supply_water + 0.05 * z[1],
+            // return_water_temp
+            self.return_water + 0.05 * z[2],
+            // supply_air_temp
+            supply_air + 0.1 * z[3],
+            // zone_temp
+            self.zone + 0.05 * z[4],
+            // chiller_power
+            (power + 0.1 * z[5]).max(0.0),
+            // cop
+            (cop + 0.02 * z[6]).max(0.0),
+            // damper_position
+            (self.damper + 0.2 * z[7]).clamp(0.0, 100.0),
+            // running
+            if running { 1.0 } else { 0.0 },
         ];
-        self.faults.sense(t, dt, values)
+        self.faults.sense_into(t, dt, &values, out);
     }
 
     fn inject(&mut self, fault: FaultSpec) -> Result<(), SimError> {

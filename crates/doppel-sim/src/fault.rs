@@ -213,8 +213,10 @@ struct Injected {
     spec: FaultSpec,
     /// Index into the ground truth once the fault has started.
     truth: Option<usize>,
+    /// Position of the affected signal in the model, for sensor faults.
+    slot: Option<usize>,
     /// A stuck sensor's frozen value, taken at the first step of the fault.
-    held: Option<Value>,
+    held: Option<f64>,
 }
 
 /// Span and kind of one signal, used to scale sensor faults to what is normal for it.
@@ -290,6 +292,7 @@ impl FaultBook {
                 "must be a finite number of seconds > 0",
             ));
         }
+        let mut slot = None;
         if spec.kind.is_sensor() {
             let Some(signal) = &spec.signal else {
                 return Err(SimError::MissingSignal {
@@ -297,7 +300,8 @@ impl FaultBook {
                     kind: spec.kind.to_string(),
                 });
             };
-            if !self.signals.iter().any(|s| &s.name == signal) {
+            slot = self.signals.iter().position(|s| &s.name == signal);
+            if slot.is_none() {
                 return Err(SimError::UnknownSignal {
                     asset: asset(),
                     signal: signal.clone(),
@@ -328,6 +332,7 @@ impl FaultBook {
         self.faults.push(Injected {
             spec,
             truth: None,
+            slot,
             held: None,
         });
         Ok(())
@@ -392,14 +397,13 @@ impl FaultBook {
         self.truth.clone()
     }
 
-    /// What the sensors report: the true `values` with the sensor faults in effect at `t`
-    /// applied. Dropped signals are left out.
-    pub fn sense(
-        &mut self,
-        t: Timestamp,
-        dt_s: f64,
-        mut values: Vec<(String, Value)>,
-    ) -> Vec<(String, Value)> {
+    /// What the sensors report: copies the true `values` (one per model signal, in model
+    /// order) into `out` and applies the sensor faults in effect at `t`. A dropped signal
+    /// becomes NaN. Allocation-free: this is the hot path of dataset generation.
+    pub fn sense_into(&mut self, t: Timestamp, dt_s: f64, values: &[f64], out: &mut [f64]) {
+        for (o, v) in out.iter_mut().zip(values) {
+            *o = *v;
+        }
         for f in &mut self.faults {
             if !f.spec.kind.is_sensor() || f.truth.is_none() {
                 continue;
@@ -412,29 +416,23 @@ impl FaultBook {
             let u1: f64 = self.rng.random();
             let u2: f64 = self.rng.random();
             let z: f64 = StandardNormal.sample(&mut self.rng);
-            let Some(name) = &f.spec.signal else { continue };
-            let Some(pos) = values.iter().position(|(n, _)| n == name) else {
+            let Some(pos) = f.slot else { continue };
+            let Some(v) = out.get_mut(pos) else { continue };
+            if v.is_nan() {
+                // Already dropped by another fault this step.
                 continue;
-            };
+            }
             // Severity in effect: ramps in like a process fault's does.
             let sev = f.spec.severity * k;
-            let scale = self.signals.iter().find(|s| &s.name == name);
+            let scale = self.signals.get(pos);
             let kind = scale.map_or(ValueKind::Float, |s| s.kind);
-            let span = scale.and_then(|s| s.span).unwrap_or_else(|| {
-                values[pos]
-                    .1
-                    .as_f64()
-                    .map_or(1.0, |v| (v.abs() * 0.1).max(1.0))
-            });
+            let span = scale
+                .and_then(|s| s.span)
+                .unwrap_or_else(|| (v.abs() * 0.1).max(1.0));
             let numeric = matches!(kind, ValueKind::Float | ValueKind::Int);
-            let v = &mut values[pos].1;
             match f.spec.kind {
-                FaultKind::SensorStuck => {
-                    *v = f.held.get_or_insert_with(|| v.clone()).clone();
-                }
-                FaultKind::SensorDropout if u1 < sev.min(1.0) => {
-                    values.remove(pos);
-                }
+                FaultKind::SensorStuck => *v = *f.held.get_or_insert(*v),
+                FaultKind::SensorDropout if u1 < sev.min(1.0) => *v = f64::NAN,
                 FaultKind::SensorDrift if numeric => shift(v, kind, sev * span),
                 FaultKind::SensorSpikes if numeric => {
                     let p = 1.0 - (-0.05 * sev * dt_s).exp();
@@ -448,18 +446,36 @@ impl FaultBook {
                 _ => {}
             }
         }
-        values
+    }
+
+    /// The named, typed form of what [`FaultBook::sense_into`] wrote: NaN slots (dropouts)
+    /// are left out, integers and booleans get their kind back.
+    pub fn values(&self, out: &[f64]) -> Vec<(String, Value)> {
+        self.signals
+            .iter()
+            .zip(out)
+            .filter(|(_, x)| !x.is_nan())
+            .map(|(s, &x)| (s.name.clone(), typed(s.kind, x)))
+            .collect()
+    }
+}
+
+/// A slot of the fast path as a typed value: integers were stored exactly as f64, booleans
+/// as 0 or 1.
+pub(crate) fn typed(kind: ValueKind, x: f64) -> Value {
+    match kind {
+        ValueKind::Int => Value::Int(x as i64),
+        ValueKind::Bool => Value::Bool(x != 0.0),
+        _ => Value::Float(x),
     }
 }
 
 /// Adds `by` to a numeric value, keeping its kind (an integer counter stays an integer).
-fn shift(v: &mut Value, kind: ValueKind, by: f64) {
-    if let Some(x) = v.as_f64() {
-        *v = match kind {
-            ValueKind::Int => Value::Int((x + by).round() as i64),
-            _ => Value::Float(x + by),
-        };
-    }
+fn shift(v: &mut f64, kind: ValueKind, by: f64) {
+    *v = match kind {
+        ValueKind::Int => ((*v + by).round() as i64) as f64,
+        _ => *v + by,
+    };
 }
 
 #[cfg(test)]

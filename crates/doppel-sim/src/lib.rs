@@ -13,7 +13,10 @@
 //! - [`FaultSpec`] describes a process or sensor fault; each asset records a [`GroundTruth`]
 //!   when a fault starts and when the asset fails.
 //! - [`Plant`] holds named assets in a hierarchy of twins and steps them all;
-//!   [`Plant::demo`] builds the demo plant with faults scheduled in its first hours.
+//!   [`Plant::demo`] builds the demo plant with faults scheduled in its first hours,
+//!   [`Plant::fleet`] a fleet of any size with faults spread over a horizon.
+//! - [`Asset::step_into`] is the allocation-free step behind dataset generation: one `f64`
+//!   per model signal, in model order, written into a caller's buffer.
 //! - [`run_to_failure`] produces a whole degradation history of one asset, for training and
 //!   evaluating remaining-useful-life models.
 //!
@@ -35,6 +38,7 @@ mod asset;
 mod chiller;
 mod error;
 mod fault;
+mod fleet;
 mod mri;
 mod physics;
 mod plant;
@@ -46,6 +50,6 @@ pub use chiller::Chiller;
 pub use error::SimError;
 pub use fault::{FaultKind, FaultSpec, GroundTruth};
 pub use mri::MriCompressor;
-pub use plant::Plant;
+pub use plant::{Plant, SimulatedTwin};
 pub use pump::PumpMotor;
 pub use run::{run_to_failure, RunToFailure, RUN_START};

@@ -15,6 +15,9 @@ use crate::physics::{
 };
 use crate::{Asset, AssetKind, FaultKind, FaultSpec, GroundTruth, SimError, SimRng};
 
+/// Number of signals of the model, the length of a fast-path row.
+pub(crate) const SIGNALS: usize = 9;
+
 pub(crate) const MODEL_ID: &str = "mri_compressor";
 
 /// Rated compressor input power, kW.
@@ -39,7 +42,7 @@ const INPUTS: &[InputLimit] = &[
     },
 ];
 
-const FAULTS: &[FaultKind] = &[FaultKind::CompressorDegradation, FaultKind::HeliumLeak];
+pub(crate) const FAULTS: &[FaultKind] = &[FaultKind::CompressorDegradation, FaultKind::HeliumLeak];
 
 pub(crate) fn model() -> AssetModel {
     use SignalRole::{Disturbance, Input, Output};
@@ -196,6 +199,12 @@ impl Asset for MriCompressor {
     }
 
     fn step(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng) -> Vec<(String, Value)> {
+        let mut out = [0.0; SIGNALS];
+        self.step_into(t, dt_s, rng, &mut out);
+        self.faults.values(&out)
+    }
+
+    fn step_into(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng, out: &mut [f64]) {
         let dt = usable_dt(dt_s);
         let z = normals::<8>(rng);
         self.faults.update(t);
@@ -297,33 +306,27 @@ impl Asset for MriCompressor {
         }
 
         self.started = true;
-        let values = vec![
-            ("scan_load".to_string(), Value::Float(scan)),
-            (
-                "cooling_water_temp".to_string(),
-                Value::Float(water + 0.05 * z[6]),
-            ),
-            (
-                "helium_supply_pressure".to_string(),
-                Value::Float(self.supply + 0.03 * z[1]),
-            ),
-            (
-                "helium_return_pressure".to_string(),
-                Value::Float(self.ret + 0.02 * z[2]),
-            ),
-            ("oil_temp".to_string(), Value::Float(self.oil + 0.1 * z[3])),
-            (
-                "coldhead_temp".to_string(),
-                Value::Float(self.coldhead + 0.005 * z[4]),
-            ),
-            ("cycle_count".to_string(), Value::Int(self.cycles as i64)),
-            (
-                "compressor_power".to_string(),
-                Value::Float((power + 0.04 * z[5]).max(0.0)),
-            ),
-            ("running".to_string(), Value::Bool(running)),
+        let values: [f64; SIGNALS] = [
+            // scan_load
+            scan,
+            // cooling_water_temp
+            water + 0.05 * z[6],
+            // helium_supply_pressure
+            self.supply + 0.03 * z[1],
+            // helium_return_pressure
+            self.ret + 0.02 * z[2],
+            // oil_temp
+            self.oil + 0.1 * z[3],
+            // coldhead_temp
+            self.coldhead + 0.005 * z[4],
+            // cycle_count
+            (self.cycles as i64) as f64,
+            // compressor_power
+            (power + 0.04 * z[5]).max(0.0),
+            // running
+            if running { 1.0 } else { 0.0 },
         ];
-        self.faults.sense(t, dt, values)
+        self.faults.sense_into(t, dt, &values, out);
     }
 
     fn inject(&mut self, fault: FaultSpec) -> Result<(), SimError> {

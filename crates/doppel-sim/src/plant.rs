@@ -1,5 +1,5 @@
 //! A plant: simulated assets placed in a twin hierarchy (site → line → pumps, building →
-//! floor → chiller, hospital → MRI compressors), stepped together, each with its own noise
+//! floor → chiller, hospital → department → MRI compressors), stepped together, each with its own noise
 //! stream so one asset's faults never change another's readings.
 
 use std::collections::BTreeMap;
@@ -10,12 +10,39 @@ use rand::SeedableRng;
 use crate::physics::{add_secs, uniform};
 use crate::{Asset, AssetKind, FaultKind, FaultSpec, GroundTruth, SimError, SimRng};
 
-/// One simulated asset with its twin definition and its noise stream.
+/// One simulated asset with its twin definition and its own noise stream. Units of a plant
+/// are independent of each other, so they can be stepped on different threads (see
+/// [`Plant::simulated_twins_mut`]) and still give the readings `Plant::step` would.
 #[derive(Debug)]
-struct Unit {
+pub struct SimulatedTwin {
     twin: Twin,
     asset: Box<dyn Asset>,
     rng: SimRng,
+}
+
+impl SimulatedTwin {
+    pub fn twin(&self) -> &Twin {
+        &self.twin
+    }
+
+    pub fn asset(&self) -> &dyn Asset {
+        self.asset.as_ref()
+    }
+
+    /// Advances the asset to `t`; `None` when every signal dropped out this step.
+    pub fn step(&mut self, t: Timestamp, dt_s: f64) -> Option<Reading> {
+        let values = self.asset.step(t, dt_s, &mut self.rng);
+        (!values.is_empty()).then(|| Reading {
+            twin: self.twin.id.clone(),
+            ts: t,
+            values,
+        })
+    }
+
+    /// The allocation-free form of [`SimulatedTwin::step`]; see [`Asset::step_into`].
+    pub fn step_into(&mut self, t: Timestamp, dt_s: f64, out: &mut [f64]) {
+        self.asset.step_into(t, dt_s, &mut self.rng, out);
+    }
 }
 
 /// A fault whose onset is given relative to the plant's first step.
@@ -32,7 +59,7 @@ pub struct Plant {
     seed: u64,
     container_models: Vec<AssetModel>,
     containers: Vec<Twin>,
-    units: Vec<Unit>,
+    units: Vec<SimulatedTwin>,
     scheduled: Vec<Scheduled>,
     start: Option<Timestamp>,
 }
@@ -63,7 +90,7 @@ impl Plant {
     pub fn add_asset(&mut self, twin: Twin, asset: Box<dyn Asset>) {
         let mut rng = SimRng::seed_from_u64(mix(self.seed, self.units.len() as u64));
         rng.set_stream(1);
-        self.units.push(Unit { twin, asset, rng });
+        self.units.push(SimulatedTwin { twin, asset, rng });
     }
 
     /// The demo plant: a site with two cooling-water lines of two pumps each, an office floor
@@ -130,6 +157,10 @@ impl Plant {
             twin("hospital-1", "hospital", "City hospital", None),
         );
         p.add_container(
+            container("department", "Department", "a clinical department", &[]),
+            twin("radiology-1", "department", "Radiology", Some("hospital-1")),
+        );
+        p.add_container(
             container("room", "Room", "a room housing equipment", &[]),
             twin(
                 "plantroom-1",
@@ -181,7 +212,7 @@ impl Plant {
                 &id,
                 crate::mri::MODEL_ID,
                 &format!("MRI {i} helium compressor"),
-                Some("hospital-1"),
+                Some("radiology-1"),
             );
             t.properties
                 .insert("scanner".into(), Value::String(format!("MR-{i}")));
@@ -242,14 +273,19 @@ impl Plant {
         ];
         for (id, after_s, spec) in plan {
             if let Some(unit) = p.units.iter().position(|u| u.twin.id == id) {
-                p.scheduled.push(Scheduled {
-                    unit,
-                    after_s,
-                    spec,
-                });
+                p.schedule(unit, after_s, spec);
             }
         }
         p
+    }
+
+    /// Schedules `spec` on the `unit`-th asset, `after_s` seconds after the first step.
+    pub(crate) fn schedule(&mut self, unit: usize, after_s: f64, spec: FaultSpec) {
+        self.scheduled.push(Scheduled {
+            unit,
+            after_s,
+            spec,
+        });
     }
 
     /// Every model the plant's twins use: containers first, then one per asset kind.
@@ -290,26 +326,39 @@ impl Plant {
     /// An asset whose every signal dropped out this step gives no reading (an empty reading
     /// is not valid). The first step fixes the start that scheduled faults are relative to.
     pub fn step(&mut self, t: Timestamp, dt_s: f64) -> Vec<Reading> {
-        if self.start.is_none() {
-            self.start = Some(t);
-            for s in std::mem::take(&mut self.scheduled) {
-                let mut spec = s.spec;
-                spec.onset = add_secs(t, s.after_s);
-                let injected = self.units[s.unit].asset.inject(spec);
-                debug_assert!(injected.is_ok(), "scheduled fault refused: {injected:?}");
-            }
-        }
+        self.begin(t);
         self.units
             .iter_mut()
-            .filter_map(|u| {
-                let values = u.asset.step(t, dt_s, &mut u.rng);
-                (!values.is_empty()).then(|| Reading {
-                    twin: u.twin.id.clone(),
-                    ts: t,
-                    values,
-                })
-            })
+            .filter_map(|u| u.step(t, dt_s))
             .collect()
+    }
+
+    /// Fixes the start at `t` and schedules the plant's faults relative to it, unless the
+    /// plant has started already. [`Plant::step`] does this at the first step; call it before
+    /// stepping [`Plant::simulated_twins_mut`] one by one.
+    pub fn begin(&mut self, t: Timestamp) {
+        if self.start.is_some() {
+            return;
+        }
+        self.start = Some(t);
+        for s in std::mem::take(&mut self.scheduled) {
+            let mut spec = s.spec;
+            spec.onset = add_secs(t, s.after_s);
+            let injected = self.units[s.unit].asset.inject(spec);
+            debug_assert!(injected.is_ok(), "scheduled fault refused: {injected:?}");
+        }
+    }
+
+    /// The simulated assets, in the order of [`Plant::twins`] after the containers.
+    pub fn simulated_twins(&self) -> &[SimulatedTwin] {
+        &self.units
+    }
+
+    /// The simulated assets, to step independently (each has its own noise stream, so
+    /// splitting them across threads changes nothing in their readings). Call
+    /// [`Plant::begin`] first so scheduled faults are in place.
+    pub fn simulated_twins_mut(&mut self) -> &mut [SimulatedTwin] {
+        &mut self.units
     }
 
     /// Schedules a fault on the asset of twin `id` (absolute onset).
@@ -330,7 +379,7 @@ impl Plant {
             .collect()
     }
 
-    fn unit_mut(&mut self, id: &str) -> Result<&mut Unit, SimError> {
+    fn unit_mut(&mut self, id: &str) -> Result<&mut SimulatedTwin, SimError> {
         self.units
             .iter_mut()
             .find(|u| u.twin.id == id)
@@ -339,7 +388,7 @@ impl Plant {
 }
 
 /// A model of a grouping twin: no signals, optionally allowed relations.
-fn container(id: &str, name: &str, description: &str, relations: &[&str]) -> AssetModel {
+pub(crate) fn container(id: &str, name: &str, description: &str, relations: &[&str]) -> AssetModel {
     AssetModel {
         id: id.into(),
         name: name.into(),
@@ -358,7 +407,7 @@ fn container(id: &str, name: &str, description: &str, relations: &[&str]) -> Ass
     }
 }
 
-fn twin(id: &str, model: &str, name: &str, parent: Option<&str>) -> Twin {
+pub(crate) fn twin(id: &str, model: &str, name: &str, parent: Option<&str>) -> Twin {
     Twin {
         id: id.into(),
         model: model.into(),

@@ -12,6 +12,9 @@ use crate::physics::{
 };
 use crate::{Asset, AssetKind, FaultKind, FaultSpec, GroundTruth, SimError, SimRng};
 
+/// Number of signals of the model, the length of a fast-path row.
+pub(crate) const SIGNALS: usize = 18;
+
 pub(crate) const MODEL_ID: &str = "centrifugal_pump";
 
 /// Rated speed of a 2-pole motor on 50 Hz, rpm.
@@ -55,7 +58,7 @@ const INPUTS: &[InputLimit] = &[
     },
 ];
 
-const FAULTS: &[FaultKind] = &[
+pub(crate) const FAULTS: &[FaultKind] = &[
     FaultKind::BearingWear,
     FaultKind::Cavitation,
     FaultKind::Misalignment,
@@ -266,6 +269,12 @@ impl Asset for PumpMotor {
     }
 
     fn step(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng) -> Vec<(String, Value)> {
+        let mut out = [0.0; SIGNALS];
+        self.step_into(t, dt_s, rng, &mut out);
+        self.faults.values(&out)
+    }
+
+    fn step_into(&mut self, t: Timestamp, dt_s: f64, rng: &mut SimRng, out: &mut [f64]) {
         let dt = usable_dt(dt_s);
         let z = normals::<16>(rng);
         self.faults.update(t);
@@ -408,54 +417,45 @@ impl Asset for PumpMotor {
 
         self.started = true;
         let flow = (q_delivered * (1.0 + 0.005 * z[2] + 0.06 * cav * z[3])).max(0.0);
-        let values = vec![
-            ("speed_cmd".to_string(), Value::Float(speed_cmd)),
-            ("valve_opening".to_string(), Value::Float(valve_cmd)),
-            (
-                "ambient_temp".to_string(),
-                Value::Float(ambient + 0.1 * z[15]),
-            ),
-            (
-                "speed".to_string(),
-                Value::Float((self.speed + 2.0 * z[1]).max(0.0)),
-            ),
-            ("flow".to_string(), Value::Float(flow)),
-            (
-                "suction_pressure".to_string(),
-                Value::Float(p_suction + 0.01 * z[4]),
-            ),
-            (
-                "discharge_pressure".to_string(),
-                Value::Float(p_discharge + 0.015 * z[5]),
-            ),
-            (
-                "motor_current".to_string(),
-                Value::Float((current + 0.2 * z[6]).max(0.0)),
-            ),
-            (
-                "motor_power".to_string(),
-                Value::Float((p_electric + 0.1 * z[7]).max(0.0)),
-            ),
-            (
-                "motor_winding_temp".to_string(),
-                Value::Float(self.t_winding + 0.2 * z[8]),
-            ),
-            (
-                "bearing_temp_de".to_string(),
-                Value::Float(self.t_de + 0.15 * z[9]),
-            ),
-            (
-                "bearing_temp_nde".to_string(),
-                Value::Float(self.t_nde + 0.15 * z[10]),
-            ),
-            ("vib_rms".to_string(), Value::Float(vrms)),
-            ("vib_1x".to_string(), Value::Float(v1x)),
-            ("vib_2x".to_string(), Value::Float(v2x)),
-            ("vib_bearing".to_string(), Value::Float(vbearing)),
-            ("vib_broadband".to_string(), Value::Float(vbroad)),
-            ("running".to_string(), Value::Bool(self.failed_at.is_none())),
+        let values: [f64; SIGNALS] = [
+            // speed_cmd
+            speed_cmd,
+            // valve_opening
+            valve_cmd,
+            // ambient_temp
+            ambient + 0.1 * z[15],
+            // speed
+            (self.speed + 2.0 * z[1]).max(0.0),
+            // flow
+            flow,
+            // suction_pressure
+            p_suction + 0.01 * z[4],
+            // discharge_pressure
+            p_discharge + 0.015 * z[5],
+            // motor_current
+            (current + 0.2 * z[6]).max(0.0),
+            // motor_power
+            (p_electric + 0.1 * z[7]).max(0.0),
+            // motor_winding_temp
+            self.t_winding + 0.2 * z[8],
+            // bearing_temp_de
+            self.t_de + 0.15 * z[9],
+            // bearing_temp_nde
+            self.t_nde + 0.15 * z[10],
+            // vib_rms
+            vrms,
+            // vib_1x
+            v1x,
+            // vib_2x
+            v2x,
+            // vib_bearing
+            vbearing,
+            // vib_broadband
+            vbroad,
+            // running
+            if self.failed_at.is_none() { 1.0 } else { 0.0 },
         ];
-        self.faults.sense(t, dt, values)
+        self.faults.sense_into(t, dt, &values, out);
     }
 
     fn inject(&mut self, fault: FaultSpec) -> Result<(), SimError> {

@@ -55,7 +55,7 @@ pub fn run_to_failure(seed: u64, kind: AssetKind, dt_s: f64) -> RunToFailure {
         }
     };
 
-    let asset_id = format!("{}-{seed}", kind_slug(kind));
+    let asset_id = format!("{}-{seed}", kind.slug());
     let mut asset = kind.build(&asset_id, mix(seed, 1));
     let dt_ns = (dt_s * 1e9).round() as i64;
     let onset = RUN_START + (onset_s * 1e9) as i64;
@@ -86,13 +86,5 @@ pub fn run_to_failure(seed: u64, kind: AssetKind, dt_s: f64) -> RunToFailure {
         failure: asset.failed_at(),
         asset_id,
         readings,
-    }
-}
-
-fn kind_slug(kind: AssetKind) -> &'static str {
-    match kind {
-        AssetKind::PumpMotor => "pump",
-        AssetKind::Chiller => "chiller",
-        AssetKind::MriCompressor => "mri",
     }
 }

@@ -618,9 +618,10 @@ fn demo_plant_is_a_valid_catalog_and_its_readings_validate() {
     assert_eq!(pumps, 4);
     assert_eq!(
         catalog.children("hospital-1").len(),
-        4,
-        "3 MRIs and a plant room"
+        2,
+        "radiology and a plant room"
     );
+    assert_eq!(catalog.children("radiology-1").len(), 3, "3 MRIs");
     assert_eq!(catalog.children("line-1").len(), 2);
 
     for i in 0..600 {
@@ -760,4 +761,166 @@ fn plants_and_assets_can_move_between_threads() {
     fn send<T: Send>() {}
     send::<Plant>();
     send::<Box<dyn Asset>>();
+}
+
+// ---------------------------------------------------------------------------------------
+// The fast path and fleets
+
+/// `step_into`'s row read back as `step` reports it: NaN is a dropout, kinds from the model.
+fn typed_row(model: &doppel_model::AssetModel, row: &[f64]) -> Vec<(String, Value)> {
+    model
+        .signals
+        .iter()
+        .zip(row)
+        .filter(|(_, x)| !x.is_nan())
+        .map(|(s, &x)| {
+            let v = match s.kind {
+                doppel_model::ValueKind::Int => Value::Int(x as i64),
+                doppel_model::ValueKind::Bool => Value::Bool(x != 0.0),
+                _ => Value::Float(x),
+            };
+            (s.name.clone(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn step_into_reports_what_step_reports_in_model_order() {
+    for kind in AssetKind::ALL {
+        let model = kind.model();
+        let mut slow = kind.build("u", 3);
+        let mut fast = kind.build("u", 3);
+        // A sensor fault of every kind on some signal, including the non-float ones.
+        for (i, fk) in FaultKind::SENSOR.iter().enumerate() {
+            let signal = &model.signals[(i * 5 + 2) % model.signals.len()].name;
+            let f = FaultSpec::new(*fk, RUN_START + (60 + 30 * i as i64) * S, 0.8)
+                .on_signal(signal.clone())
+                .lasting(900.0);
+            slow.inject(f.clone()).unwrap();
+            fast.inject(f).unwrap();
+        }
+        let running = model.signals.iter().position(|s| s.name == "running");
+        let process = kind.process_faults()[0];
+        for a in [&mut slow, &mut fast] {
+            a.inject(FaultSpec::new(process, RUN_START + 600 * S, 1.0))
+                .unwrap();
+        }
+        let (mut r1, mut r2) = (seeded_rng(9), seeded_rng(9));
+        let mut row = vec![0.0; model.signals.len()];
+        let mut dropped = 0;
+        for i in 0..2_000 {
+            let t = RUN_START + i * S;
+            let values = slow.step(t, 1.0, &mut r1);
+            fast.step_into(t, 1.0, &mut r2, &mut row);
+            assert_eq!(values, typed_row(&model, &row), "{kind:?} step {i}");
+            if i == 0 {
+                let names: Vec<_> = values.iter().map(|(n, _)| n.as_str()).collect();
+                let model_names: Vec<_> = model.signals.iter().map(|s| s.name.as_str()).collect();
+                assert_eq!(names, model_names, "{kind:?}: step follows the model order");
+            }
+            dropped += row.iter().filter(|x| x.is_nan()).count();
+            if let Some(r) = running {
+                assert!(row[r] == 0.0 || row[r] == 1.0 || row[r].is_nan());
+            }
+        }
+        assert!(dropped > 0, "{kind:?}: the dropout fault dropped something");
+        assert_eq!(slow.ground_truth(), fast.ground_truth());
+    }
+}
+
+#[test]
+fn fleet_is_a_valid_catalog_with_faults_over_its_horizon() {
+    let kinds = [
+        AssetKind::PumpMotor,
+        AssetKind::Chiller,
+        AssetKind::MriCompressor,
+    ];
+    let horizon = 7.0 * 86_400.0;
+    let plant = Plant::fleet(4, 30, &kinds, horizon);
+    let catalog = catalog_of(&plant);
+    assert_eq!(plant.simulated_twins().len(), 30);
+    assert_eq!(catalog.children("line-1").len(), 10);
+    assert!(catalog.twin("pump-010").is_some());
+    assert!(catalog.twin("chiller-010").is_some());
+    assert!(catalog.twin("mri-010").is_some());
+    assert_eq!(catalog.children("department-1").len(), 10);
+
+    // Step hourly over the horizon: faults start within its first 70 %, some assets fail.
+    let mut plant = plant;
+    let mut t = RUN_START;
+    while t <= RUN_START + (horizon as i64) * S {
+        plant.step(t, 3_600.0);
+        t += H;
+    }
+    let truth = plant.ground_truth();
+    let faulty: std::collections::BTreeSet<_> = truth.iter().map(|g| &g.asset_id).collect();
+    assert!((12..=28).contains(&faulty.len()), "{} faulty", faulty.len());
+    assert!(truth.iter().any(|g| g.kind.is_sensor()));
+    assert!(truth.iter().any(|g| g.failure.is_some()), "{truth:#?}");
+    let last_onset = RUN_START + (0.7 * horizon) as i64 * S;
+    assert!(truth.iter().all(|g| g.onset <= last_onset));
+
+    // Growing the fleet keeps the first assets as they were.
+    let a = Plant::fleet(4, 5, &kinds, horizon);
+    let b = Plant::fleet(4, 9, &kinds, horizon);
+    for (x, y) in a.simulated_twins().iter().zip(b.simulated_twins()) {
+        assert_eq!(x.twin(), y.twin());
+    }
+    let (mut a, mut b) = (a, b);
+    for i in 0..300 {
+        let ra = a.step(RUN_START + i * S, 1.0);
+        let rb = b.step(RUN_START + i * S, 1.0);
+        assert_eq!(bits(&ra), bits(&rb[..ra.len()]));
+    }
+}
+
+#[test]
+fn stepping_simulated_twins_on_threads_gives_the_plant_readings() {
+    let mut whole = Plant::fleet(8, 6, &[], 86_400.0);
+    let mut split = Plant::fleet(8, 6, &[], 86_400.0);
+    let steps = 500;
+    let mut expected = Vec::new();
+    for i in 0..steps {
+        expected.extend(whole.step(RUN_START + i * S, 1.0));
+    }
+    split.begin(RUN_START);
+    let mut got = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = split
+            .simulated_twins_mut()
+            .chunks_mut(4)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for u in chunk.iter_mut() {
+                        for i in 0..steps {
+                            out.extend(u.step(RUN_START + i * S, 1.0));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        for h in handles {
+            got.extend(h.join().unwrap());
+        }
+    });
+    let key = |r: &Reading| (r.twin.clone(), r.ts);
+    expected.sort_by_key(key);
+    got.sort_by_key(key);
+    assert_eq!(bits(&expected), bits(&got));
+    assert_eq!(whole.ground_truth().len(), split.ground_truth().len());
+}
+
+#[test]
+fn asset_kinds_parse_from_slug_and_name() {
+    for k in AssetKind::ALL {
+        assert_eq!(AssetKind::parse(k.slug()), Some(k));
+        assert_eq!(AssetKind::parse(k.name()), Some(k));
+        assert_eq!(
+            serde_json::to_value(k).unwrap(),
+            serde_json::json!(k.name())
+        );
+    }
+    assert_eq!(AssetKind::parse("boiler"), None);
 }
