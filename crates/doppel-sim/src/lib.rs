@@ -17,6 +17,8 @@
 //!   [`Plant::fleet`] a fleet of any size with faults spread over a horizon.
 //! - [`Asset::step_into`] is the allocation-free step behind dataset generation: one `f64`
 //!   per model signal, in model order, written into a caller's buffer.
+//! - [`Plant::packs`] splits a plant's models and twins by industry: the demo packs that
+//!   `doppel demo` loads through the API and `examples/packs/` holds.
 //! - [`run_to_failure`] produces a whole degradation history of one asset, for training and
 //!   evaluating remaining-useful-life models.
 //!
@@ -40,6 +42,7 @@ mod error;
 mod fault;
 mod fleet;
 mod mri;
+mod pack;
 mod physics;
 mod plant;
 mod pump;
@@ -50,6 +53,7 @@ pub use chiller::Chiller;
 pub use error::SimError;
 pub use fault::{FaultKind, FaultSpec, GroundTruth};
 pub use mri::MriCompressor;
+pub use pack::Pack;
 pub use plant::{Plant, SimulatedTwin};
 pub use pump::PumpMotor;
 pub use run::{run_to_failure, RunToFailure, RUN_START};
