@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use doppel_model::{Timestamp, Value};
 
+pub mod codec;
 mod error;
 mod index;
 mod query;

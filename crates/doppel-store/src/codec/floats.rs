@@ -1,0 +1,318 @@
+//! Float columns: the encoder tries every codec and keeps the smallest, tagging the column.
+//!
+//! - `Raw`: 8 bytes LE a value; the bound every other codec must beat.
+//! - `Gorilla`: XOR of successive bit patterns (`gorilla.rs`); wins on slowly changing or
+//!   repeated values.
+//! - `Pco`: pcodec on the f64s; finds float multipliers and entropy-codes.
+//! - `Decimal`: sensors and JSON bodies carry decimal numbers ("79.3366"). When every value
+//!   of the chunk is exactly `m / 10^d` for integers `m` (checked bit-for-bit, so this is
+//!   lossless), the column stores `d` and the integers `m` through the integer codec, whose
+//!   deltas are small: the noise is in a few low decimal digits, which XOR cannot see.
+//!
+//! Every codec is bit-exact for every f64 bit pattern it accepts (NaN payloads, -0.0); the
+//! decimal check refuses values it could not reproduce exactly.
+
+use super::bits::Bytes;
+use super::{gorilla, ints, pcodec, CodecError};
+
+const T_RAW: u8 = 0;
+const T_GORILLA: u8 = 1;
+const T_PCO: u8 = 2;
+const T_DECIMAL: u8 = 3;
+
+/// The float encodings, for measuring them one by one (benches, the SKAB report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatCodec {
+    Raw,
+    Gorilla,
+    Pco,
+    Decimal,
+}
+
+impl FloatCodec {
+    pub const ALL: [FloatCodec; 4] = [
+        FloatCodec::Raw,
+        FloatCodec::Gorilla,
+        FloatCodec::Pco,
+        FloatCodec::Decimal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatCodec::Raw => "raw",
+            FloatCodec::Gorilla => "gorilla",
+            FloatCodec::Pco => "pco",
+            FloatCodec::Decimal => "decimal",
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            FloatCodec::Raw => T_RAW,
+            FloatCodec::Gorilla => T_GORILLA,
+            FloatCodec::Pco => T_PCO,
+            FloatCodec::Decimal => T_DECIMAL,
+        }
+    }
+
+    pub(crate) fn from_tag(tag: u8) -> Option<FloatCodec> {
+        Some(match tag {
+            T_RAW => FloatCodec::Raw,
+            T_GORILLA => FloatCodec::Gorilla,
+            T_PCO => FloatCodec::Pco,
+            T_DECIMAL => FloatCodec::Decimal,
+            _ => return None,
+        })
+    }
+}
+
+/// Exact powers of ten as f64 (all up to 10^22 are exact).
+const POW10: [f64; 19] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18,
+];
+/// Integers beyond 2^53 are not all representable as f64, so `m as f64` could round.
+const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
+
+/// `x` as `m / 10^d`, if that reproduces its exact bits.
+fn as_decimal(x: f64, d: usize) -> Option<i64> {
+    let p = POW10[d];
+    let m = (x * p).round();
+    // NaN and infinities fail this too.
+    if m.is_nan() || m.abs() >= MAX_MANTISSA {
+        return None;
+    }
+    let m = m as i64;
+    ((m as f64 / p).to_bits() == x.to_bits()).then_some(m)
+}
+
+/// The smallest `d` at which every value is an exact decimal, and the mantissas.
+fn decimal(v: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let mut d = 0;
+    for &x in v {
+        while as_decimal(x, d).is_none() {
+            d += 1;
+            if d >= POW10.len() {
+                return None;
+            }
+        }
+    }
+    // A value that fit at a smaller d fits at this one too unless its mantissa outgrew 2^53;
+    // `as_decimal` checks again rather than assume.
+    let m = v
+        .iter()
+        .map(|&x| as_decimal(x, d))
+        .collect::<Option<Vec<i64>>>()?;
+    Some((d as u8, m))
+}
+
+/// Appends `[tag][payload]` in `codec`; `false` (and nothing appended) if it cannot hold
+/// these values.
+pub fn encode_with(codec: FloatCodec, v: &[f64], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    out.push(codec.tag());
+    let ok = match codec {
+        FloatCodec::Raw => {
+            for x in v {
+                out.extend_from_slice(&x.to_bits().to_le_bytes());
+            }
+            true
+        }
+        FloatCodec::Gorilla => {
+            let bits: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+            gorilla::encode(&bits, out);
+            true
+        }
+        FloatCodec::Pco => match pcodec::compress_f64(v) {
+            Some(p) => {
+                out.extend_from_slice(&p);
+                true
+            }
+            None => false,
+        },
+        FloatCodec::Decimal => match decimal(v) {
+            Some((d, m)) => {
+                out.push(d);
+                ints::encode(&m, out);
+                true
+            }
+            None => false,
+        },
+    };
+    if !ok {
+        out.truncate(start);
+    }
+    ok
+}
+
+/// Appends the smallest encoding of `v`. pco is the expensive candidate (about three times
+/// Gorilla's encode time), so a chunk that is all decimals, where the decimal codec always
+/// beat pco on the f64s in our measurements (it is pco on the mantissas), skips it.
+pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
+    let mut best = Vec::new();
+    encode_with(FloatCodec::Raw, v, &mut best);
+    let mut consider = |codec: FloatCodec| {
+        let mut buf = Vec::new();
+        let ok = encode_with(codec, v, &mut buf);
+        if ok && buf.len() < best.len() {
+            best = buf;
+        }
+        ok
+    };
+    consider(FloatCodec::Gorilla);
+    if !consider(FloatCodec::Decimal) {
+        consider(FloatCodec::Pco);
+    }
+    out.extend_from_slice(&best);
+}
+
+/// The codec of an encoded column.
+pub fn codec_of(buf: &[u8]) -> Option<FloatCodec> {
+    FloatCodec::from_tag(*buf.first()?)
+}
+
+pub(crate) fn decode(buf: &[u8], n: usize) -> Result<Vec<f64>, CodecError> {
+    let mut b = Bytes::new(buf);
+    let tag = b.u8()?;
+    match FloatCodec::from_tag(tag) {
+        Some(FloatCodec::Raw) => {
+            if b.remaining() != n.saturating_mul(8) {
+                return Err(CodecError::new("raw float column has the wrong length"));
+            }
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                out.push(f64::from_bits(b.u64()?));
+            }
+            Ok(out)
+        }
+        Some(FloatCodec::Gorilla) => Ok(gorilla::decode(b.rest(), n)?
+            .into_iter()
+            .map(f64::from_bits)
+            .collect()),
+        Some(FloatCodec::Pco) => pcodec::decompress_f64(b.rest(), n),
+        Some(FloatCodec::Decimal) => {
+            let d = usize::from(b.u8()?);
+            let p = *POW10
+                .get(d)
+                .ok_or(CodecError::new("decimal exponent out of range"))?;
+            Ok(ints::decode(b.rest(), n)?
+                .into_iter()
+                .map(|m| m as f64 / p)
+                .collect())
+        }
+        None => Err(CodecError::new("unknown float codec")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    fn check_all(v: &[f64]) {
+        for codec in FloatCodec::ALL {
+            let mut out = Vec::new();
+            if encode_with(codec, v, &mut out) {
+                assert_eq!(codec_of(&out), Some(codec));
+                assert_eq!(bits(&decode(&out, v.len()).unwrap()), bits(v), "{codec:?}");
+            }
+        }
+        let mut out = Vec::new();
+        encode(v, &mut out);
+        assert_eq!(bits(&decode(&out, v.len()).unwrap()), bits(v));
+        assert!(out.len() <= 1 + 8 * v.len());
+    }
+
+    #[test]
+    fn decimals_are_found_exactly() {
+        assert_eq!(as_decimal(0.0265878, 7), Some(265_878));
+        assert_eq!(as_decimal(0.0265878, 6), None);
+        assert_eq!(as_decimal(-0.0, 0), None, "-0.0 must not become +0.0");
+        assert_eq!(as_decimal(f64::NAN, 3), None);
+        assert_eq!(decimal(&[79.3366, 26.0199, 233.062]).unwrap().0, 4);
+        // 0.30000000000000004 needs 17 digits: a mantissa beyond 2^53, so not a decimal.
+        assert!(decimal(&[0.1 + 0.2]).is_none());
+        assert!(decimal(&[1.0 / 3.0]).is_none_or(|(d, _)| d >= 16));
+    }
+
+    #[test]
+    fn special_values_round_trip() {
+        check_all(&[]);
+        check_all(&[
+            0.0,
+            -0.0,
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ]);
+        check_all(&[
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e300,
+            -1e-300,
+        ]);
+        check_all(&[f64::from_bits(0x7ff0_0000_0000_0001), 1.0]);
+        check_all(&[9_007_199_254_740_993.0, 1.5]);
+    }
+
+    #[test]
+    fn decimal_sensor_data_beats_xor() {
+        // A noisy temperature with four decimals, like SKAB's.
+        let mut x = 79_3366i64;
+        let v: Vec<f64> = (0..2000)
+            .map(|i| {
+                x += (i * 7919 % 61) - 30;
+                x as f64 / 1e4
+            })
+            .collect();
+        let mut dec = Vec::new();
+        let mut gor = Vec::new();
+        assert!(encode_with(FloatCodec::Decimal, &v, &mut dec));
+        assert!(encode_with(FloatCodec::Gorilla, &v, &mut gor));
+        assert!(
+            dec.len() * 2 < gor.len(),
+            "decimal {} gorilla {}",
+            dec.len(),
+            gor.len()
+        );
+        check_all(&v);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_floats_round_trip(v in proptest::collection::vec(any::<f64>(), 0..200)) {
+            check_all(&v);
+        }
+
+        #[test]
+        fn arbitrary_bit_patterns_round_trip(v in proptest::collection::vec(any::<u64>(), 0..100)) {
+            let v: Vec<f64> = v.into_iter().map(f64::from_bits).collect();
+            check_all(&v);
+        }
+
+        #[test]
+        fn decimal_walks_round_trip(d in 0u32..10, steps in proptest::collection::vec(-1000i64..1000, 0..500)) {
+            let mut m = 0i64;
+            let v: Vec<f64> = steps.iter().map(|s| { m += s; m as f64 / 10f64.powi(d as i32) }).collect();
+            check_all(&v);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 0usize..3000) {
+            let _ = decode(&bytes, n);
+            for tag in 0..4u8 {
+                let mut b = vec![tag];
+                b.extend_from_slice(&bytes);
+                let _ = decode(&b, n);
+            }
+        }
+    }
+}
