@@ -1,0 +1,24 @@
+//! Anomaly detection for twins: per-signal detectors (adaptive robust baseline, rate of
+//! change, stuck, dropout, normal range, CUSUM shift), a multivariate PCA model over a twin's
+//! signals, and [`TwinDetector`], which combines them into one explainable [`Score`] per
+//! reading with a persistent, feedback-adapted alarm decision.
+//!
+//! Architecture Invariant: this crate has no async, no IO and no clock; detectors are driven
+//! by the timestamps they are given, so every score is reproducible from a recorded stream.
+//! The `eval` module (feature `eval`) reads CSV files for offline evaluation; the detector
+//! core never touches it.
+
+mod config;
+mod multivariate;
+mod signal;
+mod stats;
+mod twin;
+
+#[cfg(feature = "eval")]
+pub mod eval;
+
+pub use config::DetectorConfig;
+pub use doppel_model::Timestamp;
+pub use multivariate::Multivariate;
+pub use signal::{ContributionKind, SignalDetector};
+pub use twin::{Score, SignalContribution, TwinDetector};

@@ -1,0 +1,488 @@
+//! One signal's detectors: an adaptive robust baseline (level, spread, optional daily
+//! profile) and, scored against it, the level, rate-of-change, stuck, dropout, normal-range
+//! and CUSUM shift detectors. All state is a fixed number of numbers except the warm-up
+//! buffer, which is bounded by the warm-up length and dropped once the baseline is learned.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DetectorConfig;
+use crate::stats::{median, quantile, robust_std, sane, spread_floor};
+use crate::Timestamp;
+
+/// What kind of deviation a contribution to a score is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContributionKind {
+    /// The value is far from its expected level.
+    Level,
+    /// The value jumped much more than it usually does between two readings.
+    Rate,
+    /// The value has not changed for much longer than it usually stays put.
+    Stuck,
+    /// The signal has not reported for much longer than its usual interval.
+    Dropout,
+    /// The value is outside the normal range declared by the asset model.
+    Range,
+    /// A sustained shift of the level (CUSUM), small per reading but persistent.
+    Shift,
+    /// The value is inconsistent with the twin's other signals.
+    Multivariate,
+}
+
+/// The best-scoring deviation of one signal at one reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SignalOutcome {
+    pub kind: ContributionKind,
+    /// Statistic / threshold, before the feedback sensitivity is applied.
+    pub ratio: f64,
+    pub expected: f64,
+    pub observed: Option<f64>,
+    /// Standardized residual (for the multivariate part); `None` when not scored.
+    pub z: Option<f64>,
+    resid: f64,
+    dx: f64,
+    dt: f64,
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+const DAY_NS: i64 = 24 * HOUR_NS;
+
+/// A daily profile of the level: 24 hourly offsets, used once it explains enough variance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DailyProfile {
+    offsets: [f64; 24],
+    counts: [u32; 24],
+    first_ts: Option<Timestamp>,
+    active: bool,
+}
+
+impl DailyProfile {
+    fn new() -> Self {
+        DailyProfile {
+            offsets: [0.0; 24],
+            counts: [0; 24],
+            first_ts: None,
+            active: false,
+        }
+    }
+
+    fn bin(ts: Timestamp) -> usize {
+        (ts.rem_euclid(DAY_NS) / HOUR_NS) as usize
+    }
+
+    fn offset(&self, ts: Timestamp) -> f64 {
+        if self.active {
+            self.offsets[Self::bin(ts)]
+        } else {
+            0.0
+        }
+    }
+
+    /// Learns from the residual to the plain level (`x - level`), weighted like the baseline.
+    fn learn(&mut self, ts: Timestamp, resid_to_level: f64, weight: f64, spread: f64) {
+        let first = *self.first_ts.get_or_insert(ts);
+        let b = Self::bin(ts);
+        self.counts[b] = self.counts[b].saturating_add(1);
+        // Fast at first (running mean), then as slow as the baseline, never slower than 1/20
+        // per day a bin sees about 1/24 of the points.
+        let w = (1.0 / self.counts[b] as f64).max(weight * 24.0).min(1.0);
+        if weight > 0.0 {
+            self.offsets[b] += w * (resid_to_level - self.offsets[b]);
+            self.offsets[b] = sane(self.offsets[b], 0.0);
+        }
+        if !self.active && ts - first >= 2 * DAY_NS && self.counts.iter().all(|&c| c >= 3) {
+            let mean = self.offsets.iter().sum::<f64>() / 24.0;
+            let var = self.offsets.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / 24.0;
+            // Worth it when the daily swing is comparable to the noise around the level.
+            if var >= 0.5 * spread * spread {
+                self.active = true;
+            }
+        }
+    }
+}
+
+/// Detectors of one signal. Serializable so a twin's detector can be persisted and resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalDetector {
+    name: Arc<str>,
+    min: Option<f64>,
+    max: Option<f64>,
+    /// Values seen before the baseline is learned; emptied by `fit`.
+    warm: Vec<(Timestamp, f64)>,
+    fitted: bool,
+    /// False when the signal was constant while learning: stuck makes no sense for it.
+    variable: bool,
+    level: f64,
+    /// Change of the level per usual interval (Holt's linear trend), so slow drifts that are
+    /// part of normal operation (a fluid warming up) do not read as shifts.
+    trend: f64,
+    spread: f64,
+    /// Typical |change| between consecutive readings one interval apart.
+    step: f64,
+    /// Usual sampling interval (ns); 0 until known.
+    interval: f64,
+    last_ts: Option<Timestamp>,
+    last_value: Option<f64>,
+    run: u32,
+    run_flagged: bool,
+    max_run: u32,
+    cusum_pos: f64,
+    cusum_neg: f64,
+    /// This signal's CUSUM decision interval, learned on the warm-up.
+    cusum_h: f64,
+    season: Option<DailyProfile>,
+    seen: u64,
+}
+
+impl SignalDetector {
+    pub(crate) fn new(
+        name: Arc<str>,
+        min: Option<f64>,
+        max: Option<f64>,
+        cfg: &DetectorConfig,
+    ) -> Self {
+        SignalDetector {
+            name,
+            min,
+            max,
+            warm: Vec::new(),
+            fitted: false,
+            variable: false,
+            level: 0.0,
+            trend: 0.0,
+            spread: 0.0,
+            step: 0.0,
+            interval: 0.0,
+            last_ts: None,
+            last_value: None,
+            run: 0,
+            run_flagged: false,
+            max_run: 0,
+            cusum_pos: 0.0,
+            cusum_neg: 0.0,
+            cusum_h: cfg.cusum_h,
+            season: cfg.daily_seasonality.then(DailyProfile::new),
+            seen: 0,
+        }
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    pub(crate) fn is_fitted(&self) -> bool {
+        self.fitted
+    }
+
+    pub(crate) fn is_variable(&self) -> bool {
+        self.variable
+    }
+
+    pub(crate) fn warm_len(&self) -> usize {
+        self.warm.len()
+    }
+
+    /// Learned level and spread (for the multivariate part's standardization).
+    pub(crate) fn level_spread(&self) -> (f64, f64) {
+        (self.level, self.spread)
+    }
+
+    /// Records a warm-up value. Returns true once the signal has `warmup` values.
+    pub(crate) fn push_warm(&mut self, ts: Timestamp, x: f64, cfg: &DetectorConfig) -> bool {
+        if self.warm.len() < cfg.warmup.max(2) {
+            self.warm.push((ts, x));
+        }
+        self.warm.len() >= cfg.warmup.max(2)
+    }
+
+    /// Learns the baseline from the warm-up values and drops them: replays them through the
+    /// adaptive baseline and takes the spread from its one-step prediction errors, so the
+    /// spread covers what the baseline cannot follow (noise, and drift faster than it adapts).
+    pub(crate) fn fit(&mut self, cfg: &DetectorConfig) {
+        let xs: Vec<f64> = self.warm.iter().map(|w| w.1).collect();
+        let diffs: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
+        let dts: Vec<f64> = self
+            .warm
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) as f64)
+            .filter(|d| *d > 0.0)
+            .collect();
+        self.interval = sane(median(&dts), 0.0);
+        let n = xs.len();
+        let burn = (n / 4).clamp(1, n.saturating_sub(1).max(1));
+        let mut level = median(&xs[..burn.max(10).min(n)]);
+        let mut trend = 0.0;
+        let a = cfg.level_alpha.clamp(0.0, 1.0);
+        let b = cfg.trend_beta.clamp(0.0, 1.0);
+        let mut resids = Vec::with_capacity(n);
+        for (i, x) in xs.iter().enumerate() {
+            let g = self.gap_factor(
+                i.checked_sub(1)
+                    .map_or(0.0, |j| (self.warm[i].0 - self.warm[j].0).max(0) as f64),
+            );
+            let e = level + trend * g;
+            let r = x - e;
+            if i >= burn {
+                resids.push(r.abs());
+            }
+            level = sane(e + a * r, level);
+            trend = sane(trend + a * b * r, trend);
+        }
+        let floor = spread_floor(level);
+        let step = robust_std(&diffs);
+        let med = median(&resids);
+        let spread = if med > 0.0 {
+            1.4826 * med
+        } else {
+            1.2533 * resids.iter().sum::<f64>() / resids.len().max(1) as f64
+        };
+        // The spread covers the one-step error of the baseline and, when `long_term_spread`,
+        // the whole warm-up's variability: a signal that wandered while learning is judged
+        // against that wander, not against its reading-to-reading noise.
+        let spread = if cfg.long_term_spread {
+            spread.max(robust_std(&xs))
+        } else {
+            spread
+        };
+        let spread = sane(spread.max(step / std::f64::consts::SQRT_2), floor).max(floor);
+        // The shift detector's threshold: at least `cusum_h`, and above what the CUSUM reached
+        // on the warm-up itself (autocorrelated or wandering signals accumulate more).
+        let (mut pos, mut neg) = (0.0f64, 0.0f64);
+        let mut path = Vec::with_capacity(resids.len());
+        let mut level = median(&xs[..burn.max(10).min(n)]);
+        let mut trend = 0.0;
+        for (i, x) in xs.iter().enumerate() {
+            let e = level + trend;
+            let r = x - e;
+            level = sane(e + a * r, level);
+            trend = sane(trend + a * b * r, trend);
+            if i >= burn {
+                let z = (r / spread).clamp(-cfg.level_z, cfg.level_z);
+                pos = (pos + z - cfg.cusum_k).max(0.0);
+                neg = (neg - z - cfg.cusum_k).max(0.0);
+                path.push(pos.max(neg));
+            }
+        }
+        self.cusum_h = sane(
+            (cfg.shift_margin * quantile(&path, cfg.shift_quantile)).max(cfg.cusum_h),
+            cfg.cusum_h,
+        );
+        self.level = sane(level, 0.0);
+        self.trend = trend;
+        self.variable = spread > floor;
+        self.spread = sane(spread, floor).max(floor);
+        self.step = sane(step, floor).max(floor);
+        let mut run = 0u32;
+        let mut max_run = 0u32;
+        for d in &diffs {
+            if d.abs() <= self.equal_tolerance() {
+                run += 1;
+                max_run = max_run.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        self.max_run = max_run;
+        self.run = run;
+        if let Some(&(ts, x)) = self.warm.last() {
+            self.last_ts = Some(ts);
+            self.last_value = Some(x);
+        }
+        self.warm = Vec::new();
+        self.fitted = true;
+    }
+
+    /// Elapsed time in usual intervals (1 when the interval is not known yet), capped so a
+    /// long gap does not extrapolate the trend far.
+    fn gap_factor(&self, dt: f64) -> f64 {
+        if self.interval > 0.0 {
+            (dt / self.interval).clamp(0.0, 10.0)
+        } else {
+            1.0
+        }
+    }
+
+    fn equal_tolerance(&self) -> f64 {
+        1e-12 * self.level.abs().max(1e-300)
+    }
+
+    fn stuck_limit(&self, cfg: &DetectorConfig) -> f64 {
+        (cfg.stuck_factor * (self.max_run.max(1)) as f64).max(cfg.stuck_min_points as f64)
+    }
+
+    /// Scores a value. Does not change the baseline; call [`learn`](Self::learn) after.
+    pub(crate) fn score(&self, ts: Timestamp, x: f64, cfg: &DetectorConfig) -> SignalOutcome {
+        let dt = self.last_ts.map_or(0.0, |l| (ts - l).max(0) as f64);
+        let expected = self.level
+            + self.trend * self.gap_factor(dt)
+            + self.season.as_ref().map_or(0.0, |s| s.offset(ts));
+        let resid = x - expected;
+        let z = sane(resid / self.spread, 0.0);
+        let mut best = (ContributionKind::Level, z.abs() / cfg.level_z);
+        let mut consider = |kind, r: f64| {
+            let r = sane(r, 0.0);
+            if r > best.1 {
+                best = (kind, r);
+            }
+        };
+        if self.interval > 0.0 {
+            consider(
+                ContributionKind::Dropout,
+                dt / (cfg.dropout_factor * self.interval),
+            );
+        }
+        let mut dx = 0.0;
+        if let Some(prev) = self.last_value {
+            dx = x - prev;
+            let gap = if self.interval > 0.0 {
+                (dt / self.interval).max(1.0).sqrt()
+            } else {
+                1.0
+            };
+            consider(
+                ContributionKind::Rate,
+                dx.abs() / (cfg.rate_z * self.step * gap),
+            );
+            if self.variable && dx.abs() <= self.equal_tolerance() {
+                consider(
+                    ContributionKind::Stuck,
+                    (self.run + 1) as f64 / self.stuck_limit(cfg),
+                );
+            }
+        }
+        // A single spike moves the CUSUM by at most `level_z`: spikes are the level
+        // detector's business, sustained shifts this one's.
+        let zc = z.clamp(-cfg.level_z, cfg.level_z);
+        let cap = cfg.cusum_cap * self.cusum_h;
+        let pos = (self.cusum_pos + zc - cfg.cusum_k).clamp(0.0, cap);
+        let neg = (self.cusum_neg - zc - cfg.cusum_k).clamp(0.0, cap);
+        consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+        if let Some(r) = self.range_ratio(x) {
+            consider(ContributionKind::Range, r);
+        }
+        SignalOutcome {
+            kind: best.0,
+            ratio: best.1,
+            expected,
+            observed: Some(x),
+            z: Some(z),
+            resid,
+            dx,
+            dt,
+        }
+    }
+
+    /// Outside the model's normal range: always at least 4.5 × threshold (a score ≥ 0.95),
+    /// growing with the excess relative to the range's width.
+    fn range_ratio(&self, x: f64) -> Option<f64> {
+        let width = match (self.min, self.max) {
+            (Some(lo), Some(hi)) => (hi - lo).abs(),
+            (Some(b), None) | (None, Some(b)) => b.abs(),
+            (None, None) => return None,
+        }
+        .max(1e-9);
+        let excess = match (self.min, self.max) {
+            (Some(lo), _) if x < lo => lo - x,
+            (_, Some(hi)) if x > hi => x - hi,
+            _ => return None,
+        };
+        Some(4.5 + 10.0 * excess / width)
+    }
+
+    /// Scores the absence of this signal at `ts` (the twin reported, this signal did not).
+    pub(crate) fn score_absent(&self, ts: Timestamp, cfg: &DetectorConfig) -> SignalOutcome {
+        let dt = self.last_ts.map_or(0.0, |l| (ts - l).max(0) as f64);
+        let ratio = if self.interval > 0.0 {
+            sane(dt / (cfg.dropout_factor * self.interval), 0.0)
+        } else {
+            0.0
+        };
+        SignalOutcome {
+            kind: ContributionKind::Dropout,
+            ratio,
+            expected: self.level,
+            observed: None,
+            z: None,
+            resid: 0.0,
+            dx: 0.0,
+            dt,
+        }
+    }
+
+    /// Advances the statistics after a scored value and, with `weight` > 0, adapts the
+    /// baseline. `weight` is 1 for a normal point, smaller for a suspect one and 0 for an
+    /// anomalous one, so a fault never becomes the new normal while it is flagged.
+    pub(crate) fn learn(
+        &mut self,
+        ts: Timestamp,
+        x: f64,
+        o: &SignalOutcome,
+        weight: f64,
+        cfg: &DetectorConfig,
+    ) {
+        self.seen = self.seen.saturating_add(1);
+        let z = o.z.unwrap_or(0.0).clamp(-cfg.level_z, cfg.level_z);
+        let cap = cfg.cusum_cap * self.cusum_h;
+        self.cusum_pos = (self.cusum_pos + z - cfg.cusum_k).clamp(0.0, cap);
+        self.cusum_neg = (self.cusum_neg - z - cfg.cusum_k).clamp(0.0, cap);
+        let equal = self.last_value.is_some() && o.dx.abs() <= self.equal_tolerance();
+        if equal {
+            self.run = self.run.saturating_add(1);
+            self.run_flagged |= o.kind == ContributionKind::Stuck && o.ratio >= 1.0;
+        } else {
+            if !self.run_flagged && weight > 0.0 {
+                self.max_run = self.max_run.max(self.run);
+            }
+            self.run = 0;
+            self.run_flagged = false;
+        }
+        let normal_gap =
+            o.dt > 0.0 && (self.interval <= 0.0 || o.dt < cfg.dropout_factor * self.interval);
+        if normal_gap {
+            let a = cfg.level_alpha.max(0.01);
+            self.interval = if self.interval > 0.0 {
+                sane(
+                    self.interval + a * (o.dt.min(3.0 * self.interval) - self.interval),
+                    0.0,
+                )
+            } else {
+                o.dt
+            };
+        }
+        if weight > 0.0 {
+            let a = (cfg.level_alpha * weight).min(1.0);
+            let floor = spread_floor(self.level);
+            let r = o.resid.clamp(-4.0 * self.spread, 4.0 * self.spread);
+            let season = self.season.as_ref().map_or(0.0, |s| s.offset(ts));
+            let predicted = o.expected - season;
+            self.level = sane(predicted + a * r, self.level);
+            self.trend = sane(self.trend + a * cfg.trend_beta * r, self.trend);
+            // Mean absolute deviation × √(π/2) estimates σ for Gaussian noise and is far less
+            // swayed by outliers than a variance (and clipped at 4σ on top).
+            let dev = 1.2533 * o.resid.abs().min(4.0 * self.spread);
+            self.spread = sane(self.spread + a * (dev - self.spread), self.spread).max(floor);
+            let gap = if self.interval > 0.0 && o.dt > 0.0 {
+                (o.dt / self.interval).max(1.0).sqrt()
+            } else {
+                1.0
+            };
+            let step = 1.2533 * (o.dx.abs() / gap).min(4.0 * self.step);
+            self.step = sane(self.step + a * (step - self.step), self.step).max(floor);
+            let (level, spread) = (self.level, self.spread);
+            if let Some(s) = self.season.as_mut() {
+                s.learn(ts, x - level, a, spread);
+            }
+        }
+        self.last_ts = Some(ts);
+        self.last_value = Some(x);
+    }
+
+    /// Forgets accumulated shift evidence (after an alarm was declared false).
+    pub(crate) fn reset_shift(&mut self) {
+        self.cusum_pos = 0.0;
+        self.cusum_neg = 0.0;
+        self.run_flagged = false;
+    }
+}

@@ -1,0 +1,353 @@
+//! A twin's detector: its signals' detectors, the multivariate model over them, and the
+//! alarm decision (persistence, hysteresis, feedback-adapted sensitivity).
+
+use std::sync::Arc;
+
+use doppel_model::{AssetModel, ValueKind};
+use serde::{Deserialize, Serialize};
+
+use crate::config::DetectorConfig;
+use crate::multivariate::Multivariate;
+use crate::signal::{ContributionKind, SignalDetector, SignalOutcome};
+use crate::stats::{ratio_to_score, sane, score_to_ratio};
+use crate::Timestamp;
+
+/// Contributions below this score are left out of [`Score::per_signal`].
+const REPORT_FLOOR: f64 = 0.05;
+/// Score at which a reading counts as above the threshold.
+const THRESHOLD: f64 = 0.5;
+
+/// One signal's part in a twin's score: what was expected, what was observed, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalContribution {
+    pub signal: Arc<str>,
+    pub kind: ContributionKind,
+    /// 0..1; 0.5 is the decision threshold of this detector.
+    pub score: f64,
+    pub expected: f64,
+    /// `None` when the signal did not report (dropout).
+    pub observed: Option<f64>,
+}
+
+/// The verdict on one reading of a twin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub ts: Timestamp,
+    /// 0..1, calibrated so that 0.5 is the threshold of the most deviating detector.
+    pub total: f64,
+    /// The alarm state after this reading (persistence and hysteresis applied).
+    pub is_anomaly: bool,
+    /// True while the detector is still learning what normal looks like (nothing scored).
+    pub warming_up: bool,
+    /// Contributions, highest score first.
+    pub per_signal: Vec<SignalContribution>,
+}
+
+/// Anomaly detector for one twin. Feed it the twin's readings in time order with
+/// [`observe`](Self::observe); it learns the twin's normal behaviour from the first
+/// `warmup` readings and scores every reading after that.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TwinDetector {
+    config: DetectorConfig,
+    signals: Vec<SignalDetector>,
+    /// Raw warm-up readings (signal index → value) for the multivariate fit; emptied then.
+    warm_rows: Vec<Vec<Option<f64>>>,
+    warm_done: bool,
+    multivariate: Option<Multivariate>,
+    /// Last `persist_n` decisions as bits (1 = above threshold / above clear level).
+    above: u64,
+    above_clear: u64,
+    in_alarm: bool,
+    /// ≥ 1 makes the detector less sensitive; moved by feedback within configured bounds.
+    sensitivity: f64,
+    readings: u64,
+}
+
+impl TwinDetector {
+    pub fn new(config: DetectorConfig) -> Self {
+        TwinDetector {
+            config,
+            signals: Vec::new(),
+            warm_rows: Vec::new(),
+            warm_done: false,
+            multivariate: None,
+            above: 0,
+            above_clear: 0,
+            in_alarm: false,
+            sensitivity: 1.0,
+            readings: 0,
+        }
+    }
+
+    /// A detector for a twin of `model`: its numeric signals are known in advance, with
+    /// their normal ranges. Signals not in the model are still learned when they appear.
+    pub fn for_model(model: &AssetModel, config: DetectorConfig) -> Self {
+        let mut d = TwinDetector::new(config);
+        for s in &model.signals {
+            if matches!(s.kind, ValueKind::Float | ValueKind::Int) {
+                let sig = SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
+                d.signals.push(sig);
+            }
+        }
+        d
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The current sensitivity factor (1 at start; above 1 after false alarms).
+    pub fn sensitivity(&self) -> f64 {
+        self.sensitivity
+    }
+
+    pub fn in_alarm(&self) -> bool {
+        self.in_alarm
+    }
+
+    pub fn is_warming_up(&self) -> bool {
+        !self.warm_done
+    }
+
+    fn index_of(&mut self, hint: usize, name: &str) -> usize {
+        if let Some(s) = self.signals.get(hint) {
+            if &**s.name() == name {
+                return hint;
+            }
+        }
+        if let Some(i) = self.signals.iter().position(|s| &**s.name() == name) {
+            return i;
+        }
+        let sig = SignalDetector::new(Arc::from(name), None, None, &self.config);
+        self.signals.push(sig);
+        for r in &mut self.warm_rows {
+            r.push(None);
+        }
+        self.signals.len() - 1
+    }
+
+    /// Scores one reading of the twin: the values its signals reported at `ts` (any subset,
+    /// any order). Non-finite values are treated as missing. Readings must come in time
+    /// order; a timestamp earlier than the previous one is scored as if no time had passed.
+    pub fn observe<S: AsRef<str>>(&mut self, ts: Timestamp, values: &[(S, f64)]) -> Score {
+        self.readings = self.readings.saturating_add(1);
+        let mut present: Vec<Option<f64>> = vec![None; self.signals.len()];
+        for (hint, (name, x)) in values.iter().enumerate() {
+            if !x.is_finite() {
+                continue;
+            }
+            let i = self.index_of(hint, name.as_ref());
+            if i >= present.len() {
+                present.resize(i + 1, None);
+            }
+            present[i] = Some(*x);
+        }
+        if !self.warm_done {
+            return self.observe_warmup(ts, present);
+        }
+        self.observe_scored(ts, &present)
+    }
+
+    fn observe_warmup(&mut self, ts: Timestamp, present: Vec<Option<f64>>) -> Score {
+        let cfg = &self.config;
+        for (i, x) in present.iter().enumerate() {
+            if let Some(x) = x {
+                let s = &mut self.signals[i];
+                if s.push_warm(ts, *x, cfg) && !s.is_fitted() {
+                    // Fitted with the rest of the twin below.
+                }
+            }
+        }
+        self.warm_rows.push(present);
+        if self.warm_rows.len() >= self.config.warmup.max(2) {
+            self.finish_warmup();
+        }
+        Score {
+            ts,
+            total: 0.0,
+            is_anomaly: false,
+            warming_up: true,
+            per_signal: Vec::new(),
+        }
+    }
+
+    fn finish_warmup(&mut self) {
+        let min_values = (self.config.warmup / 2).max(2);
+        for s in &mut self.signals {
+            if s.warm_len() >= min_values {
+                s.fit(&self.config);
+            }
+        }
+        if self.config.multivariate {
+            let idx: Vec<usize> = (0..self.signals.len())
+                .filter(|&i| self.signals[i].is_fitted() && self.signals[i].is_variable())
+                .collect();
+            let rows: Vec<Vec<Option<f64>>> = self
+                .warm_rows
+                .iter()
+                .map(|r| {
+                    idx.iter()
+                        .map(|&i| {
+                            let (level, spread) = self.signals[i].level_spread();
+                            r.get(i).copied().flatten().map(|x| (x - level) / spread)
+                        })
+                        .collect()
+                })
+                .collect();
+            let names = idx
+                .iter()
+                .map(|&i| self.signals[i].name().clone())
+                .collect();
+            self.multivariate = Multivariate::fit(idx, names, &rows, &self.config);
+        }
+        self.warm_rows = Vec::new();
+        self.warm_done = true;
+    }
+
+    fn observe_scored(&mut self, ts: Timestamp, present: &[Option<f64>]) -> Score {
+        let config = std::mem::take(&mut self.config);
+        let score = self.observe_scored_with(ts, present, &config);
+        self.config = config;
+        score
+    }
+
+    fn observe_scored_with(
+        &mut self,
+        ts: Timestamp,
+        present: &[Option<f64>],
+        cfg: &DetectorConfig,
+    ) -> Score {
+        let sens = self.sensitivity;
+        let mut outcomes: Vec<Option<SignalOutcome>> = Vec::with_capacity(self.signals.len());
+        for (i, s) in self.signals.iter_mut().enumerate() {
+            let x = present.get(i).copied().flatten();
+            let o = match (x, s.is_fitted()) {
+                (Some(x), true) => Some(s.score(ts, x, cfg)),
+                (Some(x), false) => {
+                    // A signal that appeared after the twin's warm-up learns on its own.
+                    if s.push_warm(ts, x, cfg) {
+                        s.fit(cfg);
+                    }
+                    None
+                }
+                (None, true) => Some(s.score_absent(ts, cfg)),
+                (None, false) => None,
+            };
+            outcomes.push(o);
+        }
+        let mut per_signal = Vec::with_capacity(self.signals.len() + 2);
+        let mut max_ratio: f64 = 0.0;
+        for (s, o) in self.signals.iter().zip(&outcomes) {
+            if let Some(o) = o {
+                max_ratio = max_ratio.max(o.ratio);
+                let score = ratio_to_score(o.ratio / sens);
+                if score >= REPORT_FLOOR {
+                    per_signal.push(SignalContribution {
+                        signal: s.name().clone(),
+                        kind: o.kind,
+                        score,
+                        expected: o.expected,
+                        observed: o.observed,
+                    });
+                }
+            }
+        }
+        if let Some(mv) = self.multivariate.as_mut() {
+            let z: Vec<Option<f64>> = mv
+                .signals
+                .iter()
+                .map(|&i| outcomes[i].as_ref().and_then(|o| o.z))
+                .collect();
+            let out = mv.observe(&z, cfg);
+            max_ratio = max_ratio.max(out.ratio);
+            let score = ratio_to_score(out.ratio / sens);
+            for (j, &i) in mv.signals.iter().enumerate() {
+                let part = score * out.shares[j];
+                if part >= REPORT_FLOOR {
+                    let (level, spread) = self.signals[i].level_spread();
+                    per_signal.push(SignalContribution {
+                        signal: mv.names()[j].clone(),
+                        kind: ContributionKind::Multivariate,
+                        score: part,
+                        expected: sane(level + spread * out.expected_z[j], level),
+                        observed: present.get(i).copied().flatten(),
+                    });
+                }
+            }
+        }
+        per_signal.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let total = ratio_to_score(max_ratio / sens);
+        let is_anomaly = self.decide(total, cfg);
+        let _ = is_anomaly;
+        // A signal's baseline learns from its normal points only: never from a point where the
+        // signal itself is above its threshold, little from a suspect one. Signals that are
+        // fine keep adapting during another signal's alarm.
+        let suspect = score_to_ratio(0.2);
+        for (i, s) in self.signals.iter_mut().enumerate() {
+            if let (Some(o), Some(x)) = (&outcomes[i], present.get(i).copied().flatten()) {
+                let r = o.ratio / sens;
+                let weight = if r >= 1.0 {
+                    0.0
+                } else if r >= suspect {
+                    cfg.suspect_weight
+                } else {
+                    1.0
+                };
+                s.learn(ts, x, o, weight, cfg);
+            }
+        }
+        Score {
+            ts,
+            total,
+            is_anomaly,
+            warming_up: false,
+            per_signal,
+        }
+    }
+
+    /// Persistence and hysteresis: raise on `persist_k` of the last `persist_n` readings
+    /// above the threshold (or one huge one); clear when fewer than `persist_k` of them are
+    /// above `clear_ratio` × the threshold.
+    fn decide(&mut self, total: f64, cfg: &DetectorConfig) -> bool {
+        let n = cfg.persist_n.clamp(1, 64);
+        let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let k = cfg.persist_k.clamp(1, n);
+        self.above = ((self.above << 1) | u64::from(total >= THRESHOLD)) & mask;
+        let clear_level = ratio_to_score(cfg.clear_ratio * score_to_ratio(THRESHOLD));
+        self.above_clear = ((self.above_clear << 1) | u64::from(total >= clear_level)) & mask;
+        if self.in_alarm {
+            if self.above_clear.count_ones() < k {
+                self.in_alarm = false;
+            }
+        } else if self.above.count_ones() >= k || total >= cfg.instant_score {
+            self.in_alarm = true;
+        }
+        self.in_alarm
+    }
+
+    /// Operator feedback on the current (or last) alarm. A false alarm makes the detector
+    /// less sensitive by `feedback_step` (up to `feedback_max`), clears the alarm and lets the
+    /// baselines learn the situation as normal; a confirmed alarm makes it slightly more
+    /// sensitive (down to `feedback_min`).
+    pub fn feedback(&mut self, false_alarm: bool) {
+        let c = &self.config;
+        let step = c.feedback_step.max(1.0);
+        self.sensitivity = if false_alarm {
+            self.sensitivity * step
+        } else {
+            self.sensitivity / step.sqrt()
+        }
+        .clamp(c.feedback_min.min(1.0), c.feedback_max.max(1.0));
+        if false_alarm {
+            self.in_alarm = false;
+            self.above = 0;
+            self.above_clear = 0;
+            for s in &mut self.signals {
+                s.reset_shift();
+            }
+            if let Some(mv) = self.multivariate.as_mut() {
+                mv.reset();
+            }
+        }
+    }
+}

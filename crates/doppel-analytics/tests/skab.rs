@@ -1,0 +1,37 @@
+//! Regression floor on the real SKAB benchmark (`shared/data/skab`, next to the repository).
+//! Skipped, with a message, where the data is not present.
+
+use std::path::PathBuf;
+
+use doppel_analytics::eval::{eval_files, EvalOptions};
+
+#[test]
+fn skab_valve2_and_a_rotor_imbalance_file_stay_above_their_floor() {
+    let root = PathBuf::from("../../../shared/data/skab");
+    if !root.is_dir() {
+        eprintln!("skipping: {} not found", root.display());
+        return;
+    }
+    let inputs = [root.join("valve2"), root.join("other/9.csv")];
+    let report = eval_files(&inputs, &EvalOptions::default()).unwrap();
+    let m = &report.overall.metrics;
+    eprintln!(
+        "SKAB subset: F1 {:.3} precision {:.3} recall {:.3} FAR {:.3} MAR {:.3}",
+        m.f1.unwrap(),
+        m.precision.unwrap(),
+        m.recall.unwrap(),
+        m.far.unwrap(),
+        m.mar.unwrap()
+    );
+    assert_eq!(report.files.len(), 5);
+    // Measured FLOOR_F1 with the default configuration; a drop of more than 0.03 fails.
+    assert!(m.f1.unwrap() >= FLOOR_F1 - 0.03, "F1 fell to {:?}", m.f1);
+    assert!(
+        m.far.unwrap() <= FAR_CEILING + 0.05,
+        "FAR rose to {:?}",
+        m.far
+    );
+}
+
+const FLOOR_F1: f64 = 0.788;
+const FAR_CEILING: f64 = 0.276;
