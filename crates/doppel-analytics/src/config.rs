@@ -21,6 +21,10 @@ pub struct DetectorConfig {
     /// Weight of a point whose own score is elevated (but below the decision threshold) in the
     /// baseline, relative to `level_alpha`. Points scored anomalous never update it.
     pub suspect_weight: f64,
+    /// Weight of a point scored anomalous, relative to `level_alpha`: tiny, so a fault is not
+    /// learned while it lasts (1 / (`level_alpha` × this) readings), yet a permanent change
+    /// of operating point stops alarming eventually instead of never. 0 freezes completely.
+    pub anomalous_weight: f64,
     /// |standardized residual| at which the level detector reaches the decision threshold.
     pub level_z: f64,
     /// |step| / typical step at which the rate-of-change detector reaches the threshold.
@@ -82,6 +86,7 @@ impl Default for DetectorConfig {
             trend_beta: 0.0,
             long_term_spread: true,
             suspect_weight: 0.1,
+            anomalous_weight: 0.1,
             level_z: 6.0,
             rate_z: 8.0,
             cusum_k: 1.0,

@@ -287,7 +287,7 @@ impl TwinDetector {
             if let (Some(o), Some(x)) = (&outcomes[i], present.get(i).copied().flatten()) {
                 let r = o.ratio / sens;
                 let weight = if r >= 1.0 {
-                    0.0
+                    cfg.anomalous_weight
                 } else if r >= suspect {
                     cfg.suspect_weight
                 } else {
