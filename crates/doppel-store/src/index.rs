@@ -1,119 +1,553 @@
-//! The in-memory series index: every point of every (twin, signal), sorted by time.
+//! The series index: per (twin, signal), sealed compressed chunks and an open buffer of
+//! recent points, with the queries over both.
 //!
-//! Kept behind this small API (insert, delete, visit a time range, latest at a time) because a
-//! later version replaces the plain vectors with sealed, compressed chunks; callers in
-//! `store.rs` must not depend on how a series is laid out.
+//! Invariants of a series:
+//! - `chunks` are sorted by time and their `[first_ts, last_ts]` spans never overlap, so a
+//!   time range maps to a contiguous run of chunks and a summary covers exactly its span;
+//! - `open` is strictly ascending; it may hold late points inside a chunk's span, and such a
+//!   point overrides the chunk's point at the same timestamp (it was written later);
+//! - `points` counts distinct timestamps across both.
+//!
+//! Sealing moves the open buffer into chunks: points past the last chunk become new chunks
+//! (or grow a small last chunk), late points are merged into the chunk whose span or gap
+//! they fall in, which is re-encoded; a replaced chunk that lives in a segment file is
+//! recorded as dead so the next checkpoint's manifest drops it. Chunks stay in memory
+//! (`ChunkData::Memory`) until a checkpoint writes them to a segment file; after that their
+//! bytes are read from the file when a query needs them.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use doppel_model::Timestamp;
+use doppel_model::{Timestamp, Value};
 
-use crate::{Point, Row};
+use crate::chunk::{self, Summary};
+use crate::codec::{self, CodecError};
+use crate::query::{self, Downsampler};
+use crate::segment::{Location, SegmentFile, SeriesEntries};
+use crate::{Agg, Bucket, Point, Row, StoreError};
+
+/// Series of each twin by signal name.
+type Twins = HashMap<Arc<str>, HashMap<Arc<str>, Series>>;
+
+/// The chunks of one series, as a checkpoint writes them: (twin, signal, chunks in time order).
+pub(crate) type SeriesChunks = (Arc<str>, Arc<str>, Vec<Arc<Chunk>>);
 
 /// All series, grouped by twin so deleting a twin or answering `as_of` touches only its own.
-#[derive(Default)]
 pub(crate) struct Index {
-    twins: HashMap<Arc<str>, HashMap<Arc<str>, Series>>,
+    twins: Twins,
+    points: u64,
+    chunk_points: usize,
+    next_chunk_id: u64,
+    /// Chunks of live segment files that hold no live data any more, by segment id.
+    dead: BTreeMap<u32, Dead>,
+}
+
+/// Dead chunks of one segment file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Dead {
+    pub ordinals: BTreeSet<u32>,
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct Series {
+    chunks: Vec<Arc<Chunk>>,
+    open: Vec<Point>,
     points: u64,
 }
 
-/// One series: points strictly ascending by `ts` (no two share a timestamp).
-#[derive(Default)]
-struct Series {
-    points: Vec<Point>,
+/// A sealed chunk: its summary, and its bytes in memory or in a segment file.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// Unique within the process: lets a checkpoint find the chunks it wrote.
+    pub id: u64,
+    pub summary: Summary,
+    pub data: ChunkData,
+}
+
+#[derive(Debug)]
+pub(crate) enum ChunkData {
+    Memory(Box<[u8]>),
+    File {
+        seg: Arc<SegmentFile>,
+        loc: Location,
+    },
+}
+
+impl Chunk {
+    /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
+    pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+        match &self.data {
+            ChunkData::Memory(b) => Ok(Cow::Borrowed(b)),
+            ChunkData::File { seg, loc } => seg.read_chunk(loc).map(Cow::Owned),
+        }
+    }
+
+    fn corrupt(&self, e: CodecError) -> StoreError {
+        let (path, offset) = match &self.data {
+            ChunkData::Memory(_) => (PathBuf::from("<unsaved chunk>"), 0),
+            ChunkData::File { seg, loc } => (seg.path.clone(), loc.offset),
+        };
+        StoreError::Corrupt {
+            path,
+            offset,
+            reason: format!("chunk does not decode: {e}"),
+        }
+    }
+
+    fn points(&self) -> Result<Vec<Point>, StoreError> {
+        let points = chunk::decode(&self.bytes()?).map_err(|e| self.corrupt(e))?;
+        if points.len() != self.summary.count as usize
+            || points.first().map(|p| p.ts) != Some(self.summary.first_ts())
+            || points.last().map(|p| p.ts) != Some(self.summary.last_ts())
+        {
+            return Err(self.corrupt(CodecError::new("chunk disagrees with its summary")));
+        }
+        Ok(points)
+    }
+
+    fn timestamps(&self) -> Result<Vec<i64>, StoreError> {
+        chunk::decode_ts(&self.bytes()?).map_err(|e| self.corrupt(e))
+    }
+
+    fn segment(&self) -> Option<(u32, Location)> {
+        match &self.data {
+            ChunkData::Memory(_) => None,
+            ChunkData::File { seg, loc } => Some((seg.id, *loc)),
+        }
+    }
+}
+
+/// What a visit hands out: a point, or a whole chunk by its summary.
+enum Item<'a> {
+    Point(&'a Point),
+    Chunk(&'a Summary),
 }
 
 impl Series {
-    /// Inserts or replaces the point at `ts`; returns whether the series grew.
-    fn upsert(&mut self, ts: Timestamp, value: doppel_model::Value) -> bool {
-        // Readings nearly always arrive in time order, so appending is the common case and
-        // costs no search.
-        match self.points.last_mut() {
-            None => {}
-            Some(last) if last.ts < ts => {}
+    /// Inserts or replaces the open point at `ts`; returns whether it is new to the open
+    /// buffer.
+    fn upsert_open(&mut self, ts: Timestamp, value: Value) -> bool {
+        // Readings nearly always arrive in time order: appending needs no search.
+        match self.open.last_mut() {
             Some(last) if last.ts == ts => {
                 last.value = value;
                 return false;
             }
-            Some(_) => {
-                return match self.points.binary_search_by_key(&ts, |p| p.ts) {
+            Some(last) if last.ts > ts => {
+                return match self.open.binary_search_by_key(&ts, |p| p.ts) {
                     Ok(i) => {
-                        self.points[i].value = value;
+                        self.open[i].value = value;
                         false
                     }
                     Err(i) => {
-                        self.points.insert(i, Point { ts, value });
+                        self.open.insert(i, Point { ts, value });
                         true
                     }
                 };
             }
+            _ => {}
         }
-        self.points.push(Point { ts, value });
+        self.open.push(Point { ts, value });
         true
     }
 
-    /// The points with `from <= ts < to`.
-    fn slice(&self, from: Timestamp, to: Timestamp) -> &[Point] {
-        let lo = self.points.partition_point(|p| p.ts < from);
-        let hi = self.points.partition_point(|p| p.ts < to);
-        self.points.get(lo..hi).unwrap_or(&[])
+    /// Whether a sealed chunk holds a point at `ts`.
+    fn sealed_contains(&self, ts: Timestamp) -> bool {
+        let i = self.chunks.partition_point(|c| c.summary.last_ts() < ts);
+        let Some(c) = self.chunks.get(i).filter(|c| c.summary.first_ts() <= ts) else {
+            return false;
+        };
+        match c.timestamps() {
+            Ok(t) => t.binary_search(&ts).is_ok(),
+            Err(e) => {
+                // The point count may be off by one; the data itself is unaffected.
+                tracing::error!(error = %e, "cannot read a chunk to check a late point");
+                false
+            }
+        }
+    }
+
+    /// Calls `f` on every point with `from <= ts < to` in time order, newest write winning,
+    /// or on a chunk's summary instead of its points when the chunk lies wholly inside the
+    /// range, no open point overrides any of it, and `summarize` accepts it.
+    fn visit<B>(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        summarize: &mut impl FnMut(&Summary) -> bool,
+        f: &mut impl FnMut(Item<'_>) -> ControlFlow<B>,
+    ) -> Result<ControlFlow<B>, StoreError> {
+        let open = chunk::slice_range(&self.open, from, to);
+        let mut oi = 0;
+        let lo = self.chunks.partition_point(|c| c.summary.last_ts() < from);
+        for c in &self.chunks[lo..] {
+            let s = &c.summary;
+            if s.first_ts() >= to {
+                break;
+            }
+            while let Some(p) = open.get(oi).filter(|p| p.ts < s.first_ts()) {
+                if let ControlFlow::Break(b) = f(Item::Point(p)) {
+                    return Ok(ControlFlow::Break(b));
+                }
+                oi += 1;
+            }
+            let k = open[oi..].partition_point(|p| p.ts <= s.last_ts());
+            let inside = &open[oi..oi + k];
+            oi += k;
+            if inside.is_empty() && s.first_ts() >= from && s.last_ts() < to && summarize(s) {
+                if let ControlFlow::Break(b) = f(Item::Chunk(s)) {
+                    return Ok(ControlFlow::Break(b));
+                }
+                continue;
+            }
+            let points = c.points()?;
+            let points = chunk::slice_range(&points, from, to);
+            if let ControlFlow::Break(b) =
+                chunk::merge_visit(points, inside, &mut |p| f(Item::Point(p)))
+            {
+                return Ok(ControlFlow::Break(b));
+            }
+        }
+        for p in &open[oi..] {
+            if let ControlFlow::Break(b) = f(Item::Point(p)) {
+                return Ok(ControlFlow::Break(b));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     /// The latest point with `ts <= at`.
-    fn last_at(&self, at: Timestamp) -> Option<&Point> {
-        let n = self.points.partition_point(|p| p.ts <= at);
-        n.checked_sub(1).and_then(|i| self.points.get(i))
+    fn last_at(&self, at: Timestamp) -> Option<Point> {
+        let n = self.open.partition_point(|p| p.ts <= at);
+        let open = n.checked_sub(1).and_then(|i| self.open.get(i));
+        let i = self.chunks.partition_point(|c| c.summary.first_ts() <= at);
+        let sealed = match i.checked_sub(1).and_then(|i| self.chunks.get(i)) {
+            None => None,
+            Some(c) if c.summary.last_ts() <= at => Some(Cow::Borrowed(&c.summary.last)),
+            Some(c) => match c.points() {
+                Ok(points) => {
+                    let n = points.partition_point(|p| p.ts <= at);
+                    n.checked_sub(1)
+                        .and_then(|i| points.get(i))
+                        .cloned()
+                        .map(Cow::Owned)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read a chunk for a point-in-time query");
+                    None
+                }
+            },
+        };
+        match (open, sealed) {
+            (Some(o), Some(s)) if s.ts > o.ts => Some(s.into_owned()),
+            (Some(o), _) => Some(o.clone()),
+            (None, s) => s.map(Cow::into_owned),
+        }
+    }
+}
+
+/// What sealing needs besides the series: shared by all series of the index.
+struct SealCtx<'a> {
+    chunk_points: usize,
+    next_chunk_id: &'a mut u64,
+    dead: &'a mut BTreeMap<u32, Dead>,
+}
+
+impl SealCtx<'_> {
+    /// Encodes ascending `points` as chunks of at most about `2 * chunk_points` points.
+    fn encode(&mut self, points: &[Point], out: &mut Vec<Arc<Chunk>>) {
+        if points.is_empty() {
+            return;
+        }
+        let pieces = if points.len() <= 2 * self.chunk_points {
+            1
+        } else {
+            points.len().div_ceil(self.chunk_points)
+        };
+        let size = points.len().div_ceil(pieces);
+        for part in points.chunks(size) {
+            if let Some((bytes, summary)) = chunk::encode(part) {
+                *self.next_chunk_id += 1;
+                out.push(Arc::new(Chunk {
+                    id: *self.next_chunk_id,
+                    summary,
+                    data: ChunkData::Memory(bytes.into_boxed_slice()),
+                }));
+            }
+        }
+    }
+
+    fn retire(&mut self, c: &Chunk) {
+        if let Some((seg, loc)) = c.segment() {
+            let d = self.dead.entry(seg).or_default();
+            if d.ordinals.insert(loc.ordinal) {
+                d.bytes += u64::from(loc.len);
+            }
+        }
+    }
+
+    /// Moves the open buffer of `s` into chunks (see the module docs).
+    fn seal(&mut self, s: &mut Series) {
+        let open = std::mem::take(&mut s.open);
+        if open.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut s.chunks);
+        let n = old.len();
+        let mut out = Vec::with_capacity(n + 1);
+        let mut rest: &[Point] = &open;
+        let mut unplaced: Vec<Point> = Vec::new();
+        let mut next_firsts = old.iter().skip(1).map(|c| c.summary.first_ts());
+        for (i, c) in old.iter().enumerate() {
+            // A chunk takes the open points of its span and of the gap after it (the first
+            // chunk also those before it); the last takes those after it only while small.
+            let k = match next_firsts.next() {
+                Some(next) => rest.partition_point(|p| p.ts < next),
+                None if (c.summary.count as usize) < self.chunk_points / 2 => rest.len(),
+                None => rest.partition_point(|p| p.ts <= c.summary.last_ts()),
+            };
+            debug_assert!(i + 1 < n || k <= rest.len());
+            let (mine, later) = rest.split_at(k);
+            rest = later;
+            if mine.is_empty() {
+                out.push(c.clone());
+                continue;
+            }
+            match c.points() {
+                Ok(points) => {
+                    self.retire(c);
+                    self.encode(&chunk::merge(&points, mine), &mut out);
+                }
+                Err(e) => {
+                    // Keep the chunk as it is and the points open: nothing is lost, and the
+                    // next checkpoint, which needs an empty buffer, reports the damage.
+                    tracing::error!(error = %e, "cannot read a chunk to merge late points into");
+                    out.push(c.clone());
+                    unplaced.extend_from_slice(mine);
+                }
+            }
+        }
+        self.encode(rest, &mut out);
+        s.chunks = out;
+        s.open = unplaced;
     }
 }
 
 impl Index {
-    pub(crate) fn new() -> Self {
-        Self::default()
+    /// `chunk_points` is the open-buffer size at which a series seals a chunk.
+    pub(crate) fn new(chunk_points: usize) -> Self {
+        Index {
+            twins: HashMap::new(),
+            points: 0,
+            chunk_points: chunk_points.clamp(1, codec::MAX_POINTS / 2),
+            next_chunk_id: 0,
+            dead: BTreeMap::new(),
+        }
+    }
+
+    fn ctx(&mut self) -> (SealCtx<'_>, &mut Twins) {
+        (
+            SealCtx {
+                chunk_points: self.chunk_points,
+                next_chunk_id: &mut self.next_chunk_id,
+                dead: &mut self.dead,
+            },
+            &mut self.twins,
+        )
     }
 
     /// Stores `row`; a point at the same (twin, signal, ts) is replaced, not duplicated.
     pub(crate) fn insert(&mut self, row: Row) {
+        let chunk_points = self.chunk_points;
+        let (mut ctx, twins) = self.ctx();
         // `entry` keeps the existing key, so replayed rows share one `Arc` per name.
-        let series = self
-            .twins
+        let series = twins
             .entry(row.twin)
             .or_default()
             .entry(row.signal)
             .or_default();
-        if series.upsert(row.ts, row.value) {
+        let ts = row.ts;
+        let grew = series.upsert_open(ts, row.value) && !series.sealed_contains(ts);
+        if grew {
+            series.points += 1;
+        }
+        if series.open.len() >= chunk_points {
+            ctx.seal(series);
+        }
+        if grew {
             self.points += 1;
         }
     }
 
     /// Forgets everything stored for `twin` so far.
     pub(crate) fn delete_twin(&mut self, twin: &str) {
-        if let Some(signals) = self.twins.remove(twin) {
-            let n: usize = signals.values().map(|s| s.points.len()).sum();
-            self.points -= n as u64;
+        let (mut ctx, twins) = self.ctx();
+        let Some(signals) = twins.remove(twin) else {
+            return;
+        };
+        let mut n = 0;
+        for s in signals.values() {
+            n += s.points;
+            for c in &s.chunks {
+                ctx.retire(c);
+            }
         }
+        self.points -= n;
+    }
+
+    /// Seals every open buffer (a checkpoint covers only sealed chunks). Returns the points
+    /// that stayed open because a chunk they belong to could not be read.
+    pub(crate) fn seal_all(&mut self) -> usize {
+        let (mut ctx, twins) = self.ctx();
+        let mut left = 0;
+        for signals in twins.values_mut() {
+            for s in signals.values_mut() {
+                ctx.seal(s);
+                left += s.open.len();
+            }
+        }
+        left
+    }
+
+    /// Adds the live chunks of a segment file read at open; `dead` are its dead ordinals
+    /// from the manifest. Call [`Index::finish_load`] after the last segment.
+    pub(crate) fn load_segment(
+        &mut self,
+        seg: &Arc<SegmentFile>,
+        entries: Vec<SeriesEntries>,
+        dead: &[u32],
+    ) {
+        let dead_set: BTreeSet<u32> = dead.iter().copied().collect();
+        let mut dead_bytes = 0;
+        for e in entries {
+            let series = self
+                .twins
+                .entry(e.twin)
+                .or_default()
+                .entry(e.signal)
+                .or_default();
+            for (loc, summary) in e.chunks {
+                if dead_set.contains(&loc.ordinal) {
+                    dead_bytes += u64::from(loc.len);
+                    continue;
+                }
+                self.next_chunk_id += 1;
+                series.points += u64::from(summary.count);
+                self.points += u64::from(summary.count);
+                series.chunks.push(Arc::new(Chunk {
+                    id: self.next_chunk_id,
+                    summary,
+                    data: ChunkData::File {
+                        seg: seg.clone(),
+                        loc,
+                    },
+                }));
+            }
+        }
+        if !dead_set.is_empty() {
+            self.dead.insert(
+                seg.id,
+                Dead {
+                    ordinals: dead_set,
+                    bytes: dead_bytes,
+                },
+            );
+        }
+    }
+
+    /// Orders every series' chunks by time after loading and checks that no two overlap,
+    /// which checkpoints never produce; drops series left without chunks.
+    pub(crate) fn finish_load(&mut self) -> Result<(), StoreError> {
+        for signals in self.twins.values_mut() {
+            for s in signals.values_mut() {
+                s.chunks.sort_by_key(|c| c.summary.first_ts());
+                for w in s.chunks.windows(2) {
+                    if w[0].summary.last_ts() >= w[1].summary.first_ts() {
+                        let (path, offset) = match &w[1].data {
+                            ChunkData::File { seg, loc } => (seg.path.clone(), loc.offset),
+                            ChunkData::Memory(_) => (PathBuf::new(), 0),
+                        };
+                        return Err(StoreError::Corrupt {
+                            path,
+                            offset,
+                            reason: "chunk overlaps another live chunk of its series".into(),
+                        });
+                    }
+                }
+            }
+            signals.retain(|_, s| !s.chunks.is_empty());
+        }
+        self.twins.retain(|_, s| !s.is_empty());
+        Ok(())
+    }
+
+    /// The chunks a checkpoint must write: every chunk still in memory and every live chunk
+    /// of the segments in `rewrite`, grouped by series, each series' in time order.
+    pub(crate) fn chunks_to_write(&self, rewrite: &BTreeSet<u32>) -> Vec<SeriesChunks> {
+        let mut out = Vec::new();
+        for (twin, signals) in &self.twins {
+            for (signal, s) in signals {
+                let chunks: Vec<Arc<Chunk>> = s
+                    .chunks
+                    .iter()
+                    .filter(|c| match c.segment() {
+                        None => true,
+                        Some((seg, _)) => rewrite.contains(&seg),
+                    })
+                    .cloned()
+                    .collect();
+                if !chunks.is_empty() {
+                    out.push((twin.clone(), signal.clone(), chunks));
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// Points chunks written by a checkpoint (by id) at their new place, and forgets the dead
+    /// chunks of the segments it dropped.
+    pub(crate) fn relocate(
+        &mut self,
+        seg: &Arc<SegmentFile>,
+        moved: &HashMap<u64, Location>,
+        dropped: &BTreeSet<u32>,
+    ) {
+        for signals in self.twins.values_mut() {
+            for s in signals.values_mut() {
+                for c in &mut s.chunks {
+                    if let Some(loc) = moved.get(&c.id) {
+                        *c = Arc::new(Chunk {
+                            id: c.id,
+                            summary: c.summary.clone(),
+                            data: ChunkData::File {
+                                seg: seg.clone(),
+                                loc: *loc,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        self.dead.retain(|id, _| !dropped.contains(id));
+    }
+
+    /// Forgets the dead chunks of segments a checkpoint dropped without writing a new one
+    /// (all their chunks were dead).
+    pub(crate) fn relocate_none(&mut self, dropped: &BTreeSet<u32>) {
+        self.dead.retain(|id, _| !dropped.contains(id));
+    }
+
+    pub(crate) fn dead(&self) -> &BTreeMap<u32, Dead> {
+        &self.dead
     }
 
     fn series(&self, twin: &str, signal: &str) -> Option<&Series> {
         self.twins.get(twin)?.get(signal)
-    }
-
-    /// Calls `f` on each point with `from <= ts < to`, ascending, until it breaks.
-    pub(crate) fn visit_range<B>(
-        &self,
-        twin: &str,
-        signal: &str,
-        from: Timestamp,
-        to: Timestamp,
-        mut f: impl FnMut(&Point) -> ControlFlow<B>,
-    ) -> ControlFlow<B> {
-        if let Some(series) = self.series(twin, signal) {
-            for p in series.slice(from, to) {
-                f(p)?;
-            }
-        }
-        ControlFlow::Continue(())
     }
 
     /// Up to `limit` points with `from <= ts < to`, ascending.
@@ -124,16 +558,73 @@ impl Index {
         from: Timestamp,
         to: Timestamp,
         limit: usize,
-    ) -> Vec<Point> {
-        match self.series(twin, signal) {
-            Some(s) => s.slice(from, to).iter().take(limit).cloned().collect(),
-            None => Vec::new(),
+    ) -> Result<Vec<Point>, StoreError> {
+        let mut out = Vec::new();
+        let Some(s) = self.series(twin, signal) else {
+            return Ok(out);
+        };
+        if limit == 0 {
+            return Ok(out);
         }
+        // Breaking at the limit is the only way out; the flow itself says nothing more.
+        let _ = s.visit(from, to, &mut |_| false, &mut |item| {
+            if let Item::Point(p) = item {
+                out.push(p.clone());
+            }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Bucketed aggregates (see `Store::downsample`); a chunk lying in one bucket is folded
+    /// from its summary without being read.
+    pub(crate) fn downsample(
+        &self,
+        twin: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        step: i64,
+        agg: Agg,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let mut d = Downsampler::new(step, agg);
+        let Some(s) = self.series(twin, signal) else {
+            return Ok(d.finish());
+        };
+        let flow = s.visit(
+            from,
+            to,
+            &mut |sum| {
+                query::bucket_start(sum.first_ts(), step)
+                    == query::bucket_start(sum.last_ts(), step)
+            },
+            &mut |item| {
+                let r = match item {
+                    Item::Point(p) => d.push(p),
+                    Item::Chunk(sum) => d.push_summary(sum),
+                };
+                match r {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(query::NotNumeric) => ControlFlow::Break(()),
+                }
+            },
+        )?;
+        if flow.is_break() {
+            return Err(StoreError::NotNumeric {
+                twin: twin.to_string(),
+                signal: signal.to_string(),
+            });
+        }
+        Ok(d.finish())
     }
 
     /// The latest point with `ts <= at`.
     pub(crate) fn last_at(&self, twin: &str, signal: &str, at: Timestamp) -> Option<Point> {
-        self.series(twin, signal)?.last_at(at).cloned()
+        self.series(twin, signal)?.last_at(at)
     }
 
     /// For each signal of `twin`, its latest point with `ts <= at`, sorted by signal name.
@@ -143,7 +634,7 @@ impl Index {
         };
         let mut out: Vec<(Arc<str>, Point)> = signals
             .iter()
-            .filter_map(|(name, s)| Some((name.clone(), s.last_at(at)?.clone())))
+            .filter_map(|(name, s)| Some((name.clone(), s.last_at(at)?)))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -156,7 +647,7 @@ impl Index {
             .iter()
             .flat_map(|(twin, signals)| {
                 signals.iter().filter_map(move |(signal, s)| {
-                    Some((twin.clone(), signal.clone(), s.points.last()?.clone()))
+                    Some((twin.clone(), signal.clone(), s.last_at(Timestamp::MAX)?))
                 })
             })
             .collect();
@@ -171,13 +662,23 @@ impl Index {
     pub(crate) fn point_count(&self) -> u64 {
         self.points
     }
+
+    /// (sealed chunks, points still in open buffers).
+    pub(crate) fn chunk_counts(&self) -> (u64, u64) {
+        let mut chunks = 0;
+        let mut open = 0;
+        for s in self.twins.values().flat_map(HashMap::values) {
+            chunks += s.chunks.len() as u64;
+            open += s.open.len() as u64;
+        }
+        (chunks, open)
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use doppel_model::Value;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -190,36 +691,42 @@ mod tests {
         }
     }
 
-    #[test]
-    fn out_of_order_and_duplicates_land_sorted_once() {
-        let mut ix = Index::new();
-        for (ts, v) in [(5, 1), (1, 2), (9, 3), (5, 4), (3, 5), (9, 6)] {
-            ix.insert(row("t", "s", ts, v));
-        }
-        let got: Vec<(i64, Value)> = ix
-            .range("t", "s", i64::MIN, i64::MAX, usize::MAX)
+    fn all(ix: &Index) -> Vec<(i64, Value)> {
+        ix.range("t", "s", i64::MIN, i64::MAX, usize::MAX)
+            .unwrap()
             .into_iter()
             .map(|p| (p.ts, p.value))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, Value::Int(2)),
-                (3, Value::Int(5)),
-                (5, Value::Int(4)),
-                (9, Value::Int(6))
-            ]
-        );
-        assert_eq!(ix.point_count(), 4);
-        assert_eq!(ix.last_at("t", "s", 4).unwrap().ts, 3);
-        assert_eq!(ix.last_at("t", "s", 0), None);
-        assert_eq!(ix.range("t", "s", 3, 9, 10).len(), 2);
-        assert_eq!(ix.range("t", "s", 3, 9, 1).len(), 1);
+            .collect()
+    }
+
+    #[test]
+    fn out_of_order_and_duplicates_land_sorted_once() {
+        for chunk_points in [1, 2, 3, 100] {
+            let mut ix = Index::new(chunk_points);
+            for (ts, v) in [(5, 1), (1, 2), (9, 3), (5, 4), (3, 5), (9, 6)] {
+                ix.insert(row("t", "s", ts, v));
+            }
+            assert_eq!(
+                all(&ix),
+                vec![
+                    (1, Value::Int(2)),
+                    (3, Value::Int(5)),
+                    (5, Value::Int(4)),
+                    (9, Value::Int(6))
+                ],
+                "chunk_points {chunk_points}"
+            );
+            assert_eq!(ix.point_count(), 4);
+            assert_eq!(ix.last_at("t", "s", 4).unwrap().ts, 3);
+            assert_eq!(ix.last_at("t", "s", 0), None);
+            assert_eq!(ix.range("t", "s", 3, 9, 10).unwrap().len(), 2);
+            assert_eq!(ix.range("t", "s", 3, 9, 1).unwrap().len(), 1);
+        }
     }
 
     #[test]
     fn delete_twin_keeps_counts_right() {
-        let mut ix = Index::new();
+        let mut ix = Index::new(2);
         ix.insert(row("a", "x", 1, 1));
         ix.insert(row("a", "y", 1, 1));
         ix.insert(row("b", "x", 1, 1));
@@ -232,17 +739,36 @@ mod tests {
         assert_eq!(ix.latest_all().len(), 2);
     }
 
+    #[test]
+    fn whole_chunks_are_summarized_in_downsample() {
+        let mut ix = Index::new(10);
+        for ts in 0..100 {
+            ix.insert(row("t", "s", ts, ts));
+        }
+        assert_eq!(ix.chunk_counts(), (10, 0));
+        let b = ix.downsample("t", "s", 0, 100, 20, Agg::Sum).unwrap();
+        let sums: Vec<f64> = b.iter().map(|b| b.value).collect();
+        let want: Vec<f64> = (0..5)
+            .map(|k| (20 * k..20 * k + 20).sum::<i64>() as f64)
+            .collect();
+        assert_eq!(sums, want);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
         #[test]
         fn agrees_with_a_btreemap(
-            ops in proptest::collection::vec((-20i64..20, any::<i64>()), 0..60),
-            from in -25i64..25, len in 0i64..50, at in -25i64..25,
+            chunk_points in 1usize..6,
+            ops in proptest::collection::vec((-20i64..20, any::<i64>(), 0u8..10), 0..80),
+            from in -25i64..25, len in 0i64..50, at in -25i64..25, step in 1i64..9,
         ) {
-            let mut ix = Index::new();
+            let mut ix = Index::new(chunk_points);
             let mut model = BTreeMap::new();
-            for (ts, v) in ops {
+            for (ts, v, action) in ops {
+                if action == 0 {
+                    ix.seal_all();
+                }
                 ix.insert(row("t", "s", ts, v));
                 model.insert(ts, v);
             }
@@ -250,13 +776,22 @@ mod tests {
             let want: Vec<(i64, i64)> = model.range(from..to).map(|(&t, &v)| (t, v)).collect();
             let got: Vec<(i64, i64)> = ix
                 .range("t", "s", from, to, usize::MAX)
+                .unwrap()
                 .into_iter()
                 .map(|p| match p.value { Value::Int(v) => (p.ts, v), _ => unreachable!() })
                 .collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
             prop_assert_eq!(ix.point_count(), model.len() as u64);
-            let want_last = model.range(..=at).next_back().map(|(&t, _)| t);
-            prop_assert_eq!(ix.last_at("t", "s", at).map(|p| p.ts), want_last);
+            let want_last = model.range(..=at).next_back().map(|(&t, &v)| (t, v));
+            let got_last = ix.last_at("t", "s", at).map(|p| match p.value { Value::Int(v) => (p.ts, v), _ => unreachable!() });
+            prop_assert_eq!(got_last, want_last);
+            let mut want_counts: BTreeMap<i64, u64> = BTreeMap::new();
+            for (&t, _) in model.range(from..to) {
+                *want_counts.entry(t.div_euclid(step) * step).or_default() += 1;
+            }
+            let got_counts: Vec<(i64, u64)> = ix.downsample("t", "s", from, to, step, Agg::Count).unwrap()
+                .into_iter().map(|b| (b.start, b.count)).collect();
+            prop_assert_eq!(got_counts, want_counts.into_iter().collect::<Vec<_>>());
         }
     }
 }

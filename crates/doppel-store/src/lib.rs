@@ -20,10 +20,14 @@ use std::sync::Arc;
 
 use doppel_model::{Timestamp, Value};
 
+mod checkpoint;
+mod chunk;
 pub mod codec;
 mod error;
 mod index;
+mod manifest;
 mod query;
+mod segment;
 mod store;
 mod wal;
 
@@ -90,4 +94,13 @@ pub struct StoreStats {
     pub series: usize,
     pub points: u64,
     pub wal_bytes: u64,
+    /// Sealed chunks, in memory or in segment files.
+    pub chunks: u64,
+    /// Points in open buffers, not yet sealed.
+    pub open_points: u64,
+    /// Live segment files and their bytes.
+    pub segment_files: u64,
+    pub segment_bytes: u64,
+    /// Checkpoints completed since open.
+    pub checkpoints: u64,
 }

@@ -3,6 +3,7 @@
 
 use doppel_model::Timestamp;
 
+use crate::chunk::Summary;
 use crate::{Agg, Bucket, Point, StoreError};
 
 /// Most buckets one `downsample` may span; bounds the answer (and the work) of one request.
@@ -53,13 +54,13 @@ pub(crate) fn bucket_start(ts: Timestamp, step: i64) -> Timestamp {
 /// Neumaier's compensated sum: the error stays at one rounding regardless of how many values
 /// a bucket holds, where a naive f64 sum drifts with the count.
 #[derive(Debug, Clone, Copy, Default)]
-struct StableSum {
+pub(crate) struct StableSum {
     sum: f64,
     compensation: f64,
 }
 
 impl StableSum {
-    fn add(&mut self, x: f64) {
+    pub(crate) fn add(&mut self, x: f64) {
         let t = self.sum + x;
         if self.sum.abs() >= x.abs() {
             self.compensation += (self.sum - t) + x;
@@ -69,7 +70,7 @@ impl StableSum {
         self.sum = t;
     }
 
-    fn value(&self) -> f64 {
+    pub(crate) fn value(&self) -> f64 {
         self.sum + self.compensation
     }
 }
@@ -135,6 +136,45 @@ impl Downsampler {
                     max: x,
                     first: x,
                     last: x,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Folds a whole chunk from its summary. The caller guarantees that the chunk lies in
+    /// one bucket and comes, in time order, after everything pushed before.
+    pub(crate) fn push_summary(&mut self, s: &Summary) -> Result<(), NotNumeric> {
+        let (sum, min, max, first, last) = if self.agg == Agg::Count {
+            (0.0, 0.0, 0.0, 0.0, 0.0)
+        } else {
+            let n = s.numeric.ok_or(NotNumeric)?;
+            let first = s.first.value.as_f64().ok_or(NotNumeric)?;
+            let last = s.last.value.as_f64().ok_or(NotNumeric)?;
+            (n.sum, n.min, n.max, first, last)
+        };
+        let start = bucket_start(s.first.ts, self.step);
+        let count = u64::from(s.count);
+        match &mut self.cur {
+            Some(acc) if acc.start == start => {
+                acc.count += count;
+                acc.sum.add(sum);
+                acc.min = acc.min.min(min);
+                acc.max = acc.max.max(max);
+                acc.last = last;
+            }
+            _ => {
+                self.flush();
+                let mut stable = StableSum::default();
+                stable.add(sum);
+                self.cur = Some(Acc {
+                    start,
+                    count,
+                    sum: stable,
+                    min,
+                    max,
+                    first,
+                    last,
                 });
             }
         }

@@ -16,8 +16,15 @@ use doppel_store::{Row, Store, StoreError, StoreOptions};
 
 const SIGNALS: [&str; 3] = ["temp", "rpm", "state"];
 
+/// fsync on: these tests are about durability. They damage WAL segments, so nothing may
+/// move out of the WAL into segment files: checkpoints are off (`store::tests` and the model
+/// test cover those).
 fn opts() -> StoreOptions {
-    StoreOptions::default() // fsync on: these tests are about durability
+    StoreOptions {
+        checkpoint_on_close: false,
+        checkpoint_wal_bytes: u64::MAX,
+        ..StoreOptions::default()
+    }
 }
 
 /// Batch `i`: one point per signal at ts `i`, of three value kinds.

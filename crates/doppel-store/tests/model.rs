@@ -1,6 +1,8 @@
 //! Model-based property test: random sequences of writes (out-of-order and duplicate
-//! timestamps, mixed value kinds), twin deletions and close/reopen cycles, with every query
-//! compared after every step against a plain `BTreeMap` model.
+//! timestamps, mixed value kinds), twin deletions, explicit and automatic checkpoints (tiny
+//! chunks and a tiny checkpoint interval, so sealing, late-point merges, dead chunks and
+//! compaction all happen), and close/reopen cycles with and without a checkpoint at close,
+//! with every query compared after every step against a plain `BTreeMap` model.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,7 +22,10 @@ const SIGNALS: [&str; 4] = ["flow", "rpm", "open", "note"];
 enum Op {
     Write(Vec<(usize, usize, i64, Value)>),
     Delete(usize),
-    Reopen,
+    Checkpoint,
+    /// Close and reopen; the flag is `checkpoint_on_close` of the reopened store, so the
+    /// next reopen either starts from a checkpoint or replays the WAL tail over one.
+    Reopen(bool),
 }
 
 /// Query parameters checked after an op.
@@ -55,7 +60,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row_strategy(), 0..12).prop_map(Op::Write),
         1 => (0..TWINS.len()).prop_map(Op::Delete),
-        1 => Just(Op::Reopen),
+        1 => Just(Op::Checkpoint),
+        1 => any::<bool>().prop_map(Op::Reopen),
     ]
 }
 
@@ -73,12 +79,15 @@ fn probe_strategy() -> impl Strategy<Value = Probe> {
 
 type Model = BTreeMap<(String, String), BTreeMap<i64, Value>>;
 
-fn opts() -> StoreOptions {
+fn opts(checkpoint_on_close: bool) -> StoreOptions {
     StoreOptions {
         fsync: false,
         max_batch_bytes: 1024,
         // Small segments so reopen also replays across rotations.
         segment_bytes: 300,
+        chunk_points: 3,
+        checkpoint_wal_bytes: 700,
+        checkpoint_on_close,
     }
 }
 
@@ -251,7 +260,7 @@ proptest! {
         ops in proptest::collection::vec((op_strategy(), probe_strategy()), 1..25)
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), opts()).unwrap();
+        let mut store = Store::open(dir.path(), opts(true)).unwrap();
         let mut model: Model = BTreeMap::new();
         for (op, probe) in &ops {
             match op {
@@ -278,18 +287,19 @@ proptest! {
                     store.delete_twin(TWINS[*t]).unwrap();
                     model.retain(|(twin, _), _| twin != TWINS[*t]);
                 }
-                Op::Reopen => {
+                Op::Checkpoint => store.checkpoint().unwrap(),
+                Op::Reopen(checkpoint_on_close) => {
                     store.close().unwrap();
                     drop(store);
-                    store = Store::open(dir.path(), opts()).unwrap();
+                    store = Store::open(dir.path(), opts(*checkpoint_on_close)).unwrap();
                 }
             }
             check(&store, &model, probe)?;
         }
-        // A final reopen must reproduce exactly the same state from the WAL alone.
+        // A final reopen must reproduce exactly the same state from segments and WAL.
         store.close().unwrap();
         drop(store);
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = Store::open(dir.path(), opts(false)).unwrap();
         let full = Probe { from: -100, len: 200, limit: usize::MAX, step: 7, at: i64::MAX };
         check(&store, &model, &full)?;
     }

@@ -160,6 +160,10 @@ impl<'a> Bytes<'a> {
         self.buf.len() - self.pos
     }
 
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if n > self.remaining() {
             return Err(CodecError::new("bytes end early"));
@@ -177,6 +181,11 @@ impl<'a> Bytes<'a> {
 
     pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, CodecError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, CodecError> {

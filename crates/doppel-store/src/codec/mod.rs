@@ -29,7 +29,7 @@ mod timestamps;
 
 use doppel_model::Value;
 
-use bits::{put_block, put_varint, Bytes};
+pub(crate) use bits::{put_block, put_varint, unzigzag, zigzag, Bytes};
 pub use floats::FloatCodec;
 
 /// Most points one column may hold; bounds what a corrupt count can make a decoder allocate.

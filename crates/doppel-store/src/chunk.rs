@@ -1,0 +1,342 @@
+//! Sealed chunks: an immutable, compressed run of one series' points with the summary that
+//! lets queries skip it or answer from it without decoding.
+//!
+//! # Format
+//!
+//! ```text
+//! chunk   = varint n, varint ts_len, timestamps column (ts_len bytes), values column (rest)
+//! summary = varint count, zigzag varint first_ts, varint (last_ts - first_ts),
+//!           value first, value last,
+//!           u8 numeric (0 | 1), if 1: f64 min, f64 max, f64 sum      (LE bit patterns)
+//! value   = u8 tag, then 0: f64 LE bits | 1: i64 LE | 2: u8 0/1 | 3: varint len, UTF-8
+//! ```
+//!
+//! Columns are described in `codec/`. Points in a chunk are strictly ascending by time; the
+//! summary's `numeric` part exists when every value has a number (`Value::as_f64`), so
+//! numeric aggregates over a whole chunk need only the summary.
+
+use std::ops::ControlFlow;
+
+use doppel_model::{Timestamp, Value};
+
+use crate::codec::{self, put_varint, unzigzag, zigzag, Bytes, CodecError};
+use crate::query::StableSum;
+use crate::Point;
+
+/// What a chunk holds, kept in memory for every chunk (the index entry).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Summary {
+    pub count: u32,
+    pub first: Point,
+    pub last: Point,
+    /// min, max and sum of the values, when all are numeric.
+    pub numeric: Option<Numeric>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Numeric {
+    pub min: f64,
+    pub max: f64,
+    pub sum: f64,
+}
+
+impl Summary {
+    pub(crate) fn first_ts(&self) -> Timestamp {
+        self.first.ts
+    }
+
+    pub(crate) fn last_ts(&self) -> Timestamp {
+        self.last.ts
+    }
+
+    fn of(points: &[Point]) -> Option<Summary> {
+        let first = points.first()?.clone();
+        let last = points.last()?.clone();
+        let mut numeric = Some((f64::INFINITY, f64::NEG_INFINITY, StableSum::default()));
+        for p in points {
+            numeric = match (numeric, p.value.as_f64()) {
+                (Some((min, max, mut sum)), Some(x)) => {
+                    sum.add(x);
+                    Some((min.min(x), max.max(x), sum))
+                }
+                _ => None,
+            };
+            if numeric.is_none() {
+                break;
+            }
+        }
+        Some(Summary {
+            count: u32::try_from(points.len()).unwrap_or(u32::MAX),
+            first,
+            last,
+            numeric: numeric.map(|(min, max, sum)| Numeric {
+                min,
+                max,
+                sum: sum.value(),
+            }),
+        })
+    }
+
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_varint(out, u64::from(self.count));
+        put_varint(out, zigzag(self.first.ts));
+        put_varint(out, self.last.ts.wrapping_sub(self.first.ts) as u64);
+        put_value(out, &self.first.value);
+        put_value(out, &self.last.value);
+        match self.numeric {
+            None => out.push(0),
+            Some(n) => {
+                out.push(1);
+                for x in [n.min, n.max, n.sum] {
+                    out.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+            }
+        }
+    }
+
+    pub(crate) fn decode(b: &mut Bytes<'_>) -> Result<Summary, CodecError> {
+        let count = b.varint_max(codec::MAX_POINTS as u64, "chunk count out of range")?;
+        if count == 0 {
+            return Err(CodecError::new("empty chunk in the index"));
+        }
+        let first_ts = unzigzag(b.varint()?);
+        let span = b.varint()?;
+        let last_ts = first_ts.wrapping_add(span as i64);
+        if last_ts < first_ts || (count == 1 && span != 0) {
+            return Err(CodecError::new("chunk time span out of range"));
+        }
+        let first = get_value(b)?;
+        let last = get_value(b)?;
+        let numeric = match b.u8()? {
+            0 => None,
+            1 => {
+                let mut v = [0f64; 3];
+                for x in &mut v {
+                    *x = f64::from_bits(b.u64()?);
+                }
+                Some(Numeric {
+                    min: v[0],
+                    max: v[1],
+                    sum: v[2],
+                })
+            }
+            _ => return Err(CodecError::new("bad numeric flag in a chunk summary")),
+        };
+        Ok(Summary {
+            count: count as u32,
+            first: Point {
+                ts: first_ts,
+                value: first,
+            },
+            last: Point {
+                ts: last_ts,
+                value: last,
+            },
+            numeric,
+        })
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Float(f) => {
+            out.push(0);
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Int(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Bool(b) => {
+            out.push(2);
+            out.push(u8::from(*b));
+        }
+        Value::String(s) => {
+            out.push(3);
+            codec::put_block(out, s.as_bytes());
+        }
+    }
+}
+
+fn get_value(b: &mut Bytes<'_>) -> Result<Value, CodecError> {
+    Ok(match b.u8()? {
+        0 => Value::Float(f64::from_bits(b.u64()?)),
+        1 => Value::Int(b.u64()? as i64),
+        2 => match b.u8()? {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            _ => return Err(CodecError::new("bad bool in a chunk summary")),
+        },
+        3 => Value::String(
+            std::str::from_utf8(b.block()?)
+                .map_err(|_| CodecError::new("summary string is not UTF-8"))?
+                .to_string(),
+        ),
+        _ => return Err(CodecError::new("bad value tag in a chunk summary")),
+    })
+}
+
+/// Encodes `points` (strictly ascending, 1..=MAX_POINTS of them) as one chunk.
+pub(crate) fn encode(points: &[Point]) -> Option<(Vec<u8>, Summary)> {
+    let summary = Summary::of(points)?;
+    let ts: Vec<i64> = points.iter().map(|p| p.ts).collect();
+    let values: Vec<Value> = points.iter().map(|p| p.value.clone()).collect();
+    let mut tcol = Vec::new();
+    codec::encode_timestamps(&ts, &mut tcol);
+    let mut out = Vec::with_capacity(tcol.len() + points.len() * 2 + 8);
+    put_varint(&mut out, points.len() as u64);
+    put_varint(&mut out, tcol.len() as u64);
+    out.extend_from_slice(&tcol);
+    codec::encode_values(&values, &mut out);
+    Some((out, summary))
+}
+
+/// The count and the two column slices of a chunk.
+fn split(bytes: &[u8]) -> Result<(usize, &[u8], &[u8]), CodecError> {
+    let mut b = Bytes::new(bytes);
+    let n = b.varint_max(codec::MAX_POINTS as u64, "chunk count out of range")? as usize;
+    let ts = b.block()?;
+    Ok((n, ts, b.rest()))
+}
+
+/// The timestamps of a chunk.
+pub(crate) fn decode_ts(bytes: &[u8]) -> Result<Vec<i64>, CodecError> {
+    let (n, ts, _) = split(bytes)?;
+    codec::decode_timestamps(ts, n)
+}
+
+/// All points of a chunk, checked to be strictly ascending as the index relies on.
+pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<Point>, CodecError> {
+    let (n, ts, values) = split(bytes)?;
+    let ts = codec::decode_timestamps(ts, n)?;
+    let values = codec::decode_values(values, n)?;
+    if ts.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(CodecError::new("chunk timestamps are not ascending"));
+    }
+    Ok(ts
+        .into_iter()
+        .zip(values)
+        .map(|(ts, value)| Point { ts, value })
+        .collect())
+}
+
+/// The points of an ascending slice with `from <= ts < to`.
+pub(crate) fn slice_range(points: &[Point], from: Timestamp, to: Timestamp) -> &[Point] {
+    let lo = points.partition_point(|p| p.ts < from);
+    let hi = points.partition_point(|p| p.ts < to);
+    points.get(lo..hi).unwrap_or(&[])
+}
+
+/// Calls `f` on `older` merged with `newer` (both ascending), ascending; at equal
+/// timestamps only the newer point is visited (last write wins).
+pub(crate) fn merge_visit<B>(
+    older: &[Point],
+    newer: &[Point],
+    f: &mut impl FnMut(&Point) -> ControlFlow<B>,
+) -> ControlFlow<B> {
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (older.get(i), newer.get(j)) {
+            (Some(o), Some(n)) if n.ts <= o.ts => {
+                if n.ts == o.ts {
+                    i += 1;
+                }
+                j += 1;
+                f(n)?;
+            }
+            (Some(o), _) => {
+                i += 1;
+                f(o)?;
+            }
+            (None, Some(n)) => {
+                j += 1;
+                f(n)?;
+            }
+            (None, None) => return ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// `older` merged with `newer`, `newer` winning at equal timestamps.
+pub(crate) fn merge(older: &[Point], newer: &[Point]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(older.len() + newer.len());
+    let _ = merge_visit::<()>(older, newer, &mut |p| {
+        out.push(p.clone());
+        ControlFlow::Continue(())
+    });
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pts(v: &[(i64, Value)]) -> Vec<Point> {
+        v.iter()
+            .map(|(ts, value)| Point {
+                ts: *ts,
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunk_and_summary_round_trip() {
+        let p = pts(&[
+            (-5, Value::Int(3)),
+            (0, Value::Float(1.5)),
+            (7, Value::Bool(true)),
+            (i64::MAX, Value::Int(-1)),
+        ]);
+        let (bytes, s) = encode(&p).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), p);
+        assert_eq!(decode_ts(&bytes).unwrap(), vec![-5, 0, 7, i64::MAX]);
+        assert_eq!(s.count, 4);
+        assert_eq!(s.numeric.unwrap().sum, 4.5, "3 + 1.5 + true + -1");
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), s);
+
+        let text = pts(&[(1, Value::String("on".into())), (2, Value::Int(1))]);
+        let (_, s) = encode(&text).unwrap();
+        assert!(s.numeric.is_none());
+        let mut out = Vec::new();
+        s.encode(&mut out);
+        assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), s);
+    }
+
+    #[test]
+    fn merging_lets_the_newer_win() {
+        let old = pts(&[
+            (1, Value::Int(1)),
+            (3, Value::Int(3)),
+            (i64::MAX, Value::Int(9)),
+        ]);
+        let newer = pts(&[
+            (0, Value::Int(0)),
+            (3, Value::Int(30)),
+            (i64::MAX, Value::Int(90)),
+        ]);
+        let m = merge(&old, &newer);
+        assert_eq!(
+            m,
+            pts(&[
+                (0, Value::Int(0)),
+                (1, Value::Int(1)),
+                (3, Value::Int(30)),
+                (i64::MAX, Value::Int(90))
+            ])
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes);
+            let _ = decode_ts(&bytes);
+            let _ = Summary::decode(&mut Bytes::new(&bytes));
+        }
+    }
+}
