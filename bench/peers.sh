@@ -29,7 +29,10 @@ cargo build --release -p doppel -q
 DOPPEL=target/release/doppel
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+wait_http() {
+    for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+    echo "no answer from $1 within 60 s; logs:" >&2; tail -n 20 "$WORK"/*.log >&2; exit 1
+}
 
 # --- doppel
 DH=$(free_port); DM=$(free_port)
