@@ -25,6 +25,10 @@ enum Command {
     /// Manage API and MQTT tokens in the data directory.
     #[command(subcommand)]
     Token(commands::token::TokenCommand),
+    /// The physics simulator: run a plant against a server, generate datasets, offer
+    /// benchmark load.
+    #[command(subcommand)]
+    Sim(commands::sim::SimCommand),
     /// Measure a running server: load generators.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Token(cmd) => commands::token::run(cmd),
+        Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
     };
     match result {
