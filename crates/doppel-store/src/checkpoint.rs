@@ -7,7 +7,7 @@
 //! 1. the writer rotates the WAL: everything applied so far is in segments `< wal_start`;
 //! 2. every open buffer is sealed into chunks;
 //! 3. the chunks not yet in a file, plus the live chunks of segment files that are more than
-//!    half dead (compaction), are written to `chunks/NNNNNNNN.seg.tmp`, fsynced, renamed to
+//!    half dead or small next to the new file (compaction, size-tiered), are written to `chunks/NNNNNNNN.seg.tmp`, fsynced, renamed to
 //!    `NNNNNNNN.seg`, and the directory fsynced;
 //! 4. `MANIFEST.tmp` naming the live segment files, their dead chunks and `wal_start` is
 //!    written, fsynced, renamed to `MANIFEST`, and the directory fsynced: the commit point;
@@ -95,21 +95,38 @@ impl Checkpointer {
         }
         stop(Step::Sealed)?;
 
-        // Compact segment files that are more than half dead: their live chunks move into
-        // the new file, so dead space stays below half of what is on disk.
         let (rewrite, to_write) = {
             let index = shared.index.read();
-            let rewrite: BTreeSet<u32> = self
+            let dead = |id: &u32| index.dead().get(id).map_or(0, |d| d.bytes);
+            // Compact segment files that are more than half dead: their live chunks move into
+            // the new file, so dead space stays below half of what is on disk.
+            let mut rewrite: BTreeSet<u32> = self
                 .segments
                 .iter()
-                .filter(|(id, m)| {
-                    index
-                        .dead()
-                        .get(id)
-                        .is_some_and(|d| d.bytes * 2 > m.chunk_bytes)
-                })
+                .filter(|(id, m)| dead(id) * 2 > m.chunk_bytes)
                 .map(|(id, _)| *id)
                 .collect();
+            // Merge by size tiers, newest first: a segment joins the new file while its live
+            // bytes are at most twice what the new file already holds. Sizes then roughly
+            // double going back in time, so a store keeps O(log n) files (and open file
+            // handles) and each chunk is copied O(log n) times, as raw bytes.
+            let mut acc = index.memory_bytes()
+                + rewrite
+                    .iter()
+                    .filter_map(|id| self.segments.get(id))
+                    .map(|m| m.chunk_bytes - dead(&m.file.id).min(m.chunk_bytes))
+                    .sum::<u64>();
+            for (id, m) in self.segments.iter().rev() {
+                if rewrite.contains(id) {
+                    continue;
+                }
+                let live = m.chunk_bytes - dead(id).min(m.chunk_bytes);
+                if acc == 0 || live > 2 * acc {
+                    break;
+                }
+                rewrite.insert(*id);
+                acc += live;
+            }
             let to_write = index.chunks_to_write(&rewrite);
             (rewrite, to_write)
         };

@@ -220,8 +220,22 @@ impl Series {
         Ok(ControlFlow::Continue(()))
     }
 
+    /// The latest point: the newer of the open buffer's last and the last chunk's summary,
+    /// so no search and no read.
+    fn last(&self) -> Option<Point> {
+        let sealed = self.chunks.last().map(|c| &c.summary.last);
+        match (self.open.last(), sealed) {
+            (Some(o), Some(s)) if s.ts > o.ts => Some(s.clone()),
+            (Some(o), _) => Some(o.clone()),
+            (None, s) => s.cloned(),
+        }
+    }
+
     /// The latest point with `ts <= at`.
     fn last_at(&self, at: Timestamp) -> Option<Point> {
+        if at == Timestamp::MAX {
+            return self.last();
+        }
         let n = self.open.partition_point(|p| p.ts <= at);
         let open = n.checked_sub(1).and_then(|i| self.open.get(i));
         let i = self.chunks.partition_point(|c| c.summary.first_ts() <= at);
@@ -536,6 +550,19 @@ impl Index {
         self.dead.retain(|id, _| !dropped.contains(id));
     }
 
+    /// Bytes of the chunks not yet in a segment file.
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        self.twins
+            .values()
+            .flat_map(HashMap::values)
+            .flat_map(|s| s.chunks.iter())
+            .map(|c| match &c.data {
+                ChunkData::Memory(b) => b.len() as u64,
+                ChunkData::File { .. } => 0,
+            })
+            .sum()
+    }
+
     /// Forgets the dead chunks of segments a checkpoint dropped without writing a new one
     /// (all their chunks were dead).
     pub(crate) fn relocate_none(&mut self, dropped: &BTreeSet<u32>) {
@@ -646,9 +673,9 @@ impl Index {
             .twins
             .iter()
             .flat_map(|(twin, signals)| {
-                signals.iter().filter_map(move |(signal, s)| {
-                    Some((twin.clone(), signal.clone(), s.last_at(Timestamp::MAX)?))
-                })
+                signals
+                    .iter()
+                    .filter_map(move |(signal, s)| Some((twin.clone(), signal.clone(), s.last()?)))
             })
             .collect();
         out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));

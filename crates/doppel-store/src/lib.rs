@@ -5,16 +5,27 @@
 //! in the write-ahead log and fsynced; readers only ever see acknowledged data.
 //!
 //! Public API (callers depend only on this):
-//! - [`Store::open`] replays the WAL (truncating a torn tail) and serves queries;
+//! - [`Store::open`] loads the checkpointed segment files' indexes and replays the WAL tail
+//!   (truncating a torn tail), then serves queries;
 //! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
 //! - [`Store::range`], [`Store::downsample`], [`Store::last`], [`Store::as_of`] answer queries;
-//! - [`Store::close`] flushes and stops the writer.
+//! - [`Store::checkpoint`] moves history from the WAL into compressed segment files (it also
+//!   runs by itself every `checkpoint_wal_bytes` of WAL and at close);
+//! - [`Store::close`] flushes, checkpoints and stops the writer.
 //!
-//! Code map: `wal.rs` is the on-disk format (framing, row encoding, the replay scanner that
-//! tells a torn tail from corruption); `store.rs` opens, replays, runs the group-commit writer
-//! thread and answers queries; `index.rs` is the in-memory series index behind a small API so
-//! it can become compressed chunks later; `query.rs` holds query checks and bucket aggregates;
-//! `error.rs` the one error type.
+//! Data layout: each series buffers recent points and seals every `chunk_points` of them
+//! into an immutable compressed chunk with a summary (count, first/last, min/max/sum);
+//! checkpoints write chunks to segment files named by a manifest, after which the WAL they
+//! cover is deleted. Queries skip chunks outside their range and answer whole-chunk
+//! aggregates from summaries.
+//!
+//! Code map: `wal.rs` is the WAL format (framing, row encoding, the replay scanner that tells
+//! a torn tail from corruption); `store.rs` opens, replays, runs the group-commit writer
+//! thread and answers queries; `index.rs` holds each series' chunks and open buffer and
+//! answers queries over both; `chunk.rs` is the chunk and summary format; `codec/` the
+//! column codecs (pure, public for benches); `segment.rs` the segment file format;
+//! `manifest.rs` the manifest; `checkpoint.rs` the checkpoint procedure and its crash
+//! reasoning; `query.rs` query checks and bucket aggregates; `error.rs` the one error type.
 
 use std::sync::Arc;
 

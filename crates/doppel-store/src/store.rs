@@ -214,6 +214,7 @@ impl Store {
             ckpt,
             unsaved,
             crashed: false,
+            retry_at: 0,
         };
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
@@ -581,6 +582,8 @@ struct Writer {
     unsaved: u64,
     /// Set by a test hook that stopped a checkpoint as a crash would: do no more IO.
     crashed: bool,
+    /// After a failed automatic checkpoint, `unsaved` at which to try again.
+    retry_at: u64,
 }
 
 impl Writer {
@@ -618,9 +621,12 @@ impl Writer {
                 }
             }
             self.commit(batch);
-            if self.unsaved >= self.opts.checkpoint_wal_bytes && self.failed.is_none() {
+            let due = self.opts.checkpoint_wal_bytes.max(self.retry_at);
+            if self.unsaved >= due && self.failed.is_none() {
                 if let Err(e) = self.checkpoint() {
-                    tracing::warn!(error = %e, "checkpoint failed; the WAL keeps everything and the next one retries");
+                    // Retrying after every commit would rotate the WAL and reseal each time.
+                    self.retry_at = self.unsaved.saturating_add(self.opts.checkpoint_wal_bytes);
+                    tracing::warn!(error = %e, "checkpoint failed; the WAL keeps everything and a later one retries");
                 }
             }
         }
@@ -659,6 +665,7 @@ impl Writer {
             Err(_) => {}
             Ok(()) => {
                 self.unsaved = 0;
+                self.retry_at = 0;
                 self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(
                     millis = started.elapsed().as_millis() as u64,
@@ -1279,6 +1286,13 @@ pub(crate) mod tests {
         let stats = store.stats();
         assert!(stats.checkpoints >= 10, "{stats:?}");
         assert!(stats.wal_bytes < 4096 + 1024, "{stats:?}");
+        // Size-tiered merging keeps the number of files logarithmic in the checkpoints.
+        let files = fs::read_dir(dir.path().join("chunks")).unwrap().count() as u64;
+        assert_eq!(files, stats.segment_files);
+        assert!(
+            (1..=1 + stats.checkpoints.ilog2() as u64 + 1).contains(&files),
+            "{stats:?}"
+        );
         drop(store);
         let store = Store::open(dir.path(), o).unwrap();
         assert_matches(&store, &model, "after reopen");

@@ -2,31 +2,44 @@
 //! MQTT) and feeds it from the built-in physics simulator: pumps on two cooling loops, an
 //! office chiller and a hospital's MRI compressors, with faults that start within minutes
 //! (bearing wear, misalignment, cavitation, a stuck damper, a helium leak, sensor faults).
-//! The simulator's readings go through the same ingest pipeline as a device's.
+//! The simulator's readings go through the same ingest pipeline as a device's, and its models
+//! and twins are loaded through the public HTTP API from the same packs as
+//! `examples/packs/`, so the demo doubles as an example of the API.
+//!
+//! Every run starts from a fresh data directory: the demo marks the directories it creates
+//! and clears only those (or empty ones), never a directory holding anything else.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use doppel_engine::{Engine, IngestSource};
 use doppel_model::{Batch, Timestamp};
 use doppel_sim::Plant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::serve::{self, ServeArgs};
+use super::sim::Api;
 use super::DataDir;
+
+/// The file that marks a directory as the demo's own, to be cleared at the next start.
+const MARKER: &str = ".doppel-demo";
 
 /// Flags of `doppel demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// Directory for the demo's data (kept between runs).
+    /// Directory for the demo's data, cleared at every start (see --keep). Only a directory
+    /// the demo created (it holds a `.doppel-demo` marker) or an empty one is used.
     #[arg(
         long = "data-dir",
         env = "DOPPEL_DEMO_DATA_DIR",
         default_value = "./doppel-demo-data"
     )]
     pub data_dir: PathBuf,
+    /// Keep the previous run's data (twins, history, tokens) instead of starting fresh.
+    #[arg(long)]
+    pub keep: bool,
     #[arg(long, env = "DOPPEL_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
     #[arg(long, env = "DOPPEL_MQTT_ADDR", default_value = "127.0.0.1:1883")]
@@ -36,8 +49,8 @@ pub struct DemoArgs {
     /// Seed of the simulated plant: the same seed gives the same plant and faults.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Simulated history written before going live (e.g. 2h; 0s for none), only into an
-    /// empty data directory.
+    /// Simulated history written before going live (e.g. 2h; 0s for none), only when the
+    /// store is empty.
     #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
     pub backfill: Duration,
     /// Simulated time per step.
@@ -51,6 +64,7 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    prepare_data_dir(&args.data_dir, args.keep)?;
     let serve_args = ServeArgs {
         data: DataDir {
             path: args.data_dir.clone(),
@@ -80,15 +94,6 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
     let running = serve::start(&serve_args).await?;
     let engine = running.engine.clone();
     let mut plant = Plant::demo(args.seed);
-    for m in plant.models() {
-        engine
-            .put_model(m)
-            .await
-            .context("loading the demo models")?;
-    }
-    for t in plant.twins() {
-        engine.put_twin(t).await.context("loading the demo twins")?;
-    }
     let token = match &running.admin_token {
         Some(t) => t.clone(),
         None => doppel_server::auth::create_token(
@@ -98,6 +103,15 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
         )
         .context("creating a demo token")?,
     };
+    let base = format!("http://{}", loopback(running.http_addr));
+    let api = Api::new(&base, &token)?;
+    let packs = plant.packs();
+    for pack in &packs {
+        api.load_pack(pack)
+            .await
+            .context("loading the demo packs through the HTTP API")?;
+    }
+    let dashboard = dashboard_url(&base).await;
 
     let tick_s = args.tick.as_secs_f64().max(0.001);
     let tick_ns = (tick_s * 1e9) as i64;
@@ -107,12 +121,21 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
         t = backfill(&engine, &mut plant, t, args.backfill, tick_s).await?;
     }
 
-    let http = running.http_addr;
+    let http = loopback(running.http_addr);
     println!();
     println!(
-        "  The demo plant is running: {} twins.",
-        plant.twins().len()
+        "  The demo plant is running: {} twins, loaded through the API from the packs {} \
+         (see examples/packs/).",
+        plant.twins().len(),
+        packs
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
+    if let Some(url) = &dashboard {
+        println!("  Dashboard: {url}");
+    }
     println!("  Admin token: {token}");
     println!();
     println!("    curl -H 'Authorization: Bearer {token}' http://{http}/api/v1/twins");
@@ -142,6 +165,82 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
         _ = stop => {}
     }
     running.stop().await
+}
+
+/// Makes `dir` ready for a run: created with the marker when missing; cleared (all but the
+/// marker) when it holds the marker and `keep` is false; used as it is when empty. A
+/// directory with other content and no marker is refused, so the demo never deletes data it
+/// did not write.
+fn prepare_data_dir(dir: &Path, keep: bool) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("reading {}", dir.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", dir.display())),
+    };
+    let marker = dir.join(MARKER);
+    let ours = marker.is_file();
+    if !ours && !entries.is_empty() {
+        bail!(
+            "{} exists and was not created by `doppel demo` (it has no {MARKER} file); the demo \
+             clears its data directory at every start, so it will not use this one. Pass \
+             another --data-dir, or empty this directory first",
+            dir.display()
+        );
+    }
+    if ours && !keep {
+        for e in entries {
+            let path = e.path();
+            if e.file_name() == MARKER {
+                continue;
+            }
+            // `file_type` does not follow symlinks: a link is removed, never its target.
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let removed = if is_dir {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("clearing the demo data in {}", path.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !ours {
+        std::fs::write(
+            &marker,
+            "Created by `doppel demo`, which clears this directory at every start \
+             (unless --keep).\n",
+        )
+        .with_context(|| format!("writing {}", marker.display()))?;
+    }
+    Ok(())
+}
+
+/// The address to connect to for a listener bound to `addr` (an unspecified IP becomes the
+/// loopback address).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, addr.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, addr.port()).into(),
+        _ => addr,
+    }
+}
+
+/// The dashboard's URL when the server serves one (an HTML page at `/`).
+async fn dashboard_url(base: &str) -> Option<String> {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let html = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    (resp.status().is_success() && html).then(|| format!("{base}/"))
 }
 
 /// Writes `span` of simulated history ending now, in large batches, with a progress bar.

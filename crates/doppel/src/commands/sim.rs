@@ -16,6 +16,8 @@ mod mqtt;
 use clap::Subcommand;
 use doppel_sim::AssetKind;
 
+pub(crate) use api::Api;
+
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Run the demo plant (or a fleet of pumps) against a running server, over HTTP or MQTT,

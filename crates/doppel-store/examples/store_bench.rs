@@ -1,0 +1,273 @@
+//! Restart time, memory, size and query latency of a store holding ~10 M points.
+//!
+//! ```text
+//! cargo run --release -p doppel-store --example store_bench -- write DIR [points] [--no-checkpoint]
+//! cargo run --release -p doppel-store --example store_bench -- open DIR
+//! ```
+//!
+//! `write` fills a fresh store with 10 twins × 10 signals at 1 Hz (decimal sensor-like random
+//! walks) in batches of one second of every signal, then closes it (with a checkpoint, unless
+//! `--no-checkpoint`: then a restart replays the whole WAL, like the first store version).
+//! `open` (run it as its own process so the figures are its own) times `Store::open`, reads
+//! resident memory, and times `last`, `range` and `downsample` (one day of 1 Hz points into
+//! 1,000 buckets; and whole-chunk buckets answered from summaries).
+
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use doppel_model::Value;
+use doppel_store::{Agg, Row, Store, StoreOptions};
+
+const TWINS: usize = 10;
+const SIGNALS: usize = 10;
+// Midnight UTC, so one day splits into exactly 1,000 buckets of 86.4 s.
+const START: i64 = 1_700_006_400_000_000_000;
+const SECOND: i64 = 1_000_000_000;
+
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn write(dir: &Path, points: usize, checkpoint: bool) {
+    let _ = std::fs::remove_dir_all(dir);
+    let opts = StoreOptions {
+        checkpoint_on_close: checkpoint,
+        checkpoint_wal_bytes: if checkpoint { 64 << 20 } else { u64::MAX },
+        ..StoreOptions::default()
+    };
+    let store = Store::open(dir, opts).unwrap();
+    let names: Vec<(Arc<str>, Arc<str>)> = (0..TWINS * SIGNALS)
+        .map(|i| {
+            (
+                Arc::from(format!("pump-{}", i / SIGNALS)),
+                Arc::from(format!("signal-{}", i % SIGNALS)),
+            )
+        })
+        .collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut walk: Vec<i64> = (0..names.len() as i64).map(|i| 5000 + i * 100).collect();
+    let seconds = points / names.len();
+    let started = Instant::now();
+    let per_batch = 10; // seconds per write call: 1,000 rows
+    for s0 in (0..seconds).step_by(per_batch) {
+        let mut rows = Vec::with_capacity(per_batch * names.len());
+        for s in s0..(s0 + per_batch).min(seconds) {
+            for (i, (twin, signal)) in names.iter().enumerate() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                walk[i] += (state % 21) as i64 - 10;
+                rows.push(Row {
+                    twin: twin.clone(),
+                    signal: signal.clone(),
+                    ts: START + s as i64 * SECOND,
+                    value: Value::Float(walk[i] as f64 / 100.0),
+                });
+            }
+        }
+        store.write(rows).unwrap();
+    }
+    let wrote = started.elapsed();
+    let closing = Instant::now();
+    store.close().unwrap();
+    let closed = closing.elapsed();
+    let stats = store.stats();
+    let total = seconds * names.len();
+    println!(
+        "wrote {total} points in {:.1} s ({:.0} points/s, fsync per 1,000-row write); close {:.2} s",
+        wrote.as_secs_f64(),
+        total as f64 / wrote.as_secs_f64(),
+        closed.as_secs_f64()
+    );
+    println!(
+        "on disk: {} bytes = {:.2} B/point (WAL {} B, {} segment files {} B, {} chunks, {} checkpoints)",
+        dir_bytes(dir),
+        dir_bytes(dir) as f64 / total as f64,
+        stats.wal_bytes,
+        stats.segment_files,
+        stats.segment_bytes,
+        stats.chunks,
+        stats.checkpoints
+    );
+}
+
+fn time<T>(n: u32, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let started = Instant::now();
+    let mut out = f();
+    for _ in 1..n {
+        out = f();
+    }
+    (started.elapsed() / n, out)
+}
+
+fn open(dir: &Path) {
+    let (rss0, _) = rss_kib();
+    let started = Instant::now();
+    let store = Store::open(
+        dir,
+        StoreOptions {
+            checkpoint_on_close: false,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let opened = started.elapsed();
+    let (rss, hwm) = rss_kib();
+    let stats = store.stats();
+    println!(
+        "open: {:.3} s for {} points in {} series ({} chunks, {} open points, WAL {} B); RSS {} MiB (peak {} MiB, {} MiB before open)",
+        opened.as_secs_f64(),
+        stats.points,
+        stats.series,
+        stats.chunks,
+        stats.open_points,
+        stats.wal_bytes,
+        rss / 1024,
+        hwm / 1024,
+        rss0 / 1024
+    );
+
+    let (t, last) = time(1_000_000, || store.last("pump-3", "signal-7"));
+    println!(
+        "last: {:.0} ns per call ({:?})",
+        t.as_nanos(),
+        last.map(|p| p.ts)
+    );
+    let day = 86_400 * SECOND;
+    let (t, buckets) = time(50, || {
+        store
+            .downsample(
+                "pump-3",
+                "signal-7",
+                START,
+                START + day,
+                day / 1000,
+                Agg::Mean,
+            )
+            .unwrap()
+    });
+    println!(
+        "downsample 86,400 points -> {} buckets (mean): {:.2} ms",
+        buckets.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let (t, buckets) = time(50, || {
+        store
+            .downsample(
+                "pump-3",
+                "signal-7",
+                START,
+                START + day,
+                day / 1000,
+                Agg::Max,
+            )
+            .unwrap()
+    });
+    println!(
+        "downsample 86,400 points -> {} buckets (max): {:.2} ms",
+        buckets.len(),
+        t.as_secs_f64() * 1e3
+    );
+    // Buckets of 8 h hold whole 2048-point chunks: answered mostly from summaries.
+    let (t, buckets) = time(50, || {
+        store
+            .downsample(
+                "pump-3",
+                "signal-7",
+                START,
+                START + day,
+                8 * 3600 * SECOND,
+                Agg::Mean,
+            )
+            .unwrap()
+    });
+    println!(
+        "downsample 86,400 points -> {} buckets of 8 h (mean, from summaries): {:.3} ms",
+        buckets.len(),
+        t.as_secs_f64() * 1e3
+    );
+    let (t, points) = time(50, || {
+        store
+            .range("pump-3", "signal-7", START, START + day, usize::MAX)
+            .unwrap()
+            .len()
+    });
+    println!(
+        "range of one day: {points} points in {:.2} ms",
+        t.as_secs_f64() * 1e3
+    );
+    let (t, points) = time(1000, || {
+        store
+            .range(
+                "pump-3",
+                "signal-7",
+                START + 50_000 * SECOND,
+                START + 50_060 * SECOND,
+                1000,
+            )
+            .unwrap()
+            .len()
+    });
+    println!(
+        "range of one minute: {points} points in {:.1} µs",
+        t.as_secs_f64() * 1e6
+    );
+    let (t, n) = time(1000, || {
+        store.as_of("pump-3", START + 12_345 * SECOND).len()
+    });
+    println!(
+        "as_of (10 signals, mid-chunk): {:.1} µs ({n} signals)",
+        t.as_secs_f64() * 1e6
+    );
+    let (rss, hwm) = rss_kib();
+    println!(
+        "after queries: RSS {} MiB (peak {} MiB)",
+        rss / 1024,
+        hwm / 1024
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(
+        args.get(2)
+            .map_or("/tmp/doppel-store-bench", String::as_str),
+    );
+    match args.get(1).map(String::as_str) {
+        Some("write") => {
+            let points = args
+                .get(3)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(10_000_000);
+            write(dir, points, !args.iter().any(|a| a == "--no-checkpoint"));
+        }
+        Some("open") => open(dir),
+        _ => println!("usage: store_bench (write DIR [points] [--no-checkpoint] | open DIR)"),
+    }
+}
