@@ -25,6 +25,22 @@ pub struct DetectorConfig {
     /// learned while it lasts (1 / (`level_alpha` × this) readings), yet a permanent change
     /// of operating point stops alarming eventually instead of never. 0 freezes completely.
     pub anomalous_weight: f64,
+    /// Drift allowance: the baseline always moves toward the recent level (even during an
+    /// alarm) by up to this many spreads per warm-up length...
+    pub drift_spreads: f64,
+    /// ...or this many times the warm-up's own trend, whichever is faster...
+    pub drift_margin: f64,
+    /// ...as long as the recent level is within this many spreads of the baseline: a slow
+    /// drift never gets that far ahead, a sudden change does and stays scored.
+    pub drift_band: f64,
+    /// EWMA weight of the recent level (the drift allowance's target).
+    pub recent_alpha: f64,
+    /// A signal off its baseline but steady (within `drift_band` spreads) for this many
+    /// warm-up lengths, while no other signal is off, is re-baselined at its new level.
+    /// 0 disables.
+    pub rebaseline_after: f64,
+    /// The adaptive spread stays above this share of the spread learned on the warm-up.
+    pub min_spread_ratio: f64,
     /// |standardized residual| at which the level detector reaches the decision threshold.
     pub level_z: f64,
     /// |step| / typical step at which the rate-of-change detector reaches the threshold.
@@ -87,6 +103,12 @@ impl Default for DetectorConfig {
             long_term_spread: true,
             suspect_weight: 0.1,
             anomalous_weight: 0.1,
+            drift_spreads: 4.0,
+            drift_margin: 2.0,
+            drift_band: 2.0,
+            recent_alpha: 0.1,
+            min_spread_ratio: 0.5,
+            rebaseline_after: 1.0,
             level_z: 6.0,
             rate_z: 8.0,
             cusum_k: 1.0,

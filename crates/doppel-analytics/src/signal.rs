@@ -134,6 +134,23 @@ pub struct SignalDetector {
     cusum_h: f64,
     season: Option<DailyProfile>,
     seen: u64,
+    /// Recent level (fast EWMA of the values), the target of the drift allowance.
+    #[serde(default)]
+    recent: f64,
+    /// How far the baseline may follow the recent level per usual interval, whatever the
+    /// alarm state (learned on the warm-up).
+    #[serde(default)]
+    drift: f64,
+    /// The adaptive spread never shrinks below this (a share of the learned spread), so a
+    /// long quiet spell does not make the signal's usual wander look anomalous.
+    #[serde(default)]
+    min_spread: f64,
+    /// Readings in a row that this signal has been off its baseline but steady near
+    /// `anchor` (its recent level when the spell began), with no other signal off.
+    #[serde(default)]
+    steady: u32,
+    #[serde(default)]
+    anchor: f64,
 }
 
 impl SignalDetector {
@@ -165,6 +182,11 @@ impl SignalDetector {
             cusum_h: cfg.cusum_h,
             season: cfg.daily_seasonality.then(DailyProfile::new),
             seen: 0,
+            recent: 0.0,
+            drift: 0.0,
+            min_spread: 0.0,
+            steady: 0,
+            anchor: 0.0,
         }
     }
 
@@ -270,9 +292,28 @@ impl SignalDetector {
             cfg.cusum_h,
         );
         self.level = sane(level, 0.0);
+        self.recent = self.level;
         self.trend = trend;
+        // Drift allowance: the warm-up's own trend (least squares, per reading) with a margin,
+        // and at least `drift_spreads` spreads over a warm-up's length.
+        let nf = n as f64;
+        let mean_i = (nf - 1.0) / 2.0;
+        let mean_x = xs.iter().sum::<f64>() / nf.max(1.0);
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, x) in xs.iter().enumerate() {
+            let di = i as f64 - mean_i;
+            sxy += di * (x - mean_x);
+            sxx += di * di;
+        }
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        self.drift = sane(
+            (cfg.drift_margin * slope.abs()).max(cfg.drift_spreads * spread / nf.max(1.0)),
+            0.0,
+        )
+        .max(0.0);
         self.variable = spread > floor;
         self.spread = sane(spread, floor).max(floor);
+        self.min_spread = self.spread * cfg.min_spread_ratio.clamp(0.0, 1.0);
         self.step = sane(step, floor).max(floor);
         let mut run = 0u32;
         let mut max_run = 0u32;
@@ -420,6 +461,7 @@ impl SignalDetector {
         x: f64,
         o: &SignalOutcome,
         weight: f64,
+        others_off: bool,
         cfg: &DetectorConfig,
     ) {
         self.seen = self.seen.saturating_add(1);
@@ -462,7 +504,9 @@ impl SignalDetector {
             // Mean absolute deviation × √(π/2) estimates σ for Gaussian noise and is far less
             // swayed by outliers than a variance (and clipped at 4σ on top).
             let dev = 1.2533 * o.resid.abs().min(4.0 * self.spread);
-            self.spread = sane(self.spread + a * (dev - self.spread), self.spread).max(floor);
+            self.spread = sane(self.spread + a * (dev - self.spread), self.spread)
+                .max(floor)
+                .max(self.min_spread);
             let gap = if self.interval > 0.0 && o.dt > 0.0 {
                 (o.dt / self.interval).max(1.0).sqrt()
             } else {
@@ -474,6 +518,41 @@ impl SignalDetector {
             if let Some(s) = self.season.as_mut() {
                 s.learn(ts, x - level, a, spread);
             }
+        }
+        // Two speeds: whatever the weight, the baseline follows the recent level at the
+        // learned drift rate while the two stay close, so a slow drift is never left behind
+        // (and never freezes into a lasting alarm), while a sudden change, which jumps
+        // beyond the band at once, is not absorbed by this.
+        let season = self.season.as_ref().map_or(0.0, |s| s.offset(ts));
+        let ra = cfg.recent_alpha.clamp(0.0, 1.0);
+        let deseasoned = x - season;
+        self.recent = sane(self.recent + ra * (deseasoned - self.recent), self.level);
+        let gap = self.recent - self.level;
+        if gap.abs() <= cfg.drift_band * self.spread {
+            let g = if self.interval > 0.0 && o.dt > 0.0 {
+                (o.dt / self.interval).clamp(0.0, 10.0)
+            } else {
+                1.0
+            };
+            let lim = self.drift * g;
+            self.level = sane(self.level + gap.clamp(-lim, lim), self.level);
+        }
+        // Re-baseline: a signal that has sat steadily at a new level for a warm-up's length,
+        // while every other signal looked normal, is at a new operating point (or has
+        // drifted there), not in a fault: accept the level and forget the shift evidence.
+        let off = weight < 1.0;
+        if off && !others_off && (self.recent - self.anchor).abs() <= cfg.drift_band * self.spread {
+            self.steady = self.steady.saturating_add(1);
+        } else {
+            self.steady = 0;
+            self.anchor = self.recent;
+        }
+        let after = (cfg.rebaseline_after * cfg.warmup as f64).max(1.0);
+        if cfg.rebaseline_after > 0.0 && f64::from(self.steady) >= after {
+            self.level = self.recent;
+            self.cusum_pos = 0.0;
+            self.cusum_neg = 0.0;
+            self.steady = 0;
         }
         self.last_ts = Some(ts);
         self.last_value = Some(x);

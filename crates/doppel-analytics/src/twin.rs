@@ -283,6 +283,11 @@ impl TwinDetector {
         // signal itself is above its threshold, little from a suspect one. Signals that are
         // fine keep adapting during another signal's alarm.
         let suspect = score_to_ratio(0.2);
+        let off: Vec<bool> = outcomes
+            .iter()
+            .map(|o| o.as_ref().is_some_and(|o| o.ratio / sens >= 1.0))
+            .collect();
+        let n_off = off.iter().filter(|&&b| b).count();
         for (i, s) in self.signals.iter_mut().enumerate() {
             if let (Some(o), Some(x)) = (&outcomes[i], present.get(i).copied().flatten()) {
                 let r = o.ratio / sens;
@@ -293,7 +298,8 @@ impl TwinDetector {
                 } else {
                     1.0
                 };
-                s.learn(ts, x, o, weight, cfg);
+                let others_off = n_off > usize::from(off[i]);
+                s.learn(ts, x, o, weight, others_off, cfg);
             }
         }
         Score {
