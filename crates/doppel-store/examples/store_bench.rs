@@ -1,13 +1,15 @@
 //! Restart time, memory, size and query latency of a store holding ~10 M points.
 //!
 //! ```text
-//! cargo run --release -p doppel-store --example store_bench -- write DIR [points] [--no-checkpoint]
+//! cargo run --release -p doppel-store --example store_bench -- write DIR [points] [--no-checkpoint | --crash]
 //! cargo run --release -p doppel-store --example store_bench -- open DIR
 //! ```
 //!
 //! `write` fills a fresh store with 10 twins × 10 signals at 1 Hz (decimal sensor-like random
 //! walks) in batches of one second of every signal, then closes it (with a checkpoint, unless
-//! `--no-checkpoint`: then a restart replays the whole WAL, like the first store version).
+//! `--no-checkpoint`: then a restart replays the whole WAL, like the first store version;
+//! with `--crash` automatic checkpoints run but none at close, leaving the WAL tail a kill -9
+//! would).
 //! `open` (run it as its own process so the figures are its own) times `Store::open`, reads
 //! resident memory, and times `last`, `range` and `downsample` (one day of 1 Hz points into
 //! 1,000 buckets; and whole-chunk buckets answered from summaries).
@@ -54,10 +56,10 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-fn write(dir: &Path, points: usize, checkpoint: bool) {
+fn write(dir: &Path, points: usize, checkpoint: bool, on_close: bool) {
     let _ = std::fs::remove_dir_all(dir);
     let opts = StoreOptions {
-        checkpoint_on_close: checkpoint,
+        checkpoint_on_close: checkpoint && on_close,
         checkpoint_wal_bytes: if checkpoint { 64 << 20 } else { u64::MAX },
         ..StoreOptions::default()
     };
@@ -265,9 +267,12 @@ fn main() {
                 .get(3)
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(10_000_000);
-            write(dir, points, !args.iter().any(|a| a == "--no-checkpoint"));
+            let flag = |f: &str| args.iter().any(|a| a == f);
+            write(dir, points, !flag("--no-checkpoint"), !flag("--crash"));
         }
         Some("open") => open(dir),
-        _ => println!("usage: store_bench (write DIR [points] [--no-checkpoint] | open DIR)"),
+        _ => println!(
+            "usage: store_bench (write DIR [points] [--no-checkpoint | --crash] | open DIR)"
+        ),
     }
 }
