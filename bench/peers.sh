@@ -26,7 +26,7 @@ fi
 MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 
 cargo build --release -p doppel -q
-DOPPEL=target/release/doppel
+DOPPEL="${CARGO_TARGET_DIR:-target}/release/doppel"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() {
