@@ -73,6 +73,10 @@ pub struct DatasetArgs {
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Simulate and format everything but write no row files: measures generation speed
+    /// without the disk (the JSON files are still written).
+    #[arg(long)]
+    pub discard: bool,
 }
 
 /// What every worker needs to know about the run.
@@ -85,6 +89,7 @@ struct Plan {
     steps: u64,
     csv: bool,
     lp: bool,
+    discard: bool,
 }
 
 #[allow(clippy::print_stdout)]
@@ -118,6 +123,7 @@ pub fn run(a: DatasetArgs) -> anyhow::Result<()> {
         steps,
         csv: a.format != Format::Lp,
         lp: a.format != Format::Csv,
+        discard: a.discard,
     };
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
 
@@ -129,10 +135,10 @@ pub fn run(a: DatasetArgs) -> anyhow::Result<()> {
         .clamp(1, a.twins);
     let rows = steps * a.twins as u64;
     println!(
-        "sim dataset: {} twins × {} rows ({} days at {}) = {rows} rows, {threads} threads → {}",
+        "sim dataset: {} twins × {} rows ({} at {}) = {rows} rows, {threads} threads → {}",
         a.twins,
         steps,
-        days,
+        humantime::format_duration(Duration::from_secs_f64(steps as f64 * dt_s)),
         humantime::format_duration(a.dt),
         a.out.display()
     );
@@ -182,7 +188,8 @@ pub fn run(a: DatasetArgs) -> anyhow::Result<()> {
     write_json(&a.out.join("manifest.json"), &manifest(&a, &plant, &plan))?;
     let bytes = bytes.load(Ordering::Relaxed);
     println!(
-        "wrote {rows} rows ({:.1} MB) in {secs:.1} s: {:.2} M rows/s, {:.0} MB/s; {} faults in ground_truth.json",
+        "{} {rows} rows ({:.1} MB) in {secs:.1} s: {:.2} M rows/s, {:.0} MB/s; {} faults in ground_truth.json",
+        if a.discard { "generated (and discarded)" } else { "wrote" },
         bytes as f64 / 1e6,
         rows as f64 / secs / 1e6,
         bytes as f64 / secs / 1e6,
@@ -198,10 +205,14 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
     let id = unit.twin().id.clone();
     let columns: Vec<Column> = model.signals.iter().map(Column::new).collect();
     let mut row = vec![0.0; columns.len()];
-    let open = |ext: &str| -> anyhow::Result<(PathBuf, BufWriter<File>)> {
+    let open = |ext: &str| -> anyhow::Result<(PathBuf, BufWriter<Box<dyn Write>>)> {
         let path = plan.out.join(format!("{id}.{ext}"));
-        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok((path, BufWriter::with_capacity(1 << 20, file)))
+        let inner: Box<dyn Write> = if plan.discard {
+            Box::new(std::io::sink())
+        } else {
+            Box::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?)
+        };
+        Ok((path, BufWriter::with_capacity(1 << 20, inner)))
     };
     let mut csv = if plan.csv { Some(open("csv")?) } else { None };
     let mut lp = if plan.lp { Some(open("lp")?) } else { None };
@@ -281,9 +292,10 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
 struct Column {
     name: String,
     kind: ValueKind,
-    /// Decimal places of a float signal, and 10^decimals.
+    /// Decimal places of a float signal, and 10^decimals as float and integer.
     decimals: u32,
     scale: f64,
+    pow: i64,
 }
 
 impl Column {
@@ -294,6 +306,7 @@ impl Column {
             kind: s.kind,
             decimals,
             scale: 10f64.powi(decimals as i32),
+            pow: 10i64.pow(decimals),
         }
     }
 
@@ -311,7 +324,7 @@ impl Column {
                     out.push(b'i');
                 }
             }
-            _ => write_fixed(v, self.decimals, self.scale, out),
+            _ => write_fixed(v, self.decimals, self.scale, self.pow, out),
         }
     }
 
@@ -333,7 +346,8 @@ fn decimals_for(s: &SignalSpec) -> u32 {
 }
 
 /// Writes `v` rounded to `decimals` places, without trailing zeros (`45.1`, `2950`, `-0.02`).
-fn write_fixed(v: f64, decimals: u32, scale: f64, out: &mut Vec<u8>) {
+/// `scale` and `pow` are 10^decimals.
+fn write_fixed(v: f64, decimals: u32, scale: f64, pow: i64, out: &mut Vec<u8>) {
     let scaled = (v * scale).round();
     if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
         // Out of the exact integer range (or infinite): rare enough for the slow path.
@@ -347,9 +361,8 @@ fn write_fixed(v: f64, decimals: u32, scale: f64, out: &mut Vec<u8>) {
         out.push(b'-');
         q = -q;
     }
-    let p = 10i64.pow(decimals);
-    out.extend_from_slice(itoa::Buffer::new().format(q / p).as_bytes());
-    let mut frac = q % p;
+    out.extend_from_slice(itoa::Buffer::new().format(q / pow).as_bytes());
+    let mut frac = q % pow;
     if frac == 0 {
         return;
     }
@@ -477,7 +490,13 @@ mod tests {
 
     fn fixed(v: f64, decimals: u32) -> String {
         let mut out = Vec::new();
-        write_fixed(v, decimals, 10f64.powi(decimals as i32), &mut out);
+        write_fixed(
+            v,
+            decimals,
+            10f64.powi(decimals as i32),
+            10i64.pow(decimals),
+            &mut out,
+        );
         String::from_utf8(out).unwrap()
     }
 
