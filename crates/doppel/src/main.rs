@@ -32,6 +32,9 @@ enum Command {
     /// Measure a running server: load generators.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Offline evaluation: score labelled CSV files with the anomaly detectors.
+    #[command(subcommand)]
+    Eval(commands::eval::EvalCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Eval(cmd) => commands::eval::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
