@@ -18,15 +18,66 @@ pub(crate) enum MvStat {
     Q,
 }
 
-/// The multivariate model's verdict on one reading.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct MvOutcome {
-    /// sqrt(statistic / threshold) of the worst of the four statistics.
-    pub ratio: f64,
-    /// Per modelled signal: its share of the firing statistic (sums to 1) and the value in
-    /// standardized units that the model expects given the other signals.
-    pub shares: Vec<f64>,
-    pub expected_z: Vec<f64>,
+/// Work buffers of [`Multivariate::observe`], sized once so scoring allocates nothing.
+/// Not state: never serialized, and equal to any other.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    u: DVector<f64>,
+    t_point: DVector<f64>,
+    resid_point: DVector<f64>,
+    t_smooth: DVector<f64>,
+    resid_smooth: DVector<f64>,
+    scaled: DVector<f64>,
+    w: DVector<f64>,
+    recon: DVector<f64>,
+    contrib: Vec<f64>,
+    shares: Vec<f64>,
+    expected_z: Vec<f64>,
+}
+
+impl PartialEq for Scratch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Scratch {
+    fn ensure(&mut self, d: usize, k: usize) {
+        if self.u.len() != d || self.t_point.len() != k {
+            *self = Scratch {
+                u: DVector::zeros(d),
+                t_point: DVector::zeros(k),
+                resid_point: DVector::zeros(d),
+                t_smooth: DVector::zeros(k),
+                resid_smooth: DVector::zeros(d),
+                scaled: DVector::zeros(k),
+                w: DVector::zeros(d),
+                recon: DVector::zeros(d),
+                contrib: vec![0.0; d],
+                shares: vec![0.0; d],
+                expected_z: vec![0.0; d],
+            };
+        }
+    }
+}
+
+/// T² and Q of `u`, writing its scores to `t` and its residual to `resid` (no allocation).
+fn stats_into(
+    components: &DMatrix<f64>,
+    variances: &DVector<f64>,
+    u: &DVector<f64>,
+    t: &mut DVector<f64>,
+    resid: &mut DVector<f64>,
+) -> (f64, f64) {
+    components.tr_mul_to(u, t);
+    let t2 = t
+        .iter()
+        .zip(variances.iter())
+        .map(|(t, v)| t * t / v)
+        .sum::<f64>();
+    resid.copy_from(u);
+    resid.gemv(-1.0, components, t, 1.0);
+    (sane(t2, 0.0), sane(resid.norm_squared(), 0.0))
 }
 
 /// PCA model over a fixed set of the twin's signals.
@@ -44,13 +95,8 @@ pub struct Multivariate {
     thr_t2s: f64,
     thr_qs: f64,
     smoothed: DVector<f64>,
-}
-
-struct Stats {
-    t2: f64,
-    q: f64,
-    t: DVector<f64>,
-    resid: DVector<f64>,
+    #[serde(skip)]
+    scratch: Scratch,
 }
 
 impl Multivariate {
@@ -119,6 +165,7 @@ impl Multivariate {
             thr_t2s: 1.0,
             thr_qs: 1.0,
             smoothed: DVector::zeros(d),
+            scratch: Scratch::default(),
         };
         // Thresholds: a high quantile of the statistics on the warm-up itself, with a margin
         // (in-sample statistics are optimistic) and floors against degenerate warm-ups.
@@ -129,14 +176,14 @@ impl Multivariate {
             let clip = cfg.mv_clip.max(0.0);
             let lam = cfg.mv_lambda;
             smoothed = smoothed.zip_map(&u, |s, v| s * (1.0 - lam) + v.clamp(-clip, clip) * lam);
-            let s = model.stats(&u);
-            t2.push(s.t2);
-            q.push(s.q);
+            let (a, b) = model.stats(&u);
+            t2.push(a);
+            q.push(b);
             // Skip the EWMA's start-up, where it has not seen enough points to be typical.
             if (i as f64) * cfg.mv_lambda >= 2.0 {
-                let s = model.stats(&smoothed);
-                t2s.push(s.t2);
-                qs.push(s.q);
+                let (a, b) = model.stats(&smoothed);
+                t2s.push(a);
+                qs.push(b);
             }
         }
         let qf = cfg.mv_quantile;
@@ -150,48 +197,60 @@ impl Multivariate {
         Some(model)
     }
 
-    fn stats(&self, u: &DVector<f64>) -> Stats {
-        let t = self.components.tr_mul(u);
-        let t2 = t
-            .iter()
-            .zip(self.variances.iter())
-            .map(|(t, v)| t * t / v)
-            .sum::<f64>();
-        let resid = u - &self.components * &t;
-        let q = resid.norm_squared();
-        Stats {
-            t2: sane(t2, 0.0),
-            q: sane(q, 0.0),
-            t,
-            resid,
-        }
+    /// T² and Q of `u` (warm-up use: allocates its own buffers).
+    fn stats(&self, u: &DVector<f64>) -> (f64, f64) {
+        let mut t = DVector::zeros(self.variances.len());
+        let mut resid = DVector::zeros(u.len());
+        stats_into(&self.components, &self.variances, u, &mut t, &mut resid)
     }
 
-    /// Scores one reading given its standardized values (in `signals` order; `None` missing)
-    /// and advances the smoothed statistics.
-    pub(crate) fn observe(&mut self, z: &[Option<f64>], cfg: &DetectorConfig) -> MvOutcome {
+    /// Scores one reading given its standardized values (`z(i)` for the signal with twin
+    /// index `i`; `None` missing) and advances the smoothed statistics. Returns
+    /// sqrt(statistic / threshold) of the worst of the four statistics; [`shares`] and
+    /// [`expected_z`] then explain it. Allocation-free once the work buffers exist.
+    ///
+    /// [`shares`]: Self::shares
+    /// [`expected_z`]: Self::expected_z
+    pub(crate) fn observe(
+        &mut self,
+        z: impl Fn(usize) -> Option<f64>,
+        cfg: &DetectorConfig,
+    ) -> f64 {
         let d = self.signals.len();
+        let k = self.variances.len();
+        self.scratch.ensure(d, k);
+        let sc = &mut self.scratch;
         // Clip: one wild value must not dominate the smoothed state for long.
-        let u = DVector::from_fn(d, |j, _| {
-            z.get(j)
-                .copied()
-                .flatten()
-                .map_or(0.0, |v| sane(v - self.mean[j], 0.0).clamp(-50.0, 50.0))
-        });
+        for j in 0..d {
+            sc.u[j] =
+                z(self.signals[j]).map_or(0.0, |v| sane(v - self.mean[j], 0.0).clamp(-50.0, 50.0));
+        }
         // The smoothed statistics are for sustained deviations: a single spike enters them
         // clipped, so it cannot hold an alarm up for the EWMA's memory.
         let clip = cfg.mv_clip.max(0.0);
         let lam = cfg.mv_lambda;
-        self.smoothed = self
-            .smoothed
-            .zip_map(&u, |s, v| s * (1.0 - lam) + v.clamp(-clip, clip) * lam);
-        let point = self.stats(&u);
-        let smooth = self.stats(&self.smoothed);
+        for j in 0..d {
+            self.smoothed[j] = self.smoothed[j] * (1.0 - lam) + sc.u[j].clamp(-clip, clip) * lam;
+        }
+        let (pt2, pq) = stats_into(
+            &self.components,
+            &self.variances,
+            &sc.u,
+            &mut sc.t_point,
+            &mut sc.resid_point,
+        );
+        let (st2, sq) = stats_into(
+            &self.components,
+            &self.variances,
+            &self.smoothed,
+            &mut sc.t_smooth,
+            &mut sc.resid_smooth,
+        );
         let cands = [
-            (point.t2 / self.thr_t2, MvStat::T2, false),
-            (point.q / self.thr_q, MvStat::Q, false),
-            (smooth.t2 / self.thr_t2s, MvStat::T2, true),
-            (smooth.q / self.thr_qs, MvStat::Q, true),
+            (pt2 / self.thr_t2, MvStat::T2, false),
+            (pq / self.thr_q, MvStat::Q, false),
+            (st2 / self.thr_t2s, MvStat::T2, true),
+            (sq / self.thr_qs, MvStat::Q, true),
         ];
         let mut best = cands[0];
         for c in cands {
@@ -199,37 +258,55 @@ impl Multivariate {
                 best = c;
             }
         }
-        let (s, v) = if best.2 {
-            (&smooth, &self.smoothed)
+        let (t, resid, v) = if best.2 {
+            (&sc.t_smooth, &sc.resid_smooth, &self.smoothed)
         } else {
-            (&point, &u)
+            (&sc.t_point, &sc.resid_point, &sc.u)
         };
-        let contrib: Vec<f64> = match best.1 {
-            MvStat::Q => s.resid.iter().map(|e| e * e).collect(),
+        match best.1 {
+            MvStat::Q => {
+                for j in 0..d {
+                    sc.contrib[j] = resid[j] * resid[j];
+                }
+            }
             MvStat::T2 => {
                 // u_j × (P Λ⁻¹ t)_j: each signal's part of T², negative parts dropped.
-                let scaled = DVector::from_fn(s.t.len(), |c, _| s.t[c] / self.variances[c]);
-                let w = &self.components * scaled;
-                (0..d).map(|j| (v[j] * w[j]).max(0.0)).collect()
+                for c in 0..k {
+                    sc.scaled[c] = t[c] / self.variances[c];
+                }
+                sc.w.gemv(1.0, &self.components, &sc.scaled, 0.0);
+                for j in 0..d {
+                    sc.contrib[j] = (v[j] * sc.w[j]).max(0.0);
+                }
             }
-        };
-        let sum: f64 = contrib.iter().sum();
-        let shares = contrib
-            .iter()
-            .map(|c| if sum > 0.0 { sane(c / sum, 0.0) } else { 0.0 })
-            .collect();
-        let recon = &self.components * &point.t;
-        let expected_z = (0..d)
-            .map(|j| match best.1 {
-                MvStat::Q => sane(self.mean[j] + recon[j], 0.0),
-                MvStat::T2 => self.mean[j],
-            })
-            .collect();
-        MvOutcome {
-            ratio: sane(best.0.max(0.0).sqrt(), 0.0),
-            shares,
-            expected_z,
         }
+        let sum: f64 = sc.contrib.iter().sum();
+        for j in 0..d {
+            sc.shares[j] = if sum > 0.0 {
+                sane(sc.contrib[j] / sum, 0.0)
+            } else {
+                0.0
+            };
+        }
+        sc.recon.gemv(1.0, &self.components, &sc.t_point, 0.0);
+        for j in 0..d {
+            sc.expected_z[j] = match best.1 {
+                MvStat::Q => sane(self.mean[j] + sc.recon[j], 0.0),
+                MvStat::T2 => self.mean[j],
+            };
+        }
+        sane(best.0.max(0.0).sqrt(), 0.0)
+    }
+
+    /// Per modelled signal, after [`observe`](Self::observe): its share of the firing
+    /// statistic (sums to 1)...
+    pub(crate) fn shares(&self) -> &[f64] {
+        &self.scratch.shares
+    }
+
+    /// ...and the value, in standardized units, the model expects given the other signals.
+    pub(crate) fn expected_z(&self) -> &[f64] {
+        &self.scratch.expected_z
     }
 
     pub(crate) fn names(&self) -> &[Arc<str>] {

@@ -61,6 +61,22 @@ pub struct TwinDetector {
     /// ≥ 1 makes the detector less sensitive; moved by feedback within configured bounds.
     sensitivity: f64,
     readings: u64,
+    #[serde(skip)]
+    scratch: TwinScratch,
+}
+
+/// Per-reading work buffers, reused so scoring allocates nothing in steady state. Not state:
+/// never serialized, and equal to any other.
+#[derive(Debug, Clone, Default)]
+struct TwinScratch {
+    present: Vec<Option<f64>>,
+    outcomes: Vec<Option<SignalOutcome>>,
+}
+
+impl PartialEq for TwinScratch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TwinDetector {
@@ -76,6 +92,7 @@ impl TwinDetector {
             in_alarm: false,
             sensitivity: 1.0,
             readings: 0,
+            scratch: TwinScratch::default(),
         }
     }
 
@@ -131,7 +148,9 @@ impl TwinDetector {
     /// order; a timestamp earlier than the previous one is scored as if no time had passed.
     pub fn observe<S: AsRef<str>>(&mut self, ts: Timestamp, values: &[(S, f64)]) -> Score {
         self.readings = self.readings.saturating_add(1);
-        let mut present: Vec<Option<f64>> = vec![None; self.signals.len()];
+        let mut present = std::mem::take(&mut self.scratch.present);
+        present.clear();
+        present.resize(self.signals.len(), None);
         for (hint, (name, x)) in values.iter().enumerate() {
             if !x.is_finite() {
                 continue;
@@ -145,7 +164,9 @@ impl TwinDetector {
         if !self.warm_done {
             return self.observe_warmup(ts, present);
         }
-        self.observe_scored(ts, &present)
+        let score = self.observe_scored(ts, &present);
+        self.scratch.present = present;
+        score
     }
 
     fn observe_warmup(&mut self, ts: Timestamp, present: Vec<Option<f64>>) -> Score {
@@ -218,7 +239,8 @@ impl TwinDetector {
         cfg: &DetectorConfig,
     ) -> Score {
         let sens = self.sensitivity;
-        let mut outcomes: Vec<Option<SignalOutcome>> = Vec::with_capacity(self.signals.len());
+        let mut outcomes = std::mem::take(&mut self.scratch.outcomes);
+        outcomes.clear();
         for (i, s) in self.signals.iter_mut().enumerate() {
             let x = present.get(i).copied().flatten();
             let o = match (x, s.is_fitted()) {
@@ -235,7 +257,8 @@ impl TwinDetector {
             };
             outcomes.push(o);
         }
-        let mut per_signal = Vec::with_capacity(self.signals.len() + 2);
+        // Allocated only when something is worth reporting.
+        let mut per_signal = Vec::new();
         let mut max_ratio: f64 = 0.0;
         for (s, o) in self.signals.iter().zip(&outcomes) {
             if let Some(o) = o {
@@ -253,23 +276,20 @@ impl TwinDetector {
             }
         }
         if let Some(mv) = self.multivariate.as_mut() {
-            let z: Vec<Option<f64>> = mv
-                .signals
-                .iter()
-                .map(|&i| outcomes[i].as_ref().and_then(|o| o.z))
-                .collect();
-            let out = mv.observe(&z, cfg);
-            max_ratio = max_ratio.max(out.ratio);
-            let score = ratio_to_score(out.ratio / sens);
+            let oc = &outcomes;
+            let z = |i: usize| oc.get(i).and_then(|o| o.as_ref().and_then(|o| o.z));
+            let ratio = mv.observe(z, cfg);
+            max_ratio = max_ratio.max(ratio);
+            let score = ratio_to_score(ratio / sens);
             for (j, &i) in mv.signals.iter().enumerate() {
-                let part = score * out.shares[j];
+                let part = score * mv.shares()[j];
                 if part >= REPORT_FLOOR {
                     let (level, spread) = self.signals[i].level_spread();
                     per_signal.push(SignalContribution {
                         signal: mv.names()[j].clone(),
                         kind: ContributionKind::Multivariate,
                         score: part,
-                        expected: sane(level + spread * out.expected_z[j], level),
+                        expected: sane(level + spread * mv.expected_z()[j], level),
                         observed: present.get(i).copied().flatten(),
                     });
                 }
@@ -283,11 +303,8 @@ impl TwinDetector {
         // signal itself is above its threshold, little from a suspect one. Signals that are
         // fine keep adapting during another signal's alarm.
         let suspect = score_to_ratio(0.2);
-        let off: Vec<bool> = outcomes
-            .iter()
-            .map(|o| o.as_ref().is_some_and(|o| o.ratio / sens >= 1.0))
-            .collect();
-        let n_off = off.iter().filter(|&&b| b).count();
+        let is_off = |o: &Option<SignalOutcome>| o.as_ref().is_some_and(|o| o.ratio / sens >= 1.0);
+        let n_off = outcomes.iter().filter(|o| is_off(o)).count();
         for (i, s) in self.signals.iter_mut().enumerate() {
             if let (Some(o), Some(x)) = (&outcomes[i], present.get(i).copied().flatten()) {
                 let r = o.ratio / sens;
@@ -298,10 +315,11 @@ impl TwinDetector {
                 } else {
                     1.0
                 };
-                let others_off = n_off > usize::from(off[i]);
+                let others_off = n_off > usize::from(is_off(&outcomes[i]));
                 s.learn(ts, x, o, weight, others_off, cfg);
             }
         }
+        self.scratch.outcomes = outcomes;
         Score {
             ts,
             total,
