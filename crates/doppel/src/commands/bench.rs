@@ -130,9 +130,15 @@ async fn setup(client: &reqwest::Client, a: &IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Timestamps: each worker owns a disjoint range, so no two readings collide.
-fn base_ts(worker: usize) -> i64 {
-    1_700_000_000_000_000_000 + worker as i64 * 1_000_000_000_000_000
+/// Start of the generated time range.
+const BASE_TS: i64 = 1_700_000_000_000_000_000;
+
+/// Worker `w` writes only its own twins (`w`, `w + concurrency`, ...), as each device writes
+/// its own data, so every series receives increasing timestamps from one writer. Readings
+/// are 1 ms apart per worker.
+fn twin_of(a: &IngestArgs, worker: usize, r: usize) -> String {
+    let per_worker = (a.twins / a.concurrency.max(1)).max(1);
+    twin_id((worker + a.concurrency.max(1) * (r % per_worker)) % a.twins.max(1))
 }
 
 fn lp_body(a: &IngestArgs, worker: usize, seq: &mut i64) -> String {
@@ -140,13 +146,13 @@ fn lp_body(a: &IngestArgs, worker: usize, seq: &mut i64) -> String {
     let mut s = String::with_capacity(a.batch * (20 + a.signals * 12));
     for r in 0..a.batch {
         *seq += 1;
-        let twin = twin_id((worker * 7919 + r) % a.twins);
+        let twin = twin_of(a, worker, r);
         let _ = write!(s, "{twin} ");
         for k in 0..a.signals {
             let v = 50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01;
             let _ = write!(s, "{}s{k}={v}", if k == 0 { "" } else { "," });
         }
-        let _ = writeln!(s, " {}", base_ts(worker) + *seq * 1_000_000);
+        let _ = writeln!(s, " {}", BASE_TS + *seq * 1_000_000);
     }
     s
 }
@@ -162,10 +168,10 @@ fn json_readings(a: &IngestArgs, worker: usize, seq: &mut i64, twin: Option<&str
                 json!(50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01),
             );
         }
-        let ts_ms = (base_ts(worker) / 1_000_000) + *seq;
+        let ts_ms = (BASE_TS / 1_000_000) + *seq;
         let mut o = json!({"ts": ts_ms, "values": values});
         if twin.is_none() {
-            o["twin"] = json!(twin_id((worker * 7919 + r) % a.twins));
+            o["twin"] = json!(twin_of(a, worker, r));
         }
         out.push(o);
     }
