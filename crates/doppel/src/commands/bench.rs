@@ -130,12 +130,18 @@ async fn setup(client: &reqwest::Client, a: &IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start of the generated time range.
-const BASE_TS: i64 = 1_700_000_000_000_000_000;
+/// Start of the generated time range: the wall clock when the run starts, so runs made one
+/// after the other (a line-protocol run, then an MQTT run) never overwrite each other's
+/// timestamps. Readings are 1 µs apart per worker.
+fn base_ts() -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(doppel_server::now_ns)
+}
+
+const STEP_NS: i64 = 1_000;
 
 /// Worker `w` writes only its own twins (`w`, `w + concurrency`, ...), as each device writes
-/// its own data, so every series receives increasing timestamps from one writer. Readings
-/// are 1 ms apart per worker.
+/// its own data, so every series receives increasing timestamps from one writer.
 fn twin_of(a: &IngestArgs, worker: usize, r: usize) -> String {
     let per_worker = (a.twins / a.concurrency.max(1)).max(1);
     twin_id((worker + a.concurrency.max(1) * (r % per_worker)) % a.twins.max(1))
@@ -152,7 +158,7 @@ fn lp_body(a: &IngestArgs, worker: usize, seq: &mut i64) -> String {
             let v = 50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01;
             let _ = write!(s, "{}s{k}={v}", if k == 0 { "" } else { "," });
         }
-        let _ = writeln!(s, " {}", BASE_TS + *seq * 1_000_000);
+        let _ = writeln!(s, " {}", base_ts() + *seq * STEP_NS);
     }
     s
 }
@@ -168,8 +174,9 @@ fn json_readings(a: &IngestArgs, worker: usize, seq: &mut i64, twin: Option<&str
                 json!(50.0 + ((*seq + k as i64) % 1000) as f64 * 0.01),
             );
         }
-        let ts_ms = (BASE_TS / 1_000_000) + *seq;
-        let mut o = json!({"ts": ts_ms, "values": values});
+        // RFC 3339 carries the nanoseconds that epoch milliseconds cannot.
+        let ts = doppel_model::format_ts(base_ts() + *seq * STEP_NS);
+        let mut o = json!({"ts": ts, "values": values});
         if twin.is_none() {
             o["twin"] = json!(twin_of(a, worker, r));
         }
