@@ -12,6 +12,7 @@ mod dataset;
 mod live;
 mod load;
 mod mqtt;
+mod rows;
 
 use clap::Subcommand;
 use doppel_sim::AssetKind;

@@ -17,7 +17,7 @@
 //! anything the noise has not already blurred. The same flags give byte-identical files.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,8 +29,7 @@ use doppel_sim::{AssetKind, Plant, SimulatedTwin, RUN_START};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-const NS_PER_S: i64 = 1_000_000_000;
-const NS_PER_DAY: i64 = 86_400 * NS_PER_S;
+use super::rows::{Clock, RowWriter, NUMBER_MAX};
 /// Rows between progress-bar updates.
 const PROGRESS_EVERY: u64 = 16_384;
 
@@ -205,30 +204,33 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
     let id = unit.twin().id.clone();
     let columns: Vec<Column> = model.signals.iter().map(Column::new).collect();
     let mut row = vec![0.0; columns.len()];
-    let open = |ext: &str| -> anyhow::Result<(PathBuf, BufWriter<Box<dyn Write>>)> {
+    let lp_prefix = format!("{},twin={id} ", model.id);
+    // Bytes a row can take at most: prefix, timestamp, and per value a separator, its name
+    // (line protocol), `=` and the number.
+    let row_max = lp_prefix.len()
+        + 64
+        + columns
+            .iter()
+            .map(|c| c.name.len() + 2 + NUMBER_MAX)
+            .sum::<usize>();
+    let open = |ext: &str| -> anyhow::Result<(PathBuf, RowWriter)> {
         let path = plan.out.join(format!("{id}.{ext}"));
-        let inner: Box<dyn Write> = if plan.discard {
+        let sink: Box<dyn Write> = if plan.discard {
             Box::new(std::io::sink())
         } else {
             Box::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?)
         };
-        Ok((path, BufWriter::with_capacity(1 << 20, inner)))
+        Ok((path, RowWriter::new(sink, row_max)))
     };
     let mut csv = if plan.csv { Some(open("csv")?) } else { None };
     let mut lp = if plan.lp { Some(open("lp")?) } else { None };
-    let lp_prefix = format!("{},twin={id} ", model.id);
-    let mut bytes = 0u64;
-    let mut line: Vec<u8> = Vec::with_capacity(2_048);
-    if let Some((path, w)) = &mut csv {
-        line.extend_from_slice(b"timestamp");
+    if let Some((_, w)) = &mut csv {
+        w.slice(b"timestamp");
         for c in &columns {
-            line.push(b',');
-            line.extend_from_slice(c.name.as_bytes());
+            w.byte(b',');
+            w.slice(c.name.as_bytes());
         }
-        line.push(b'\n');
-        w.write_all(&line)
-            .with_context(|| format!("writing {}", path.display()))?;
-        bytes += line.len() as u64;
+        w.byte(b'\n');
     }
 
     let mut clock = Clock::default();
@@ -237,40 +239,40 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
         let t = plan.start + k as i64 * plan.dt_ns;
         unit.step_into(t, plan.dt_s, &mut row);
         if let Some((path, w)) = &mut csv {
-            line.clear();
-            clock.write(t, &mut line);
+            clock.write(t, w);
             for (c, &v) in columns.iter().zip(&row) {
-                line.push(b',');
-                c.write(v, false, &mut line);
+                w.byte(b',');
+                c.write(v, false, w);
             }
-            line.push(b'\n');
-            w.write_all(&line)
+            w.byte(b'\n');
+            w.end_row()
                 .with_context(|| format!("writing {}", path.display()))?;
-            bytes += line.len() as u64;
         }
         if let Some((path, w)) = &mut lp {
-            line.clear();
-            line.extend_from_slice(lp_prefix.as_bytes());
+            let mark = w.mark();
+            w.slice(lp_prefix.as_bytes());
             let mut fields = 0;
             for (c, &v) in columns.iter().zip(&row) {
                 if v.is_nan() {
                     continue;
                 }
                 if fields > 0 {
-                    line.push(b',');
+                    w.byte(b',');
                 }
-                line.extend_from_slice(c.name.as_bytes());
-                line.push(b'=');
-                c.write(v, true, &mut line);
+                w.slice(c.name.as_bytes());
+                w.byte(b'=');
+                c.write(v, true, w);
                 fields += 1;
             }
-            if fields > 0 {
-                line.push(b' ');
-                line.extend_from_slice(itoa::Buffer::new().format(t).as_bytes());
-                line.push(b'\n');
-                w.write_all(&line)
+            if fields == 0 {
+                // Every signal dropped out: no line (one needs a field).
+                w.truncate(mark);
+            } else {
+                w.byte(b' ');
+                w.int(t);
+                w.byte(b'\n');
+                w.end_row()
                     .with_context(|| format!("writing {}", path.display()))?;
-                bytes += line.len() as u64;
             }
         }
         pending += 1;
@@ -280,8 +282,10 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
         }
     }
     bar.inc(pending);
-    for (path, mut w) in csv.into_iter().chain(lp) {
-        w.flush()
+    let mut bytes = 0;
+    for (path, w) in csv.into_iter().chain(lp) {
+        bytes += w
+            .finish()
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(bytes)
@@ -292,10 +296,9 @@ fn write_twin(unit: &mut SimulatedTwin, plan: &Plan, bar: &ProgressBar) -> anyho
 struct Column {
     name: String,
     kind: ValueKind,
-    /// Decimal places of a float signal, and 10^decimals as float and integer.
+    /// Decimal places of a float signal, and 10^decimals.
     decimals: u32,
     scale: f64,
-    pow: i64,
 }
 
 impl Column {
@@ -306,25 +309,25 @@ impl Column {
             kind: s.kind,
             decimals,
             scale: 10f64.powi(decimals as i32),
-            pow: 10i64.pow(decimals),
         }
     }
 
-    /// Appends `v` (a fast-path slot: NaN is a dropout, booleans 0/1) as CSV or, with
+    /// Writes `v` (a fast-path slot: NaN is a dropout, booleans 0/1) as CSV or, with
     /// `lp`, as a line-protocol field value (integers get their `i`).
-    fn write(&self, v: f64, lp: bool, out: &mut Vec<u8>) {
+    #[inline]
+    fn write(&self, v: f64, lp: bool, out: &mut RowWriter) {
         if v.is_nan() {
             return;
         }
         match self.kind {
-            ValueKind::Bool => out.extend_from_slice(if v != 0.0 { b"true" } else { b"false" }),
+            ValueKind::Bool => out.slice(if v != 0.0 { b"true" } else { b"false" }),
             ValueKind::Int => {
-                out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+                out.int(v as i64);
                 if lp {
-                    out.push(b'i');
+                    out.byte(b'i');
                 }
             }
-            _ => write_fixed(v, self.decimals, self.scale, self.pow, out),
+            _ => out.fixed(v, self.decimals, self.scale),
         }
     }
 
@@ -342,89 +345,6 @@ fn decimals_for(s: &SignalSpec) -> u32 {
             (5_000.0 / (hi - lo)).log10().ceil().clamp(0.0, 6.0) as u32
         }
         _ => 3,
-    }
-}
-
-/// Writes `v` rounded to `decimals` places, without trailing zeros (`45.1`, `2950`, `-0.02`).
-/// `scale` and `pow` are 10^decimals.
-fn write_fixed(v: f64, decimals: u32, scale: f64, pow: i64, out: &mut Vec<u8>) {
-    let scaled = (v * scale).round();
-    if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
-        // Out of the exact integer range (or infinite): rare enough for the slow path.
-        if v.is_finite() {
-            out.extend_from_slice(format!("{v}").as_bytes());
-        }
-        return;
-    }
-    let mut q = scaled as i64;
-    if q < 0 {
-        out.push(b'-');
-        q = -q;
-    }
-    out.extend_from_slice(itoa::Buffer::new().format(q / pow).as_bytes());
-    let mut frac = q % pow;
-    if frac == 0 {
-        return;
-    }
-    let mut digits = decimals as usize;
-    while frac % 10 == 0 {
-        frac /= 10;
-        digits -= 1;
-    }
-    out.push(b'.');
-    let mut buf = itoa::Buffer::new();
-    let s = buf.format(frac);
-    out.extend(std::iter::repeat_n(b'0', digits.saturating_sub(s.len())));
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// RFC 3339 UTC timestamps, formatting the date only when the day changes.
-#[derive(Debug, Default)]
-struct Clock {
-    day: Option<i64>,
-    /// `YYYY-MM-DDT` of `day`.
-    date: String,
-}
-
-impl Clock {
-    fn write(&mut self, t: Timestamp, out: &mut Vec<u8>) {
-        let day = t.div_euclid(NS_PER_DAY);
-        if self.day != Some(day) {
-            let s = format_ts(day * NS_PER_DAY);
-            self.date = s
-                .split_inclusive('T')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            self.day = Some(day);
-        }
-        out.extend_from_slice(self.date.as_bytes());
-        let in_day = t - day * NS_PER_DAY;
-        let secs = in_day / NS_PER_S;
-        for (i, part) in [secs / 3_600, secs / 60 % 60, secs % 60]
-            .into_iter()
-            .enumerate()
-        {
-            if i > 0 {
-                out.push(b':');
-            }
-            out.push(b'0' + (part / 10) as u8);
-            out.push(b'0' + (part % 10) as u8);
-        }
-        let mut ns = in_day % NS_PER_S;
-        if ns != 0 {
-            let mut digits = 9;
-            while ns % 10 == 0 {
-                ns /= 10;
-                digits -= 1;
-            }
-            out.push(b'.');
-            let mut buf = itoa::Buffer::new();
-            let s = buf.format(ns);
-            out.extend(std::iter::repeat_n(b'0', digits - s.len()));
-            out.extend_from_slice(s.as_bytes());
-        }
-        out.push(b'Z');
     }
 }
 
@@ -488,47 +408,6 @@ fn write_json(path: &Path, v: &serde_json::Value) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn fixed(v: f64, decimals: u32) -> String {
-        let mut out = Vec::new();
-        write_fixed(
-            v,
-            decimals,
-            10f64.powi(decimals as i32),
-            10i64.pow(decimals),
-            &mut out,
-        );
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn fixed_point_rounds_and_trims() {
-        assert_eq!(fixed(45.1049, 2), "45.1");
-        assert_eq!(fixed(2950.04, 1), "2950");
-        assert_eq!(fixed(-0.0249, 2), "-0.02");
-        assert_eq!(fixed(-0.0001, 2), "0");
-        assert_eq!(fixed(0.00012, 4), "0.0001");
-        assert_eq!(fixed(1.70005, 4), "1.7001");
-        assert_eq!(fixed(123.0, 0), "123");
-        assert_eq!(fixed(1e300, 2), format!("{}", 1e300));
-        assert_eq!(fixed(f64::INFINITY, 2), "");
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        let mut c = Clock::default();
-        for t in [
-            RUN_START,
-            RUN_START + 13 * 3_600 * NS_PER_S + 5 * 60 * NS_PER_S + 9 * NS_PER_S,
-            RUN_START + 86_400 * NS_PER_S - 1,
-            RUN_START + 250_000_000,
-            -1_500_000_000,
-        ] {
-            let mut out = Vec::new();
-            c.write(t, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), format_ts(t));
-        }
-    }
-
     #[test]
     fn resolution_follows_the_span() {
         let pump = AssetKind::PumpMotor.model();
@@ -540,5 +419,26 @@ mod tests {
         assert_eq!(col("speed"), 0.1);
         assert_eq!(col("flow"), 0.01);
         assert_eq!(col("suction_pressure"), 0.0001);
+    }
+
+    #[test]
+    fn columns_write_every_kind() {
+        let spec = |kind| SignalSpec {
+            name: "x".into(),
+            unit: String::new(),
+            kind,
+            min: Some(0.0),
+            max: Some(100.0),
+            role: doppel_model::SignalRole::Output,
+            description: String::new(),
+        };
+        let write =
+            |kind, v, lp| super::super::rows::collect(|w| Column::new(&spec(kind)).write(v, lp, w));
+        assert_eq!(write(ValueKind::Float, 12.3456, false), "12.35");
+        assert_eq!(write(ValueKind::Int, 42.0, false), "42");
+        assert_eq!(write(ValueKind::Int, 42.0, true), "42i");
+        assert_eq!(write(ValueKind::Bool, 1.0, true), "true");
+        assert_eq!(write(ValueKind::Bool, 0.0, false), "false");
+        assert_eq!(write(ValueKind::Float, f64::NAN, false), "");
     }
 }
