@@ -7,15 +7,15 @@ pub mod history;
 pub mod readings;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ApiError;
-use crate::outputs::live;
+use crate::outputs::{dashboard, live};
 use crate::AppState;
 
 struct SecurityAddon;
@@ -71,6 +71,17 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// Unknown `/api/...` paths (and non-GET requests) get the JSON 404; any other GET is the
+/// web dashboard's.
+async fn fallback(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let path = uri.path();
+    let api = path == "/api" || path.starts_with("/api/");
+    if !api && (method == Method::GET || method == Method::HEAD) {
+        return dashboard::serve(&method, path, &headers);
+    }
+    not_found().await.into_response()
+}
+
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -120,7 +131,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

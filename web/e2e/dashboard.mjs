@@ -1,0 +1,271 @@
+// Drives the dashboard in headless Chromium for crates/doppel/tests/dashboard.rs.
+//
+// The Rust test runs the real doppel binary and owns the data: this script asks it for
+// readings by printing `{"await": ...}` lines on stdout and waits for one line on stdin in
+// answer. Every other stdout line is `{"step": ...}` with what was checked or measured; the
+// last is `{"done": true, ...}`. Any failed check throws, which exits non-zero with the reason.
+//
+// Environment: DOPPEL_URL, DOPPEL_TOKEN, CHROMIUM (executable), SHOTS (screenshot folder),
+// USER_DATA_DIR (a fresh Chromium profile).
+
+import { createInterface } from 'node:readline';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.DOPPEL_URL;
+const TOKEN = process.env.DOPPEL_TOKEN;
+const SHOTS = process.env.SHOTS;
+const WAIT = 20_000;
+
+const lines = createInterface({ input: process.stdin });
+const pending = [];
+const queued = [];
+lines.on('line', (l) => (pending.length ? pending.shift()(l) : queued.push(l)));
+/** Asks the Rust test for something and waits (bounded) for its one-line answer. */
+function ask(what) {
+  process.stdout.write(`${JSON.stringify({ await: what.kind, ...what })}\n`);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to ${what.kind} within 60 s`)), 60_000);
+    const take = (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    };
+    if (queued.length) take(queued.shift());
+    else pending.push(take);
+  });
+}
+const report = (step, data = {}) => process.stdout.write(`${JSON.stringify({ step, ...data })}\n`);
+
+function check(cond, msg) {
+  if (!cond) throw new Error(`check failed: ${msg}`);
+}
+
+const consoleErrors = [];
+mkdirSync(SHOTS, { recursive: true });
+
+const context = await chromium.launchPersistentContext(process.env.USER_DATA_DIR, {
+  executablePath: process.env.CHROMIUM,
+  headless: true,
+  chromiumSandbox: false,
+  viewport: { width: 1440, height: 900 },
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(WAIT);
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+  const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+
+  // ---- sign in (keyboard only) ----
+  await page.goto(`${URL}/`);
+  await page.waitForURL(/#\/signin/);
+  await page.locator('#token').waitFor();
+  check(await page.evaluate(() => document.activeElement?.id === 'token'), 'the token field has focus');
+  await page.keyboard.type(TOKEN);
+  await shot('01-signin');
+  await page.keyboard.press('Enter');
+  await page.locator('tr[data-twin="pump-1"]').waitFor();
+  report('signed_in');
+
+  // ---- fleet ----
+  const row = page.locator('tr[data-twin="pump-1"]');
+  await page.locator('tr[data-twin="pump-1"] .health-cell .health:not(.health-none)').waitFor();
+  const health = await row.locator('.health-cell .health').getAttribute('class');
+  check(/health-(green|grey|red)/.test(health), `pump-1 has a health colour (${health})`);
+  check((await row.locator('td').nth(1).innerText()).includes('Centrifugal pump'), 'the model is shown');
+  const treeOrder = await page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.twin));
+  check(treeOrder.indexOf('site-1') < treeOrder.indexOf('line-1') && treeOrder.indexOf('line-1') < treeOrder.indexOf('pump-1'), `tree order ${treeOrder}`);
+  await shot('02-fleet');
+  report('fleet', { rows: treeOrder, health });
+
+  // First meaningful paint: a reload with the token kept by the tab.
+  const paints = [];
+  for (let i = 0; i < 3; i++) {
+    await page.reload();
+    await page.locator('tr[data-twin="pump-1"]').waitFor();
+    paints.push(
+      await page.evaluate(() => ({
+        fleet: window.__doppel.ready.fleet,
+        fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
+        domContentLoaded: performance.getEntriesByType('navigation')[0]?.domContentLoadedEventEnd ?? null,
+      })),
+    );
+  }
+  report('first_paint', { runs: paints });
+
+  // ---- twin detail, reached with the keyboard ----
+  await page.locator('a[href="#/twins/pump-1"]').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/twins\/pump-1/);
+  await page.locator('tr[data-signal="bearing_temp"]').waitFor();
+  await page.locator('.live-chart[data-signal="bearing_temp"] canvas').waitFor();
+  await page.waitForFunction(() => document.getElementById('live-status')?.dataset.status === 'live');
+  check((await page.locator('#relations').innerText()).includes('feeds'), 'relations listed');
+  check((await page.locator('#properties').innerText()).includes('P-0001'), 'properties listed');
+
+  // A reading posted over HTTP shows up live.
+  const value = 42.4242;
+  const t0 = Date.now();
+  await ask({ kind: 'reading', twin: 'pump-1', values: { bearing_temp: value } });
+  const posted = Date.now();
+  await page.waitForFunction(
+    () => document.querySelector('tr[data-signal="bearing_temp"] .value')?.textContent === '42.42',
+    null,
+    { timeout: WAIT },
+  );
+  const shown = Date.now();
+  const chartPoints = await page.evaluate(() => window.__doppel.stats.events);
+  check(chartPoints >= 1, 'the live event reached the page');
+  check((await page.locator('.live-chart[data-signal="bearing_temp"] .card-value').innerText()) === '42.42', 'the chart card shows the value');
+  report('live_value', { postMs: posted - t0, visibleAfterPostMs: shown - posted });
+
+  // Out of its normal range: the row and the twin turn red.
+  await ask({ kind: 'reading', twin: 'pump-1', values: { bearing_temp: 150.5 } });
+  await page.locator('tr[data-signal="bearing_temp"].out').waitFor();
+  await page.locator('.twin-health .health-red').waitFor();
+  report('out_of_range');
+
+  // History: loaded, then zoomed by dragging across the chart.
+  /** Waits for the history to finish loading with a status other than `previous`. */
+  const historyLoaded = (previous) =>
+    page.waitForFunction((p) => {
+      const el = document.querySelector('.history-status');
+      return el?.dataset.state === 'ready' && el.textContent !== p;
+    }, previous);
+  await historyLoaded('');
+  // The last 15 minutes (up to now, so with the readings just posted), chosen by keyboard.
+  const firstStatus = await page.locator('.history-status').innerText();
+  await page.locator('#history button', { hasText: '15 min' }).focus();
+  await page.keyboard.press('Enter');
+  await historyLoaded(firstStatus);
+  const before = await page.locator('.history-status').innerText();
+  const over = page.locator('.history-plot .u-over');
+  await over.scrollIntoViewIfNeeded();
+  const box = await over.boundingBox();
+  check(box && box.width > 100, 'history chart has a plot area');
+  // The readings are seconds old: drag across the last third of the range, to its right edge.
+  await page.mouse.move(box.x + box.width * 0.67, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width - 1, box.y + box.height / 2, { steps: 8 });
+  await page.mouse.up();
+  await historyLoaded(before);
+  const after = await page.locator('.history-status').innerText();
+  check(/buckets \(\d+ with data\)/.test(after), `the zoomed range has data: ${after}`);
+  check(!(await page.locator('button:text("Back")').isDisabled()), 'Back is enabled after a zoom');
+  await page.locator('#live').scrollIntoViewIfNeeded();
+  await shot('03-twin');
+  await page.locator('#history').scrollIntoViewIfNeeded();
+  await shot('04-history-zoomed');
+  report('history_zoom', { before, after });
+
+  // ---- models ----
+  await page.locator('nav a[href="#/models"]').click();
+  await page.getByRole('heading', { name: /Centrifugal pump/ }).waitFor();
+  check((await page.locator('main').innerText()).includes('bearing_temp'), 'signals listed');
+  await shot('05-models');
+  report('models');
+
+  // ---- 100 live series at 10 Hz ----
+  const frames = async (ms) =>
+    page.evaluate(
+      (ms) =>
+        new Promise((resolve) => {
+          const deltas = [];
+          let last = performance.now();
+          const end = last + ms;
+          const s0 = { ...window.__doppel.stats };
+          const f = (t) => {
+            deltas.push(t - last);
+            last = t;
+            if (t < end) requestAnimationFrame(f);
+            else {
+              const s1 = window.__doppel.stats;
+              resolve({
+                deltas,
+                events: s1.events - s0.events,
+                redraws: s1.redraws - s0.redraws,
+                workMs: s1.workMs - s0.workMs,
+                workFrames: s1.frames - s0.frames,
+                maxWorkMs: s1.maxWorkMs,
+                skipped: s1.skipped - s0.skipped,
+              });
+            }
+          };
+          requestAnimationFrame(f);
+        }),
+      ms,
+    );
+  const summarize = (r) => {
+    const d = r.deltas.slice(1).sort((a, b) => a - b);
+    const median = d[Math.floor(d.length / 2)];
+    const dropped = r.deltas.slice(1).reduce((n, x) => n + Math.max(0, Math.round(x / median) - 1), 0);
+    const total = r.deltas.slice(1).reduce((a, b) => a + b, 0);
+    return {
+      frames: d.length,
+      fps: +(d.length / (total / 1000)).toFixed(1),
+      medianMs: +median.toFixed(2),
+      p99Ms: +d[Math.floor(d.length * 0.99)].toFixed(2),
+      maxMs: +d[d.length - 1].toFixed(2),
+      dropped,
+      events: r.events,
+      redraws: r.redraws,
+      meanWorkMs: +(r.workMs / Math.max(1, r.workFrames)).toFixed(2),
+      maxWorkMs: +r.maxWorkMs.toFixed(2),
+      skipped: r.skipped,
+    };
+  };
+  await page.goto(`${URL}/#/twins/bench-1`);
+  await page.locator('.live-chart[data-signal="s099"] canvas').waitFor();
+  await page.waitForFunction(() => document.getElementById('live-status')?.dataset.status === 'live');
+  const idle = summarize(await frames(3000));
+  report('frames_idle', idle);
+  // The same load on a laptop screen, with every chart on screen at once (a 6200 px tall
+  // viewport), and on the fleet page (no charts: what the server, the load and the browser
+  // cost on this machine without the charts).
+  for (const [name, viewport] of [
+    ['laptop', { width: 1440, height: 900 }],
+    ['all_charts_visible', { width: 1440, height: 6200 }],
+    ['fleet_page_control', { width: 1440, height: 900 }],
+  ]) {
+    await page.setViewportSize(viewport);
+    if (name === 'fleet_page_control') {
+      await page.goto(`${URL}/#/`);
+      await page.locator('tr[data-twin="bench-1"]').waitFor();
+    } else {
+      await page.locator('#live').scrollIntoViewIfNeeded();
+    }
+    const visible = await page.evaluate(() => {
+      const h = window.innerHeight;
+      return [...document.querySelectorAll('.live-chart')].filter((c) => {
+        const r = c.getBoundingClientRect();
+        return r.bottom > 0 && r.top < h;
+      }).length;
+    });
+    await ask({ kind: 'load', twin: 'bench-1', signals: 100, hz: 10, seconds: 12 });
+    await page.waitForTimeout(1500);
+    const r = summarize(await frames(8000));
+    await ask({ kind: 'load_done' });
+    report('frames_load', { viewport: name, visibleCharts: visible, ...r });
+    if (name === 'laptop') await shot('06-bench-100-signals');
+  }
+  await page.setViewportSize({ width: 1440, height: 900 });
+
+  check(consoleErrors.length === 0, `no console errors: ${JSON.stringify(consoleErrors)}`);
+  report('done', { done: true, consoleErrors });
+} finally {
+  await context.close();
+  lines.close();
+}

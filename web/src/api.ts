@@ -1,0 +1,122 @@
+// The HTTP API client: the token from sign-in goes in `Authorization: Bearer` (and in
+// `access_token` for the WebSocket, which cannot carry headers). Errors carry the server's
+// `{"error", "field"}` message.
+
+import type { AssetModel, HistoryAnswer, Twin, TwinState } from './types';
+
+const TOKEN_KEY = 'doppel.token';
+
+export function getToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token: string): void {
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+export function clearToken(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+let unauthorized: (() => void) | null = null;
+
+/** Called when a request with the stored token answers 401 (revoked or expired token). */
+export function onUnauthorized(f: () => void): void {
+  unauthorized = f;
+}
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  signal?: AbortSignal;
+  /** A token to try instead of the stored one (sign-in). */
+  token?: string;
+}
+
+export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const token = opts.token ?? getToken();
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method: opts.method ?? 'GET',
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.signal,
+    });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === 'AbortError') throw e;
+    throw new ApiError(0, 'the doppel server cannot be reached');
+  }
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    let field: string | undefined;
+    try {
+      const body = (await res.json()) as { error?: string; field?: string };
+      if (body.error) message = body.error;
+      field = body.field;
+    } catch {
+      // not JSON: keep the status line
+    }
+    if (res.status === 401 && opts.token === undefined) unauthorized?.();
+    throw new ApiError(res.status, message, field);
+  }
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+const enc = encodeURIComponent;
+
+export interface HistoryQuery {
+  fromMs: number;
+  toMs: number;
+  /** A step the server reads (`10s`, `500ms`); absent for raw points. */
+  step?: string;
+  agg?: 'mean' | 'min' | 'max' | 'first' | 'last' | 'count' | 'sum';
+  limit?: number;
+}
+
+export const api = {
+  models: (signal?: AbortSignal) => request<AssetModel[]>('/api/v1/models', { signal }),
+  model: (id: string, signal?: AbortSignal) => request<AssetModel>(`/api/v1/models/${enc(id)}`, { signal }),
+  twins: (signal?: AbortSignal) => request<Twin[]>('/api/v1/twins', { signal }),
+  twin: (id: string, signal?: AbortSignal) => request<TwinState>(`/api/v1/twins/${enc(id)}`, { signal }),
+  history(twin: string, sig: string, q: HistoryQuery, signal?: AbortSignal) {
+    const p = new URLSearchParams({ from: String(Math.floor(q.fromMs)), to: String(Math.ceil(q.toMs)) });
+    if (q.step) p.set('step', q.step);
+    if (q.agg) p.set('agg', q.agg);
+    if (q.limit) p.set('limit', String(q.limit));
+    return request<HistoryAnswer>(`/api/v1/twins/${enc(twin)}/signals/${enc(sig)}/history?${p}`, { signal });
+  },
+};
+
+/** Runs `f` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

@@ -1,0 +1,94 @@
+// A twin's health colour. For now from its latest readings only: red when a numeric signal is
+// outside its model's normal range, grey when nothing arrived for STALE_MS, green otherwise.
+// When the alarm and RUL APIs exist, their state joins here (an active alarm is red too).
+
+import { formatAge, formatNumber } from './format';
+import type { AssetModel, SignalSpec, Value } from './types';
+
+export type Health = 'red' | 'grey' | 'green' | 'none';
+
+/** A twin whose newest reading is older than this is stale. */
+export const STALE_MS = 120_000;
+
+/** The latest value of one signal and when it was measured (epoch ms). */
+export interface Latest {
+  value: Value | null;
+  ms: number | null;
+}
+
+export interface HealthVerdict {
+  health: Health;
+  /** Why, in words, one line per cause. */
+  reasons: string[];
+}
+
+/** Where `v` lies against the normal range of `spec`: below, above, or within (also for non-numbers). */
+export function rangeCheck(spec: SignalSpec | undefined, v: Value | null): 'below' | 'above' | 'ok' {
+  if (!spec || typeof v !== 'number') return 'ok';
+  if (spec.min !== undefined && v < spec.min) return 'below';
+  if (spec.max !== undefined && v > spec.max) return 'above';
+  return 'ok';
+}
+
+/** Newest reading time over all signals (epoch ms), or null when none. */
+export function lastUpdate(latest: Record<string, Latest>): number | null {
+  let best: number | null = null;
+  for (const l of Object.values(latest)) {
+    if (l.ms !== null && (best === null || l.ms > best)) best = l.ms;
+  }
+  return best;
+}
+
+/**
+ * The health of a twin of `model` whose latest readings are `latest`, at `now` (epoch ms).
+ * A twin whose model has no signals (a site, a line) has no health of its own: `none`.
+ * Out of range wins over stale: a stale out-of-range value is still the last thing known.
+ */
+export function twinHealth(
+  model: AssetModel | undefined,
+  latest: Record<string, Latest>,
+  now: number,
+): HealthVerdict {
+  if (!model || model.signals.length === 0) return { health: 'none', reasons: [] };
+  const reasons: string[] = [];
+  for (const spec of model.signals) {
+    const l = latest[spec.name];
+    if (!l) continue;
+    const where = rangeCheck(spec, l.value);
+    if (where === 'ok') continue;
+    const unit = spec.unit ? ` ${spec.unit}` : '';
+    const bound = where === 'below' ? `below min ${spec.min}` : `above max ${spec.max}`;
+    reasons.push(`${spec.name} ${formatNumber(l.value as number)}${unit} ${bound}`);
+  }
+  if (reasons.length) return { health: 'red', reasons };
+  const last = lastUpdate(latest);
+  if (last === null) return { health: 'grey', reasons: ['no readings yet'] };
+  if (now - last > STALE_MS) return { health: 'grey', reasons: [`no reading for ${formatAge(now - last)}`] };
+  return { health: 'green', reasons: [] };
+}
+
+const RANK: Record<Health, number> = { red: 3, grey: 2, green: 1, none: 0 };
+
+/** The worst of several healths (red > grey > green > none). */
+export function worst(healths: Iterable<Health>): Health {
+  let out: Health = 'none';
+  for (const h of healths) if (RANK[h] > RANK[out]) out = h;
+  return out;
+}
+
+/** How many of each colour, worst first, without zeros: `2 red, 1 grey`. */
+export function countHealths(healths: Iterable<Health>): string {
+  const n: Record<Health, number> = { red: 0, grey: 0, green: 0, none: 0 };
+  for (const h of healths) n[h]++;
+  return (['red', 'grey', 'green'] as const)
+    .filter((h) => n[h] > 0)
+    .map((h) => `${n[h]} ${h}`)
+    .join(', ');
+}
+
+export const HEALTH_LABEL: Record<Health, string> = {
+  red: 'out of range',
+  grey: 'stale',
+  green: 'ok',
+  none: '—',
+};

@@ -1,0 +1,113 @@
+// The live stream: one WebSocket to `/api/v1/stream` per page, filtered by twin, reconnecting
+// with backoff when the server goes away. A `lagged` message (the server skipped events
+// because this client was slow) is counted and shown, not hidden.
+
+import { getToken } from './api';
+import { stats } from './frames';
+import type { LaggedMessage, LiveEvent } from './types';
+
+export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+export interface StreamFilter {
+  twin?: string[];
+  model?: string[];
+  signal?: string[];
+}
+
+/** `ws://host/api/v1/stream?twin=a,b&access_token=...` for the page's origin. */
+export function streamUrl(loc: { protocol: string; host: string }, filter: StreamFilter, token: string | null): string {
+  const p = new URLSearchParams();
+  for (const key of ['twin', 'model', 'signal'] as const) {
+    const list = filter[key];
+    if (list && list.length) p.set(key, list.join(','));
+  }
+  if (token) p.set('access_token', token);
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  const q = p.toString();
+  return `${scheme}//${loc.host}/api/v1/stream${q ? `?${q}` : ''}`;
+}
+
+/** Waits before reconnect attempt `n` (0-based): 0.5 s, 1 s, 2 s, 4 s, then 8 s. */
+export function backoffMs(n: number): number {
+  return Math.min(500 * 2 ** n, 8000);
+}
+
+const statusListeners = new Set<(s: LiveStatus, detail: string) => void>();
+
+/** Follows the status of whichever stream is open (the header's indicator). */
+export function onLiveStatus(f: (s: LiveStatus, detail: string) => void): void {
+  statusListeners.add(f);
+}
+
+function announce(s: LiveStatus, detail: string): void {
+  for (const f of statusListeners) f(s, detail);
+}
+
+export class LiveStream {
+  private ws: WebSocket | null = null;
+  private closed = false;
+  private attempts = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  skipped = 0;
+
+  constructor(
+    private readonly filter: StreamFilter,
+    private readonly onEvent: (e: LiveEvent) => void,
+    /** Called after a reconnect: events may have been missed, reload state if it matters. */
+    private readonly onReconnect?: () => void,
+  ) {
+    this.connect();
+  }
+
+  private connect(): void {
+    announce(this.attempts ? 'reconnecting' : 'connecting', '');
+    const ws = new WebSocket(streamUrl(location, this.filter, getToken()));
+    this.ws = ws;
+    ws.onopen = () => {
+      if (this.attempts) this.onReconnect?.();
+      this.attempts = 0;
+      announce('live', '');
+    };
+    ws.onmessage = (m) => {
+      if (typeof m.data !== 'string') return;
+      let msg: LiveEvent | LaggedMessage;
+      try {
+        msg = JSON.parse(m.data) as LiveEvent | LaggedMessage;
+      } catch {
+        return;
+      }
+      if ('type' in msg && msg.type === 'lagged') {
+        this.skipped += msg.skipped;
+        stats.skipped += msg.skipped;
+        announce('live', `${this.skipped} events skipped (too slow)`);
+        return;
+      }
+      stats.events++;
+      this.onEvent(msg as LiveEvent);
+    };
+    ws.onclose = () => {
+      this.ws = null;
+      if (this.closed) return;
+      announce('reconnecting', '');
+      this.timer = setTimeout(() => this.connect(), backoffMs(this.attempts++));
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.onmessage = null;
+      // Closing a socket still connecting makes the browser log an error; let it open first.
+      if (this.ws.readyState === WebSocket.CONNECTING) {
+        const ws = this.ws;
+        ws.onopen = () => ws.close();
+      } else {
+        this.ws.close();
+      }
+    }
+    this.ws = null;
+    announce('closed', '');
+  }
+}

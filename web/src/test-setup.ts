@@ -1,0 +1,2 @@
+// Times in the unit tests are written in UTC.
+process.env.TZ = 'UTC';
