@@ -19,9 +19,9 @@ const RANGE_EDGE = 'rgba(22,163,74,0.55)';
 const FRAME_BUDGET_MS = 6;
 
 /**
- * A live chart redraws at most this often. Its 10-minute window puts well over a second in
- * each pixel column, so faster redraws change nothing visible; the value beside the chart
- * still changes with every reading.
+ * Live charts redraw at most this often. Their 10-minute window puts over a second in each
+ * pixel column, so faster redraws change nothing visible; the values beside the charts
+ * change as often.
  */
 const MIN_REDRAW_MS = 250;
 
@@ -93,8 +93,6 @@ class LiveChart {
   readonly plot: uPlot;
   dirty = true;
   visible = false;
-  /** performance.now() of the last redraw. */
-  drawnAt = -Infinity;
   /** Right edge of the window (epoch s), set before each redraw. */
   private edge = Date.now() / 1000;
   private readonly ro: ResizeObserver;
@@ -126,7 +124,6 @@ class LiveChart {
     this.ring.trimBefore(this.edge - this.windowS);
     this.plot.batch(() => this.plot.setData(this.ring.view() as uPlot.AlignedData, true));
     this.dirty = false;
-    this.drawnAt = performance.now();
     stats.redraws++;
   }
 
@@ -210,40 +207,51 @@ export class LiveCharts {
   }
 
   /**
-   * Redraws the charts that changed and are on screen, round-robin, until the frame's drawing
-   * budget is spent; the rest wait for the next frame. With many charts each one then redraws
-   * a little less often, instead of every frame arriving late.
+   * Redraws the charts that changed and are on screen in rounds at most MIN_REDRAW_MS apart:
+   * all of a round's charts in the same frame when the drawing budget allows, the rest in
+   * the next frames (round-robin, so none starves). Between rounds no chart changes, so most
+   * frames have nothing to paint or composite.
    */
   private readonly flush = (): void => {
     const start = performance.now();
+    if (!this.roundOpen) {
+      const wait = this.roundAt + MIN_REDRAW_MS - start;
+      if (wait > 0) {
+        this.timer ??= setTimeout(() => {
+          this.timer = null;
+          requestFrame(this.flush);
+        }, wait);
+        return;
+      }
+      this.roundAt = start;
+      this.roundOpen = true;
+    }
     const now = Date.now() / 1000;
     const list = this.order;
-    let waiting = false;
     for (let k = 0; k < list.length; k++) {
       const i = (this.next + k) % list.length;
       const c = list[i];
       if (!c.dirty || !c.visible) continue;
-      if (start - c.drawnAt < MIN_REDRAW_MS) {
-        waiting = true;
-        continue;
-      }
       if (performance.now() - start > FRAME_BUDGET_MS) {
         this.next = i;
-        waiting = true;
-        break;
+        requestFrame(this.flush);
+        return;
       }
       c.render(now);
     }
-    if (waiting) requestFrame(this.flush);
+    this.roundOpen = false;
   };
 
-
-
-  /** Where the next frame's round of redraws starts. */
+  /** When the current or last round of redraws started, whether it is still drawing. */
+  private roundAt = -Infinity;
+  private roundOpen = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Where the next frame's drawing starts. */
   private next = 0;
 
   dispose(): void {
     clearInterval(this.tick);
+    if (this.timer) clearTimeout(this.timer);
     cancelFrame(this.flush);
     this.io.disconnect();
     for (const c of this.charts.values()) c.dispose();

@@ -165,10 +165,24 @@ export function twinPage(route: Route): Page {
         )
       : notice('info', 'This model has no signals.');
 
-    const dirtyValues = new Set<string>(model.signals.map((s) => s.name));
+    // Only text on screen is updated: with a hundred signals, changing offscreen rows and
+    // captions would still cost style and layout work in every frame. What changed offscreen
+    // stays marked and is written when it scrolls into view.
+    const dirtyRows = new Set<string>(model.signals.map((s) => s.name));
+    const dirtyCards = new Set<string>();
     const cardValues = new Map<string, HTMLElement>();
-    // Text changes cost style and layout work in the frame; four updates a second read as
-    // live and leave the frame to the charts.
+    const onScreen = new Set<Element>();
+    const cardFigures = new Map<string, Element>();
+    const seen = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        if (e.isIntersecting) onScreen.add(e.target);
+        else onScreen.delete(e.target);
+      }
+      scheduleValues();
+    });
+    disposers.push(() => seen.disconnect());
+    for (const r of valueRows.values()) seen.observe(r.row);
+    // Four updates a second read as live and leave the frames to the charts.
     let valuesAt = -Infinity;
     let valuesTimer: ReturnType<typeof setTimeout> | null = null;
     const scheduleValues = (): void => {
@@ -182,30 +196,49 @@ export function twinPage(route: Route): Page {
     disposers.push(() => {
       if (valuesTimer) clearTimeout(valuesTimer);
     });
+    let healthKey = '';
     const drawValues = (): void => {
       valuesAt = performance.now();
       const now = Date.now();
-      for (const name of dirtyValues) {
+      for (const name of dirtyRows) {
         const r = valueRows.get(name);
+        if (!r) {
+          dirtyRows.delete(name);
+          continue;
+        }
+        if (!onScreen.has(r.row)) continue;
+        dirtyRows.delete(name);
         const l = latest[name];
-        if (!r) continue;
         const spec = specs.get(name);
-        const text = formatValue(l?.value, spec?.kind);
-        r.value.textContent = text;
-        const card = cardValues.get(name);
-        if (card) card.textContent = text;
+        r.value.textContent = formatValue(l?.value, spec?.kind);
         r.time.textContent = l?.ms != null ? formatTime(l.ms, now) : '—';
         const where = rangeCheck(spec, l?.value ?? null);
         r.row.classList.toggle('out', where !== 'ok');
         r.value.title = where === 'ok' ? '' : `${where} the normal range`;
       }
-      dirtyValues.clear();
+      for (const name of dirtyCards) {
+        const card = cardValues.get(name);
+        const fig = cardFigures.get(name);
+        if (!card || !fig) {
+          dirtyCards.delete(name);
+          continue;
+        }
+        if (!onScreen.has(fig)) continue;
+        dirtyCards.delete(name);
+        card.textContent = formatValue(latest[name]?.value, specs.get(name)?.kind);
+      }
       for (const [name, r] of valueRows) {
+        if (!onScreen.has(r.row)) continue;
         const l = latest[name];
-        r.age.textContent = l?.ms != null ? formatAge(now - l.ms) : '—';
+        const age = l?.ms != null ? formatAge(now - l.ms) : '—';
+        if (r.age.textContent !== age) r.age.textContent = age;
       }
       const v = twinHealth(model, latest, now);
-      replace(healthEl, healthBadge(v.health, HEALTH_LABEL[v.health]), v.reasons.length ? h('span', { class: 'muted' }, ` ${v.reasons.join('; ')}`) : null);
+      const key = `${v.health}|${v.reasons.join('; ')}`;
+      if (key !== healthKey) {
+        healthKey = key;
+        replace(healthEl, healthBadge(v.health, HEALTH_LABEL[v.health]), v.reasons.length ? h('span', { class: 'muted' }, ` ${v.reasons.join('; ')}`) : null);
+      }
     };
 
     // ---- live charts ----
@@ -246,8 +279,9 @@ export function twinPage(route: Route): Page {
       (spec) => {
         const value = h('span', { class: 'card-value num' });
         cardValues.set(spec.name, value);
+        dirtyCards.add(spec.name);
         const plot = h('div', { class: 'plot', role: 'img', 'aria-label': `${spec.name}, last 10 minutes` });
-        liveGrid.append(
+        const figure = liveGrid.appendChild(
           h(
             'figure',
             { class: 'live-chart', 'data-signal': spec.name },
@@ -262,6 +296,8 @@ export function twinPage(route: Route): Page {
             plot,
           ),
         );
+        cardFigures.set(spec.name, figure);
+        seen.observe(figure);
         return plot;
       },
       LIVE_WINDOW_MS,
@@ -274,7 +310,10 @@ export function twinPage(route: Route): Page {
       { twin: [state.id] },
       (ev) => {
         const changed = applyEvent(latest, ev);
-        for (const n of changed) dirtyValues.add(n);
+        for (const n of changed) {
+          dirtyRows.add(n);
+          if (cardValues.has(n)) dirtyCards.add(n);
+        }
         if (changed.length) scheduleValues();
         if (ev.late) return;
         const ms = nsToMs(ev.ts);
