@@ -254,7 +254,14 @@ export function twinPage(route: Route): Page {
     );
 
     // ---- history ----
-    const history = historySection(state.id, model.signals.filter((s) => s.kind !== 'string'), abort.signal);
+    // History opens on what most needs a look: a signal out of its range, else the first
+    // output (inputs such as setpoints are often flat).
+    const charted = model.signals.filter((s) => s.kind !== 'string');
+    const first =
+      charted.find((s) => rangeCheck(s, latest[s.name]?.value ?? null) !== 'ok') ??
+      charted.find((s) => s.role === 'output' && isNumericKind(s.kind)) ??
+      charted[0];
+    const history = historySection(state.id, charted, first, abort.signal);
     disposers.push(history.dispose);
 
     // ---- properties and relations ----
@@ -392,11 +399,16 @@ function relationsSection(state: TwinState, twins: Twin[], byId: Map<string, Twi
 }
 
 /** The history of one signal: range presets, custom range, drag to zoom, back and zoom out. */
-function historySection(twin: string, signals: SignalSpec[], pageSignal: AbortSignal): { el: HTMLElement; dispose: () => void } {
+function historySection(
+  twin: string,
+  signals: SignalSpec[],
+  initial: SignalSpec | undefined,
+  pageSignal: AbortSignal,
+): { el: HTMLElement; dispose: () => void } {
   if (!signals.length) {
     return { el: section('History', 'history', notice('info', 'No numeric or boolean signals.')), dispose() {} };
   }
-  let signal = signals[0];
+  let signal = initial ?? signals[0];
   let range: [number, number] = [Date.now() - 3_600_000, Date.now()];
   const back: [number, number][] = [];
   let inflight: AbortController | null = null;
@@ -405,7 +417,7 @@ function historySection(twin: string, signals: SignalSpec[], pageSignal: AbortSi
   const select = h(
     'select',
     { id: 'history-signal' },
-    signals.map((s) => h('option', { value: s.name }, s.name)),
+    signals.map((s) => h('option', { value: s.name, selected: s.name === signal.name }, s.name)),
   );
   const presetButtons = PRESETS.map(([label, ms]) =>
     h('button', { type: 'button', 'aria-pressed': 'false', onclick: () => go([Date.now() - ms, Date.now()], true) }, label),
