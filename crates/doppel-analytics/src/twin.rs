@@ -345,8 +345,19 @@ impl TwinDetector {
             }
         } else if self.above.count_ones() >= k || total >= cfg.instant_score {
             self.in_alarm = true;
+            // Hysteresis from the start: an alarm raised by one huge reading must not clear
+            // on the next because its window has not filled yet.
+            self.above_clear = mask;
         }
         self.in_alarm
+    }
+
+    /// Forgets the current alarm decision (an operator cleared the alarm): if the condition
+    /// persists, it is raised again after the usual persistence, as a new alarm.
+    pub fn reset_alarm(&mut self) {
+        self.in_alarm = false;
+        self.above = 0;
+        self.above_clear = 0;
     }
 
     /// Operator feedback on the current (or last) alarm. A false alarm makes the detector

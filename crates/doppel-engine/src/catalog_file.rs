@@ -49,16 +49,25 @@ pub(crate) fn save(dir: &Path, catalog: &Catalog) -> Result<(), EngineError> {
         path: p.clone(),
         source: e.into(),
     })?;
-    let tmp = dir.join("catalog.json.tmp");
+    write_atomic(&p, &bytes)
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, fsync, rename over
+/// `path`, fsync of the directory. A crash leaves either the old or the new content.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     let io = |source| EngineError::Persist {
-        path: p.clone(),
+        path: path.to_path_buf(),
         source,
     };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
-    fs::rename(&tmp, &p).map_err(io)?;
+    fs::rename(&tmp, path).map_err(io)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }

@@ -7,16 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use doppel_analytics::DetectorConfig;
 use doppel_model::{
     format_ts, AssetModel, Batch, Catalog, ModelError, Timestamp, Twin, TwinFilter, ValidatedBatch,
     Value, ValueKind,
 };
 use doppel_store::{Agg, Bucket, Point, Row, Store, StoreOptions};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::shard::{self, ShardCmd, TwinLive};
+use crate::alarm_service::{self, AlarmInput, OperatorOp};
+use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
+use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
+use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
 use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
 
 /// How the engine is set up.
@@ -30,6 +34,11 @@ pub struct EngineConfig {
     /// Events kept on the live bus for slow subscribers before they skip.
     pub bus_capacity: usize,
     pub store: StoreOptions,
+    /// Run the anomaly detectors on every reading (alarms, `.anomaly_score` history).
+    pub anomaly_detection: bool,
+    /// Settings of every twin's detector.
+    pub detector: DetectorConfig,
+    pub alarm_policy: AlarmPolicy,
 }
 
 impl EngineConfig {
@@ -43,6 +52,9 @@ impl EngineConfig {
             shard_capacity: 1024,
             bus_capacity: 16_384,
             store: StoreOptions::default(),
+            anomaly_detection: true,
+            detector: DetectorConfig::default(),
+            alarm_policy: AlarmPolicy::default(),
         }
     }
 }
@@ -100,6 +112,13 @@ pub struct TwinState {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
     pub signals: BTreeMap<String, SignalState>,
+    /// What the twin's anomaly detector says now (absent for a past state or before the
+    /// first numeric reading).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<TwinHealth>,
+    /// The twin's open alarm, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<Alarm>,
 }
 
 /// The parts of a twin's model shown with its state.
@@ -121,6 +140,8 @@ pub struct Engine {
     bus: broadcast::Sender<Arc<crate::Event>>,
     metrics: Metrics,
     closing: AtomicBool,
+    alarm_book: Arc<Mutex<AlarmBook>>,
+    alarm_tx: mpsc::Sender<AlarmInput>,
 }
 
 impl Engine {
@@ -140,10 +161,52 @@ impl Engine {
                 path: dir.clone(),
                 source: std::io::Error::other(e),
             })??;
+        let store = Arc::new(store);
         let metrics = Metrics::new();
         let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
-        let shards: Vec<_> = (0..config.shards.max(1))
-            .map(|_| shard::spawn(config.shard_capacity.max(1), bus.clone(), metrics.clone()).0)
+        let (log, book, saved) = {
+            let (d, policy) = (dir.clone(), config.alarm_policy.clone());
+            let detectors = config.anomaly_detection;
+            tokio::task::spawn_blocking(move || {
+                let (log, book) = AlarmLog::open(&d, policy)?;
+                let saved = if detectors {
+                    detect::load_all(&d)
+                } else {
+                    Default::default()
+                };
+                Ok::<_, EngineError>((log, book, saved))
+            })
+            .await
+            .map_err(|e| EngineError::Persist {
+                path: dir.clone(),
+                source: std::io::Error::other(e),
+            })??
+        };
+        let alarm_book = Arc::new(Mutex::new(book));
+        let (alarm_tx, _) =
+            alarm_service::spawn(alarm_book.clone(), log, bus.clone(), metrics.clone());
+        let n = config.shards.max(1);
+        let mut per_shard: Vec<std::collections::HashMap<_, _>> =
+            (0..n).map(|_| Default::default()).collect();
+        for (twin, ta) in saved {
+            per_shard[shard::shard_of(&twin, n)].insert(twin, ta);
+        }
+        let shards: Vec<_> = per_shard
+            .into_iter()
+            .enumerate()
+            .map(|(i, saved)| {
+                let ctx = ShardCtx {
+                    bus: bus.clone(),
+                    metrics: metrics.clone(),
+                    store: store.clone(),
+                    alarms: alarm_tx.clone(),
+                    detectors: config
+                        .anomaly_detection
+                        .then(|| Detectors::new(config.detector.clone(), saved)),
+                    state_path: detect::state_path(&dir, i),
+                };
+                shard::spawn(config.shard_capacity.max(1), ctx).0
+            })
             .collect();
         metrics.twins.set(catalog.twin_count() as i64);
         metrics.models.set(catalog.models().count() as i64);
@@ -151,11 +214,13 @@ impl Engine {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             catalog_write: tokio::sync::Mutex::new(()),
-            store: Arc::new(store),
+            store,
             shards,
             bus,
             metrics,
             closing: AtomicBool::new(false),
+            alarm_book,
+            alarm_tx,
         });
         let store = engine.store.clone();
         let latest = tokio::task::spawn_blocking(move || store.latest_all())
@@ -211,7 +276,8 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let started = Instant::now();
-        let validated = match self.catalog().validate_batch(batch, label) {
+        let catalog = self.catalog();
+        let validated = match catalog.validate_batch(batch, label) {
             Ok(v) => v,
             Err(e) => {
                 self.metrics
@@ -237,7 +303,7 @@ impl Engine {
                 .inc();
             return Err(e);
         }
-        let late = self.apply(validated).await?;
+        let late = self.apply(validated, catalog).await?;
         self.metrics
             .ingest_points
             .with_label_values(&[source.as_str()])
@@ -281,7 +347,11 @@ impl Engine {
         }
     }
 
-    async fn apply(&self, batch: ValidatedBatch) -> Result<usize, EngineError> {
+    async fn apply(
+        &self,
+        batch: ValidatedBatch,
+        catalog: Arc<Catalog>,
+    ) -> Result<usize, EngineError> {
         let n = self.shards.len();
         let mut per_shard: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
         for r in batch.readings {
@@ -294,7 +364,11 @@ impl Engine {
             }
             let (done, rx) = oneshot::channel();
             self.shards[i]
-                .send(ShardCmd::Apply { readings, done })
+                .send(ShardCmd::Apply {
+                    readings,
+                    catalog: catalog.clone(),
+                    done,
+                })
                 .await
                 .map_err(|_| EngineError::ShuttingDown)?;
             waits.push(rx);
@@ -375,6 +449,10 @@ impl Engine {
         let twin: Arc<str> = Arc::from(id);
         let tx = &self.shards[shard::shard_of(&twin, self.shards.len())];
         let _ = tx.send(ShardCmd::Remove { twin }).await;
+        let _ = self
+            .alarm_tx
+            .send(AlarmInput::RemoveTwin(id.to_string()))
+            .await;
         Ok(())
     }
 
@@ -403,6 +481,7 @@ impl Engine {
         let model = catalog
             .model(&twin.model)
             .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(twin.model.clone())))?;
+        let mut health = None;
         let live: TwinLive = match at {
             None => {
                 let key: Arc<str> = Arc::from(id);
@@ -411,9 +490,9 @@ impl Engine {
                     .send(ShardCmd::Get { twin: key, reply })
                     .await
                     .map_err(|_| EngineError::ShuttingDown)?;
-                rx.await
-                    .map_err(|_| EngineError::ShuttingDown)?
-                    .unwrap_or_default()
+                let (live, h) = rx.await.map_err(|_| EngineError::ShuttingDown)?;
+                health = h;
+                live.unwrap_or_default()
             }
             Some(t) => {
                 let store = self.store.clone();
@@ -452,6 +531,11 @@ impl Engine {
             },
             at: at.map(format_ts),
             signals,
+            alarm: match at {
+                None => self.alarm_book.lock().open_for(id).cloned(),
+                Some(_) => None,
+            },
+            health,
         })
     }
 
@@ -460,9 +544,9 @@ impl Engine {
         let t = c
             .twin(twin)
             .ok_or_else(|| EngineError::TwinNotFound(twin.to_string()))?;
-        let known = c
-            .model(&t.model)
-            .is_some_and(|m| m.signal(signal).is_some());
+        let known = signal == SCORE_SIGNAL
+            || c.model(&t.model)
+                .is_some_and(|m| m.signal(signal).is_some());
         if !known {
             return Err(EngineError::SignalNotFound {
                 twin: twin.to_string(),
@@ -527,10 +611,149 @@ impl Engine {
         .map_err(|_| EngineError::ShuttingDown)??)
     }
 
+    /// Alarms matching `q`, newest first.
+    pub fn alarms(&self, q: &AlarmQuery) -> Vec<Alarm> {
+        self.alarm_book.lock().list(q)
+    }
+
+    pub fn alarm(&self, id: &str) -> Result<Alarm, EngineError> {
+        self.alarm_book
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::AlarmNotFound(id.to_string()))
+    }
+
+    async fn alarm_op(&self, op: OperatorOp) -> Result<Alarm, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.alarm_tx
+            .send(AlarmInput::Operator { op, reply })
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    async fn to_twin_shard(&self, twin: &str, cmd: impl FnOnce(Arc<str>) -> ShardCmd) {
+        let key: Arc<str> = Arc::from(twin);
+        let tx = &self.shards[shard::shard_of(&key, self.shards.len())];
+        let _ = tx.send(cmd(key)).await;
+    }
+
+    /// An operator has seen the alarm (`by`: the token id).
+    pub async fn acknowledge_alarm(
+        &self,
+        id: &str,
+        by: &str,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<Alarm, EngineError> {
+        self.alarm_op(OperatorOp::Acknowledge {
+            id: id.to_string(),
+            by: by.to_string(),
+            note,
+            now,
+        })
+        .await
+    }
+
+    pub async fn shelve_alarm(
+        &self,
+        id: &str,
+        until: Timestamp,
+        by: &str,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<Alarm, EngineError> {
+        self.alarm_op(OperatorOp::Shelve {
+            id: id.to_string(),
+            until,
+            by: by.to_string(),
+            note,
+            now,
+        })
+        .await
+    }
+
+    pub async fn unshelve_alarm(
+        &self,
+        id: &str,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<Alarm, EngineError> {
+        self.alarm_op(OperatorOp::Unshelve {
+            id: id.to_string(),
+            by: by.to_string(),
+            now,
+        })
+        .await
+    }
+
+    /// Clears the alarm; the twin's detector forgets its alarm decision, so a condition that
+    /// persists is raised again as a new alarm.
+    pub async fn clear_alarm(
+        &self,
+        id: &str,
+        by: &str,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<Alarm, EngineError> {
+        let alarm = self
+            .alarm_op(OperatorOp::Clear {
+                id: id.to_string(),
+                by: by.to_string(),
+                note,
+                now,
+            })
+            .await?;
+        self.to_twin_shard(&alarm.twin, |twin| ShardCmd::ResetAlarm { twin })
+            .await;
+        Ok(alarm)
+    }
+
+    /// Records feedback on an alarm and adapts the twin's detector: a false alarm makes it
+    /// less sensitive (and lets it learn the situation as normal), a confirmed one slightly
+    /// more. The alarm keeps the label for later training.
+    pub async fn alarm_feedback(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        fault_kind: Option<String>,
+        note: Option<String>,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<Alarm, EngineError> {
+        let feedback = Feedback {
+            verdict,
+            fault_kind,
+            note,
+            by: by.to_string(),
+            at: format_ts(now),
+        };
+        let alarm = self
+            .alarm_op(OperatorOp::Feedback {
+                id: id.to_string(),
+                feedback,
+                now,
+            })
+            .await?;
+        let false_alarm = verdict == Verdict::FalseAlarm;
+        self.to_twin_shard(&alarm.twin, |twin| ShardCmd::Feedback { twin, false_alarm })
+            .await;
+        Ok(alarm)
+    }
+
     /// Stops accepting input and closes the store after its last group commit. Every
     /// acknowledged reading is already durable; this makes the WAL end cleanly.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
         self.closing.store(true, Ordering::Release);
+        for tx in &self.shards {
+            let (done, rx) = oneshot::channel();
+            if tx.send(ShardCmd::Save { done }).await.is_ok() {
+                if let Ok(Err(e)) = rx.await {
+                    tracing::warn!(error = %e, "detector state not saved");
+                }
+            }
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.close())
             .await

@@ -26,6 +26,11 @@ pub enum EngineError {
     },
     #[error("the catalog in {path} is invalid: {errors}")]
     CatalogCorrupt { path: PathBuf, errors: String },
+    #[error("alarm `{0}` not found")]
+    AlarmNotFound(String),
+    /// The action does not fit the alarm's state (acknowledging twice, clearing a cleared one).
+    #[error("{0}")]
+    AlarmConflict(String),
     #[error("doppel is shutting down")]
     ShuttingDown,
 }

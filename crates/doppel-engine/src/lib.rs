@@ -7,14 +7,19 @@
 //! only after all of that, so an acknowledged reading is durable, visible in the twin's state
 //! and already sent to subscribers.
 
+mod alarm_service;
+pub mod alarms;
 mod catalog_file;
+mod detect;
 mod engine;
 mod error;
 mod live;
 mod metrics;
 mod shard;
 
+pub use alarms::{Alarm, AlarmChange, AlarmQuery, AlarmState, Severity, Verdict};
+pub use detect::{TwinHealth, SCORE_SIGNAL};
 pub use engine::{Engine, EngineConfig, IngestReceipt, IngestSource, SignalState, TwinState};
 pub use error::EngineError;
-pub use live::{Event, EventFilter, Subscription};
+pub use live::{Event, EventBody, EventFilter, Subscription};
 pub use metrics::Metrics;

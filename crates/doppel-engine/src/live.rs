@@ -1,5 +1,5 @@
-//! The live bus: every applied reading becomes an [`Event`] broadcast to subscribers
-//! (WebSocket, SSE, and later the analytics tasks). The bus is a bounded ring: a subscriber
+//! The live bus: every applied reading, and every alarm change, becomes an [`Event`]
+//! broadcast to subscribers (WebSocket, SSE, the MQTT alarm topics, webhooks). The bus is a bounded ring: a subscriber
 //! that falls behind skips the oldest events (counted in `live_events_skipped_total`) and
 //! never slows ingest.
 
@@ -10,25 +10,42 @@ use doppel_model::{format_ts, Timestamp, Value};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::alarms::{Alarm, AlarmChange};
 use crate::Metrics;
 
-/// One reading applied to a twin.
+/// One reading applied to a twin, or one change of an alarm on a twin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Event {
     #[schema(value_type = String)]
     pub twin: Arc<str>,
     #[schema(value_type = String)]
     pub model: Arc<str>,
-    /// RFC 3339 time of the reading.
+    /// RFC 3339 time of the reading (for an alarm change: of the reading or action behind it).
     pub time: String,
     /// Nanoseconds since the epoch, same instant as `time`.
     pub ts: Timestamp,
+    /// `"type": "reading"` with `values` and `late`, or `"type": "alarm"` with `change`
+    /// and `alarm`.
+    #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub values: BTreeMap<Arc<str>, Value>,
-    /// True when the reading is older than the twin's state: it went to history only.
-    pub late: bool,
+    pub body: EventBody,
     #[serde(skip)]
     json: OnceLock<Arc<str>>,
+}
+
+/// What an event carries.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventBody {
+    Reading {
+        values: BTreeMap<Arc<str>, Value>,
+        /// True when the reading is older than the twin's state: it went to history only.
+        late: bool,
+    },
+    Alarm {
+        change: AlarmChange,
+        alarm: Arc<Alarm>,
+    },
 }
 
 impl Event {
@@ -44,9 +61,28 @@ impl Event {
             model,
             time: format_ts(ts),
             ts,
-            values,
-            late,
+            body: EventBody::Reading { values, late },
             json: OnceLock::new(),
+        }
+    }
+
+    /// An alarm change as an event.
+    pub fn alarm(alarm: Arc<Alarm>, change: AlarmChange, ts: Timestamp) -> Event {
+        Event {
+            twin: Arc::from(alarm.twin.as_str()),
+            model: Arc::from(alarm.model.as_str()),
+            time: format_ts(ts),
+            ts,
+            body: EventBody::Alarm { change, alarm },
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The reading's values, for a reading event.
+    pub fn values(&self) -> Option<&BTreeMap<Arc<str>, Value>> {
+        match &self.body {
+            EventBody::Reading { values, .. } => Some(values),
+            EventBody::Alarm { .. } => None,
         }
     }
 
@@ -59,11 +95,25 @@ impl Event {
 }
 
 /// Which events a subscriber wants. Empty sets mean "all".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EventFilter {
     pub twins: HashSet<String>,
     pub models: HashSet<String>,
     pub signals: HashSet<String>,
+    pub readings: bool,
+    pub alarms: bool,
+}
+
+impl Default for EventFilter {
+    fn default() -> Self {
+        EventFilter {
+            twins: HashSet::new(),
+            models: HashSet::new(),
+            signals: HashSet::new(),
+            readings: true,
+            alarms: true,
+        }
+    }
 }
 
 impl EventFilter {
@@ -83,7 +133,25 @@ impl EventFilter {
             twins: split(twins),
             models: split(models),
             signals: split(signals),
+            readings: true,
+            alarms: true,
         }
+    }
+
+    /// Restricts the filter to event types named in a comma-separated list (`reading`,
+    /// `alarm`); `None` keeps both. Unknown names are returned as an error.
+    pub fn with_types(mut self, types: Option<&str>) -> Result<Self, String> {
+        let Some(types) = types else { return Ok(self) };
+        self.readings = false;
+        self.alarms = false;
+        for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match t {
+                "reading" | "readings" => self.readings = true,
+                "alarm" | "alarms" => self.alarms = true,
+                other => return Err(format!("unknown event type {other:?}; use reading, alarm")),
+            }
+        }
+        Ok(self)
     }
 
     /// The event as this subscriber should see it: `None` when filtered out, the event itself
@@ -95,11 +163,25 @@ impl EventFilter {
         if !self.models.is_empty() && !self.models.contains(&*ev.model) {
             return None;
         }
-        if self.signals.is_empty() || ev.values.keys().all(|k| self.signals.contains(&**k)) {
+        let (values, late) = match &ev.body {
+            EventBody::Alarm { alarm, .. } => {
+                let wanted = self.alarms
+                    && (self.signals.is_empty()
+                        || alarm
+                            .signals
+                            .iter()
+                            .any(|s| self.signals.contains(&s.signal)));
+                return wanted.then(|| ev.clone());
+            }
+            EventBody::Reading { values, late } => (values, *late),
+        };
+        if !self.readings {
+            return None;
+        }
+        if self.signals.is_empty() || values.keys().all(|k| self.signals.contains(&**k)) {
             return Some(ev.clone());
         }
-        let values: BTreeMap<_, _> = ev
-            .values
+        let values: BTreeMap<_, _> = values
             .iter()
             .filter(|(k, _)| self.signals.contains(&***k))
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -112,7 +194,7 @@ impl EventFilter {
             ev.model.clone(),
             ev.ts,
             values,
-            ev.late,
+            late,
         )))
     }
 }
@@ -182,7 +264,7 @@ mod tests {
     fn filters() {
         let f = EventFilter::from_lists(Some("p1, p2"), None, Some("b"));
         let e = f.apply(&ev()).unwrap();
-        assert_eq!(e.values.len(), 1);
+        assert_eq!(e.values().unwrap().len(), 1);
         assert!(EventFilter::from_lists(Some("p3"), None, None)
             .apply(&ev())
             .is_none());
@@ -194,5 +276,9 @@ mod tests {
             .is_none());
         assert!(EventFilter::default().apply(&ev()).is_some());
         assert!(ev().json().contains("\"time\":\"1970-01-01T00:00:00Z\""));
+        assert!(ev().json().contains("\"type\":\"reading\""));
+        let only_alarms = EventFilter::default().with_types(Some("alarm")).unwrap();
+        assert!(only_alarms.apply(&ev()).is_none());
+        assert!(EventFilter::default().with_types(Some("nope")).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the engine. One registry per engine; the server adds its own
 //! collectors to it and renders it at `GET /metrics`.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Counters and gauges describing the data path.
 #[derive(Debug, Clone)]
@@ -23,6 +25,17 @@ pub struct Metrics {
     pub subscribers: IntGauge,
     pub twins: IntGauge,
     pub models: IntGauge,
+    /// Readings scored by the anomaly detectors.
+    pub readings_scored: IntCounter,
+    /// Alarm changes (raised, escalated, cleared, acknowledged...), by change.
+    pub alarm_changes: IntCounterVec,
+    /// Alarms kept, by state.
+    pub alarms: IntGaugeVec,
+    /// Alarm log appends that failed.
+    pub alarm_log_errors: IntCounter,
+    /// Anomaly scores that could not be written to history, or score updates dropped
+    /// because the alarm service was busy.
+    pub analytics_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -70,8 +83,38 @@ impl Metrics {
             IntGauge::new("twins", "Twins in the catalog").unwrap_or_else(|_| unreachable_metric());
         let models = IntGauge::new("models", "Asset models in the catalog")
             .unwrap_or_else(|_| unreachable_metric());
+        let readings_scored = IntCounter::new(
+            "anomaly_readings_scored_total",
+            "Readings scored by the anomaly detectors",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let alarm_changes = IntCounterVec::new(
+            Opts::new("alarm_changes_total", "Alarm changes by kind"),
+            &["change"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let alarms = IntGaugeVec::new(Opts::new("alarms", "Alarms kept, by state"), &["state"])
+            .unwrap_or_else(|_| unreachable_metric());
+        let alarm_log_errors = IntCounter::new(
+            "alarm_log_errors_total",
+            "Alarm changes that could not be appended to the alarm log",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let analytics_dropped = IntCounterVec::new(
+            Opts::new(
+                "analytics_dropped_total",
+                "Anomaly scores not stored or score updates not delivered, by reason",
+            ),
+            &["reason"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(ingest_points.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(readings_scored.clone()),
+            Box::new(alarm_changes.clone()),
+            Box::new(alarms.clone()),
+            Box::new(alarm_log_errors.clone()),
+            Box::new(analytics_dropped.clone()),
             Box::new(ingest_readings.clone()),
             Box::new(ingest_rejected.clone()),
             Box::new(ingest_latency.clone()),
@@ -96,6 +139,11 @@ impl Metrics {
             subscribers,
             twins,
             models,
+            readings_scored,
+            alarm_changes,
+            alarms,
+            alarm_log_errors,
+            analytics_dropped,
         }
     }
 

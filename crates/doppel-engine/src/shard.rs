@@ -6,20 +6,30 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use doppel_model::{Timestamp, ValidatedReading, Value};
+use doppel_model::{Catalog, Timestamp, ValidatedReading, Value};
+use doppel_store::{Row, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{Event, Metrics};
+use crate::alarm_service::AlarmInput;
+use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
+use crate::{EngineError, Event, Metrics};
 
 /// Latest value of each signal of one twin.
 pub(crate) type TwinLive = HashMap<Arc<str>, (Timestamp, Value)>;
+
+/// How often a shard saves its detectors when they have learned something new.
+const SAVE_EVERY: Duration = Duration::from_secs(60);
 
 pub(crate) enum ShardCmd {
     /// Apply readings (already durable); answers how many were late.
     Apply {
         readings: Vec<ValidatedReading>,
+        /// The catalog the readings were validated against (models for new detectors).
+        catalog: Arc<Catalog>,
         done: oneshot::Sender<usize>,
     },
     /// Seed state at startup from the store's last points (never moves state backwards).
@@ -31,10 +41,23 @@ pub(crate) enum ShardCmd {
     },
     Get {
         twin: Arc<str>,
-        reply: oneshot::Sender<Option<TwinLive>>,
+        reply: oneshot::Sender<(Option<TwinLive>, Option<TwinHealth>)>,
     },
     Remove {
         twin: Arc<str>,
+    },
+    /// Operator feedback on the twin's alarm, for its detector.
+    Feedback {
+        twin: Arc<str>,
+        false_alarm: bool,
+    },
+    /// An operator cleared the twin's alarm: forget the detector's alarm decision.
+    ResetAlarm {
+        twin: Arc<str>,
+    },
+    /// Save the detectors now (shutdown).
+    Save {
+        done: oneshot::Sender<Result<(), EngineError>>,
     },
 }
 
@@ -45,40 +68,119 @@ pub(crate) fn shard_of(twin: &str, shards: usize) -> usize {
     (h.finish() % shards.max(1) as u64) as usize
 }
 
+/// What a shard works with besides its mailbox.
+pub(crate) struct ShardCtx {
+    pub bus: broadcast::Sender<Arc<Event>>,
+    pub metrics: Metrics,
+    pub store: Arc<Store>,
+    pub alarms: mpsc::Sender<AlarmInput>,
+    /// `None` when anomaly detection is off.
+    pub detectors: Option<Detectors>,
+    /// Where the detectors are saved.
+    pub state_path: PathBuf,
+}
+
 pub(crate) fn spawn(
     capacity: usize,
-    bus: broadcast::Sender<Arc<Event>>,
-    metrics: Metrics,
+    ctx: ShardCtx,
 ) -> (mpsc::Sender<ShardCmd>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(capacity);
-    let handle = tokio::spawn(run(rx, bus, metrics));
+    let handle = tokio::spawn(run(rx, ctx));
     (tx, handle)
 }
 
-async fn run(
-    mut rx: mpsc::Receiver<ShardCmd>,
-    bus: broadcast::Sender<Arc<Event>>,
-    metrics: Metrics,
-) {
+async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
     let mut twins: HashMap<Arc<str>, TwinLive> = HashMap::new();
-    while let Some(cmd) = rx.recv().await {
+    let score_signal: Arc<str> = Arc::from(SCORE_SIGNAL);
+    let mut save_tick = tokio::time::interval(SAVE_EVERY);
+    save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    save_tick.tick().await;
+    let mut learned = false;
+    loop {
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => cmd,
+                None => break,
+            },
+            _ = save_tick.tick() => {
+                if learned {
+                    learned = false;
+                    if let Err(e) = save(&ctx).await {
+                        tracing::warn!(error = %e, "saving detector state failed; retried later");
+                        learned = true;
+                    }
+                }
+                continue;
+            }
+        };
         match cmd {
-            ShardCmd::Apply { readings, done } => {
+            ShardCmd::Apply {
+                readings,
+                catalog,
+                done,
+            } => {
                 let mut late_count = 0;
+                let mut scores = Vec::new();
+                let mut alarm_inputs = Vec::new();
                 for r in readings {
                     let live = twins.entry(r.twin.clone()).or_default();
                     let late = apply(live, r.ts, &r.values);
                     if late {
                         late_count += 1;
                     }
-                    if bus.receiver_count() > 0 {
+                    if let Some(dets) = ctx.detectors.as_mut() {
+                        if let Some((was, score)) = dets.observe(&catalog, &r) {
+                            learned = true;
+                            if !score.warming_up {
+                                // Three decimals: enough for a 0..1 score, and exact-decimal
+                                // compression stores it in about a byte.
+                                let v = (score.total * 1000.0).round() / 1000.0;
+                                scores.push(Row {
+                                    twin: r.twin.clone(),
+                                    signal: score_signal.clone(),
+                                    ts: r.ts,
+                                    value: Value::Float(v),
+                                });
+                            }
+                            if was || score.is_anomaly {
+                                alarm_inputs.push(AlarmInput::Score {
+                                    twin: r.twin.clone(),
+                                    model: r.model.clone(),
+                                    was_anomaly: was,
+                                    score,
+                                });
+                            }
+                        }
+                    }
+                    if ctx.bus.receiver_count() > 0 {
                         let values: BTreeMap<_, _> = r.values.into_iter().collect();
                         // Sending fails only when nobody listens, which is fine.
-                        let _ = bus.send(Arc::new(Event::new(r.twin, r.model, r.ts, values, late)));
+                        let _ = ctx
+                            .bus
+                            .send(Arc::new(Event::new(r.twin, r.model, r.ts, values, late)));
                     }
                 }
-                metrics.late_readings.inc_by(late_count as u64);
+                ctx.metrics.late_readings.inc_by(late_count as u64);
                 let _ = done.send(late_count);
+                if !scores.is_empty() {
+                    ctx.metrics.readings_scored.inc_by(scores.len() as u64);
+                    let metrics = ctx.metrics.clone();
+                    ctx.store.write_with(
+                        scores,
+                        Box::new(move |res| {
+                            if let Err(e) = res {
+                                tracing::warn!(error = %e, "anomaly scores not stored");
+                                metrics
+                                    .analytics_dropped
+                                    .with_label_values(&["store"])
+                                    .inc();
+                            }
+                        }),
+                    );
+                }
+                for input in alarm_inputs {
+                    send_alarm_input(&ctx, input).await;
+                }
             }
             ShardCmd::Seed {
                 twin,
@@ -90,13 +192,64 @@ async fn run(
                 apply(live, ts, &[(signal, value)]);
             }
             ShardCmd::Get { twin, reply } => {
-                let _ = reply.send(twins.get(&twin).cloned());
+                let health = ctx
+                    .detectors
+                    .as_ref()
+                    .and_then(|d| d.twins.get(&twin))
+                    .map(|t| t.health());
+                let _ = reply.send((twins.get(&twin).cloned(), health));
             }
             ShardCmd::Remove { twin } => {
                 twins.remove(&twin);
+                if let Some(d) = ctx.detectors.as_mut() {
+                    d.twins.remove(&twin);
+                    learned = true;
+                }
+            }
+            ShardCmd::Feedback { twin, false_alarm } => {
+                if let Some(t) = ctx.detectors.as_mut().and_then(|d| d.twins.get_mut(&twin)) {
+                    t.det.feedback(false_alarm);
+                    learned = true;
+                }
+            }
+            ShardCmd::ResetAlarm { twin } => {
+                if let Some(t) = ctx.detectors.as_mut().and_then(|d| d.twins.get_mut(&twin)) {
+                    t.det.reset_alarm();
+                    learned = true;
+                }
+            }
+            ShardCmd::Save { done } => {
+                let _ = done.send(save(&ctx).await);
+                learned = false;
             }
         }
     }
+}
+
+/// Hands a score to the alarm service. The start and end of an anomaly always get through
+/// (waiting if needed); updates while it lasts are dropped (counted) when the service is busy.
+async fn send_alarm_input(ctx: &ShardCtx, input: AlarmInput) {
+    let edge = matches!(&input, AlarmInput::Score { was_anomaly, score, .. } if *was_anomaly != score.is_anomaly);
+    if edge {
+        let _ = ctx.alarms.send(input).await;
+    } else if ctx.alarms.try_send(input).is_err() {
+        ctx.metrics
+            .analytics_dropped
+            .with_label_values(&["alarm_busy"])
+            .inc();
+    }
+}
+
+async fn save(ctx: &ShardCtx) -> Result<(), EngineError> {
+    let Some(d) = ctx.detectors.as_ref() else {
+        return Ok(());
+    };
+    // Encoded here (the shard owns the detectors), written off the runtime's threads.
+    let bytes = detect::encode(&d.twins, &ctx.state_path)?;
+    let path = ctx.state_path.clone();
+    tokio::task::spawn_blocking(move || detect::write(&path, &bytes))
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
 }
 
 /// Applies one reading; returns true when no value advanced the state (a late reading).

@@ -96,7 +96,9 @@ impl From<EngineError> for ApiError {
             EngineError::Model(ModelError::ModelNotFound(_))
             | EngineError::Model(ModelError::TwinNotFound(_))
             | EngineError::TwinNotFound(_)
-            | EngineError::SignalNotFound { .. } => ApiError::not_found(msg),
+            | EngineError::SignalNotFound { .. }
+            | EngineError::AlarmNotFound(_) => ApiError::not_found(msg),
+            EngineError::AlarmConflict(_) => ApiError::new(StatusCode::CONFLICT, msg),
             EngineError::Model(ModelError::ModelInUse { .. })
             | EngineError::Model(ModelError::TwinHasChildren { .. })
             | EngineError::Model(ModelError::AlreadyExists { .. }) => {

@@ -357,6 +357,10 @@ impl Hooks {
                 EngineError::Persist { .. } | EngineError::CatalogCorrupt { .. } => {
                     refusal.server_fault(Some("storage"), &e)
                 }
+                // Ingest never touches alarms.
+                EngineError::AlarmNotFound(_) | EngineError::AlarmConflict(_) => {
+                    refusal.server_fault(None, &e)
+                }
             },
         }
     }
