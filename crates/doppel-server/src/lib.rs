@@ -3,7 +3,7 @@
 //!
 //! - `api/`: the HTTP API (axum) with its OpenAPI document;
 //! - `ingest/`: decoders (JSON, line protocol) and the embedded MQTT broker;
-//! - `outputs/`: live push over WebSocket and Server-Sent Events;
+//! - `outputs/`: live push over WebSocket and Server-Sent Events, webhooks, the dashboard;
 //! - `auth.rs`: tokens and roles; `error.rs`: the one mapping of errors to HTTP.
 
 pub mod api;
@@ -27,6 +27,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Cancelled when the server shuts down; long-lived streams end on it.
     pub shutdown: CancellationToken,
+    pub webhooks: Arc<outputs::webhooks::Webhooks>,
 }
 
 /// Current time in nanoseconds since the epoch: the time given to readings without one.

@@ -9,6 +9,7 @@ use doppel_engine::{Engine, EngineConfig};
 use doppel_model::{AssetModel, Twin, Value};
 use doppel_server::auth::create_token;
 use doppel_server::ingest::mqtt::MqttBroker;
+use doppel_server::outputs::webhooks::Webhooks;
 use doppel_server::{AppState, Authenticator, Role};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{Packet, QoS};
@@ -44,10 +45,12 @@ impl Fixture {
         let twin: Twin =
             serde_json::from_value(serde_json::json!({"id": "p1", "model": "pump"})).unwrap();
         engine.put_twin(twin).await.unwrap();
+        let webhooks = Arc::new(Webhooks::open(&dir.path().join("data"), &engine).unwrap());
         let state = AppState {
             engine,
             auth: Arc::new(auth),
             shutdown: CancellationToken::new(),
+            webhooks,
         };
         let broker = MqttBroker::start("127.0.0.1:0".parse().unwrap(), state.clone())
             .await

@@ -45,7 +45,20 @@ impl Requirement for Admin {
 #[derive(Debug)]
 pub struct Authed<R> {
     pub role: Role,
+    /// Who acts, for audit trails: the token's id (`dpl_<id>_...`), or `admin` for the
+    /// configured admin token.
+    pub who: String,
     _r: PhantomData<R>,
+}
+
+/// The id part of a `dpl_<id>_<secret>` token; `admin` for any other (configured) token.
+pub fn token_id(token: &str) -> String {
+    token
+        .strip_prefix("dpl_")
+        .and_then(|rest| rest.split_once('_'))
+        .map(|(id, _)| id.to_string())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| "admin".to_string())
 }
 
 fn from_header(v: &HeaderValue) -> Option<String> {
@@ -93,6 +106,7 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authed<R> {
             ));
         };
         let auth = state.auth.clone();
+        let who = token_id(&token);
         let role = tokio::task::spawn_blocking(move || auth.verify(&token))
             .await
             .ok()
@@ -107,6 +121,7 @@ impl<R: Requirement + Send + Sync> FromRequestParts<AppState> for Authed<R> {
         }
         Ok(Authed {
             role,
+            who,
             _r: PhantomData,
         })
     }
@@ -171,5 +186,7 @@ mod tests {
         assert_eq!(from_query(Some("access_token=t&x=1")).as_deref(), Some("t"));
         assert_eq!(from_query(Some("p=%zz")), None);
         assert_eq!(from_query(Some("p=%4")), None);
+        assert_eq!(token_id("dpl_ab12_secret"), "ab12");
+        assert_eq!(token_id("my-configured-token"), "admin");
     }
 }

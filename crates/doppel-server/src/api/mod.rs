@@ -1,10 +1,12 @@
 //! The HTTP API: routes, OpenAPI document, health and metrics.
 
+pub mod alarms;
 pub mod auth;
 pub mod body;
 pub mod catalog;
 pub mod history;
 pub mod readings;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -33,16 +35,18 @@ impl Modify for SecurityAddon {
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "doppel", description = "Real-time digital-twin engine: models, twins, readings, history, live events."),
+    info(title = "doppel", description = "Real-time digital-twin engine: models, twins, readings, history, live events, alarms."),
     paths(
         catalog::list_models, catalog::create_model, catalog::get_model, catalog::put_model,
         catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
         catalog::put_twin, catalog::delete_twin, catalog::children,
         readings::post_readings, readings::post_bulk, readings::write_lp,
         history::history, live::websocket, live::sse,
+        alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
+        alarms::unshelve, alarms::feedback, webhooks::list, webhooks::create, webhooks::delete,
     ),
     modifiers(&SecurityAddon),
-    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"))
+    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "webhooks"))
 )]
 pub struct ApiDoc;
 
@@ -114,6 +118,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/readings", post(readings::post_bulk))
         .route("/write", post(readings::write_lp))
+        .route("/alarms", get(alarms::list))
+        .route("/alarms/{id}", get(alarms::get))
+        .route("/alarms/{id}/ack", post(alarms::acknowledge))
+        .route("/alarms/{id}/clear", post(alarms::clear))
+        .route("/alarms/{id}/shelve", post(alarms::shelve))
+        .route("/alarms/{id}/unshelve", post(alarms::unshelve))
+        .route("/alarms/{id}/feedback", post(alarms::feedback))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/stream", get(live::websocket))
         .route("/events", get(live::sse));
     Router::new()
@@ -159,11 +172,20 @@ mod tests {
             "/api/v1/write",
             "/api/v1/stream",
             "/api/v1/events",
+            "/api/v1/alarms",
+            "/api/v1/alarms/{id}",
+            "/api/v1/alarms/{id}/ack",
+            "/api/v1/alarms/{id}/clear",
+            "/api/v1/alarms/{id}/shelve",
+            "/api/v1/alarms/{id}/unshelve",
+            "/api/v1/alarms/{id}/feedback",
+            "/api/v1/webhooks",
+            "/api/v1/webhooks/{id}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 17, "every handler documented once");
+        assert_eq!(methods, 27, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"

@@ -17,6 +17,8 @@
 //!   is acked and dropped.
 //! - Retained messages are kept in memory (lost on restart; at most [`MAX_RETAINED`] topics);
 //!   one expires only when its publisher set an MQTT 5 message expiry interval.
+//! - Alarm changes are published by the server itself to `doppel/alarms/{twin}` (QoS 1, the
+//!   live event's JSON), so an MQTT-only client (SCADA, a phone gateway) can follow alarms.
 //! - A storage failure is never acked as success: MQTT 5 gets 0x80 (unspecified error);
 //!   an MQTT 3.1.1 client, or any QoS 0 publish, is disconnected so the device notices and
 //!   sends again after reconnecting.
@@ -135,6 +137,7 @@ impl MqttBroker {
         register.start().await;
         let retained = Arc::new(DefaultRetainStorage::new());
         *scx.extends.retain_mut().await = Box::new(Retained(retained.clone()));
+        spawn_alarm_publisher(scx.clone(), &hooks.0.state, hooks.0.closing.clone());
         let closing = hooks.0.closing.clone();
         tokio::spawn(async move {
             loop {
@@ -201,6 +204,56 @@ impl MqttBroker {
         }
         tracing::info!(addr = %self.local_addr, "MQTT broker stopped");
     }
+}
+
+/// Topic of a twin's alarm changes.
+pub fn alarm_topic(twin: &str) -> String {
+    format!("doppel/alarms/{twin}")
+}
+
+/// Publishes every alarm change from the live bus to `doppel/alarms/{twin}`.
+fn spawn_alarm_publisher(scx: ServerContext, state: &AppState, closing: CancellationToken) {
+    use doppel_engine::EventFilter;
+    use rmqtt::session::SessionState;
+    use rmqtt::types::{CodecPublish, From as MsgFrom, Id, Publish};
+
+    let filter = EventFilter::default()
+        .with_types(Some("alarm"))
+        .unwrap_or_default();
+    let mut sub = state.engine.subscribe(filter);
+    let from = MsgFrom::from_system(Id::from(
+        scx.node.id(),
+        bytestring::ByteString::from_static("doppel"),
+    ));
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = closing.cancelled() => break,
+                ev = sub.next() => match ev {
+                    Some(ev) => ev,
+                    None => break,
+                },
+            };
+            let publish = CodecPublish {
+                dup: false,
+                retain: false,
+                qos: QoS::AtLeastOnce,
+                topic: bytestring::ByteString::from(alarm_topic(&ev.twin)),
+                packet_id: None,
+                payload: bytes::Bytes::from(ev.json().to_string()),
+                properties: None,
+            };
+            let publish = Publish::new(
+                Box::new(publish),
+                None,
+                None,
+                Some(chrono::Utc::now().timestamp_millis()),
+            );
+            if let Err(e) = SessionState::forwards(&scx, from.clone(), publish, false, None).await {
+                tracing::warn!(error = %e, twin = %ev.twin, "MQTT: alarm not published");
+            }
+        }
+    });
 }
 
 /// rmqtt's hook handler: logins, roles, and ingest of readings.

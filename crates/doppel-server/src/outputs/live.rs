@@ -11,11 +11,12 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::Response;
-use doppel_engine::{EventFilter, Subscription};
+use doppel_engine::{EventBody, EventFilter, Subscription};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use crate::api::auth::{Authed, Reader};
+use crate::error::ApiError;
 use crate::AppState;
 
 /// A subscriber that cannot take a message for this long is disconnected.
@@ -27,15 +28,20 @@ pub struct StreamQuery {
     pub twin: Option<String>,
     pub model: Option<String>,
     pub signal: Option<String>,
+    /// Event types: `reading`, `alarm` (default both).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
 }
 
 impl StreamQuery {
-    fn filter(&self) -> EventFilter {
+    fn filter(&self) -> Result<EventFilter, ApiError> {
         EventFilter::from_lists(
             self.twin.as_deref(),
             self.model.as_deref(),
             self.signal.as_deref(),
         )
+        .with_types(self.types.as_deref())
+        .map_err(|e| ApiError::field("type", e))
     }
 }
 
@@ -51,9 +57,9 @@ pub async fn websocket(
     State(s): State<AppState>,
     Query(q): Query<StreamQuery>,
     ws: WebSocketUpgrade,
-) -> Response {
-    let sub = s.engine.subscribe(q.filter());
-    ws.on_upgrade(move |socket| run_ws(socket, sub, s))
+) -> Result<Response, ApiError> {
+    let sub = s.engine.subscribe(q.filter()?);
+    Ok(ws.on_upgrade(move |socket| run_ws(socket, sub, s)))
 }
 
 async fn run_ws(mut socket: WebSocket, mut sub: Subscription, s: AppState) {
@@ -96,14 +102,14 @@ async fn send(socket: &mut WebSocket, msg: Message) -> bool {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "live", params(StreamQuery),
     responses((status = 200, content_type = "text/event-stream",
-        description = "`event: reading` with an Event as JSON; `event: lagged` when events were skipped")),
+        description = "`event: reading` or `event: alarm` with an Event as JSON; `event: lagged` when events were skipped")),
     security(("token" = [])))]
 pub async fn sse(
     _: Authed<Reader>,
     State(s): State<AppState>,
     Query(q): Query<StreamQuery>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let sub = s.engine.subscribe(q.filter());
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let sub = s.engine.subscribe(q.filter()?);
     let shutdown = s.shutdown.clone();
     let stream = futures::stream::unfold((sub, 0u64), move |(mut sub, reported)| {
         let shutdown = shutdown.clone();
@@ -120,10 +126,14 @@ pub async fn sse(
                     .data(lagged_json(sub.skipped - reported))));
                 reported = sub.skipped;
             }
-            out.push(Ok(SseEvent::default().event("reading").data(&*ev.json())));
+            let name = match ev.body {
+                EventBody::Reading { .. } => "reading",
+                EventBody::Alarm { .. } => "alarm",
+            };
+            out.push(Ok(SseEvent::default().event(name).data(&*ev.json())));
             Some((futures::stream::iter(out), (sub, reported)))
         }
     })
     .flatten();
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

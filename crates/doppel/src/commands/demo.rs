@@ -73,6 +73,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         mqtt_addr: args.mqtt_addr,
         admin_token: args.admin_token.clone(),
         shards: None,
+        anomaly: "on".to_string(),
+        anomaly_warmup: 400,
         log: args.log.clone(),
         log_json: false,
     };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use doppel_engine::{Engine, EngineConfig};
 use doppel_server::ingest::mqtt::MqttBroker;
+use doppel_server::outputs::webhooks::Webhooks;
 use doppel_server::{AppState, Authenticator, Bootstrap};
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +31,12 @@ pub struct ServeArgs {
     /// Number of twin shards (default: twice the CPU count).
     #[arg(long, env = "DOPPEL_SHARDS")]
     pub shards: Option<usize>,
+    /// Run the anomaly detectors on every reading (alarms and the `.anomaly_score` series).
+    #[arg(long, env = "DOPPEL_ANOMALY", default_value = "on", value_parser = ["on", "off"])]
+    pub anomaly: String,
+    /// Readings each twin's detector learns from before it scores (its warm-up).
+    #[arg(long, env = "DOPPEL_ANOMALY_WARMUP", default_value_t = 400)]
+    pub anomaly_warmup: usize,
     /// Log filter, e.g. `info`, `doppel=debug` (also RUST_LOG).
     #[arg(long, env = "DOPPEL_LOG", default_value = "info")]
     pub log: String,
@@ -88,11 +95,17 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     if let Some(n) = args.shards {
         config.shards = n.max(1);
     }
+    config.anomaly_detection = args.anomaly == "on";
+    config.detector.warmup = args.anomaly_warmup.max(10);
     println!("doppel {} starting", env!("CARGO_PKG_VERSION"));
     println!("  data dir     {}", dir.display());
     println!("  http         {}", args.http_addr);
     println!("  mqtt         {}", args.mqtt_addr);
     println!("  shards       {}", config.shards);
+    println!(
+        "  anomaly      {} (warm-up {} readings per twin)",
+        args.anomaly, config.detector.warmup
+    );
     println!(
         "  admin token  {}",
         if args.admin_token.is_some() {
@@ -123,10 +136,13 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
         .await
         .context("opening the data directory")?;
     let shutdown = CancellationToken::new();
+    let webhooks = Arc::new(Webhooks::open(&dir, &engine).context("reading webhooks.json")?);
+    webhooks.start(&engine, shutdown.clone());
     let state = AppState {
         engine: engine.clone(),
         auth: Arc::new(auth),
         shutdown: shutdown.clone(),
+        webhooks,
     };
 
     let http = tokio::net::TcpListener::bind(args.http_addr)
