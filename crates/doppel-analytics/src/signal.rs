@@ -151,9 +151,19 @@ pub struct SignalDetector {
     steady: u32,
     #[serde(default)]
     anchor: f64,
+    /// An input or disturbance (setpoint, load, ambient): it drives the asset, so its own
+    /// level, rate and shifts are not faults. Only sensor problems (stuck, dropout, outside
+    /// the model's range) are scored; it still feeds the multivariate model.
+    #[serde(default)]
+    driver: bool,
 }
 
 impl SignalDetector {
+    /// Marks the signal as an input or disturbance of the asset (see `driver`).
+    pub(crate) fn set_driver(&mut self, driver: bool) {
+        self.driver = driver;
+    }
+
     pub(crate) fn new(
         name: Arc<str>,
         min: Option<f64>,
@@ -187,6 +197,7 @@ impl SignalDetector {
             min_spread: 0.0,
             steady: 0,
             anchor: 0.0,
+            driver: false,
         }
     }
 
@@ -361,8 +372,17 @@ impl SignalDetector {
             + self.season.as_ref().map_or(0.0, |s| s.offset(ts));
         let resid = x - expected;
         let z = sane(resid / self.spread, 0.0);
-        let mut best = (ContributionKind::Level, z.abs() / cfg.level_z);
+        let level_ratio = if self.driver {
+            0.0
+        } else {
+            z.abs() / cfg.level_z
+        };
+        let mut best = (ContributionKind::Level, level_ratio);
+        let driver = self.driver;
         let mut consider = |kind, r: f64| {
+            if driver && matches!(kind, ContributionKind::Rate | ContributionKind::Shift) {
+                return;
+            }
             let r = sane(r, 0.0);
             if r > best.1 {
                 best = (kind, r);

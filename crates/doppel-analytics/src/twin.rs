@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use doppel_model::{AssetModel, ValueKind};
+use doppel_model::{AssetModel, SignalRole, ValueKind};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
@@ -102,7 +102,9 @@ impl TwinDetector {
         let mut d = TwinDetector::new(config);
         for s in &model.signals {
             if matches!(s.kind, ValueKind::Float | ValueKind::Int) {
-                let sig = SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
+                let mut sig =
+                    SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
+                sig.set_driver(s.role != SignalRole::Output);
                 d.signals.push(sig);
             }
         }
