@@ -21,10 +21,10 @@ export function streamUrl(loc: { protocol: string; host: string }, filter: Strea
     const list = filter[key];
     if (list && list.length) p.set(key, list.join(','));
   }
+  p.set('type', 'reading');
   if (token) p.set('access_token', token);
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-  const q = p.toString();
-  return `${scheme}//${loc.host}/api/v1/stream${q ? `?${q}` : ''}`;
+  return `${scheme}//${loc.host}/api/v1/stream?${p.toString()}`;
 }
 
 /** Waits before reconnect attempt `n` (0-based): 0.5 s, 1 s, 2 s, 4 s, then 8 s. */
@@ -82,6 +82,8 @@ export class LiveStream {
         announce('live', `${this.skipped} events skipped (too slow)`);
         return;
       }
+      // Alarm changes share the stream; the charts take readings only.
+      if ('type' in msg && msg.type !== 'reading') return;
       stats.events++;
       this.onEvent(msg as LiveEvent);
     };

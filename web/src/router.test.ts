@@ -28,9 +28,9 @@ describe('parseRoute', () => {
 describe('live stream', () => {
   it('puts the filter and token in the query', () => {
     expect(streamUrl({ protocol: 'http:', host: '127.0.0.1:8080' }, { twin: ['a', 'b'] }, 'dpl_x_y')).toBe(
-      'ws://127.0.0.1:8080/api/v1/stream?twin=a%2Cb&access_token=dpl_x_y',
+      'ws://127.0.0.1:8080/api/v1/stream?twin=a%2Cb&type=reading&access_token=dpl_x_y',
     );
-    expect(streamUrl({ protocol: 'https:', host: 'h' }, {}, null)).toBe('wss://h/api/v1/stream');
+    expect(streamUrl({ protocol: 'https:', host: 'h' }, {}, null)).toBe('wss://h/api/v1/stream?type=reading');
   });
 
   it('backs off up to 8 s', () => {

@@ -72,6 +72,7 @@ export interface TwinState extends Twin {
 
 /** One message of `/api/v1/stream`: a reading of one twin. */
 export interface LiveEvent {
+  type?: 'reading';
   twin: string;
   model: string;
   time: string;
