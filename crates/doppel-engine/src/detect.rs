@@ -25,7 +25,8 @@ pub(crate) struct TwinAnalytics {
     pub det: TwinDetector,
     /// Time of the last reading scored; older readings are not scored (history only).
     pub last_ts: Timestamp,
-    #[serde(skip)]
+    /// The last score, shown with the twin's state (kept across restarts).
+    #[serde(default)]
     pub last: Option<Score>,
 }
 

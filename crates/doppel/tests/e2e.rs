@@ -585,7 +585,7 @@ fn live_events_over_websocket_and_sse() {
         ev,
         json!({
             "twin": "pump-1", "model": "pump", "time": "2026-01-31T12:00:01Z", "ts": t0_ns(1_000),
-            "values": {"bearing_temp": 70.0, "cycles": 7}, "late": false
+            "type": "reading", "values": {"bearing_temp": 70.0, "cycles": 7}, "late": false
         }),
         "the pump-2 reading must be filtered out"
     );
