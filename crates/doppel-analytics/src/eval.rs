@@ -3,8 +3,8 @@
 //! detector) and pointwise precision, recall, F1, false-alarm and missed-alarm rates are
 //! computed per file, per folder and overall.
 //!
-//! This is the only module that reads files, and only in [`eval_files`]; parsing and scoring
-//! take any `impl Read`.
+//! This is the only module that reads files, and only in [`eval_files`] (and, for the RUL
+//! model on NASA's C-MAPSS files, in [`cmapss`]); parsing and scoring take any `impl Read`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
-use crate::{DetectorConfig, Score, Timestamp, TwinDetector};
+use crate::{DetectorConfig, RulError, Score, Timestamp, TwinDetector};
+
+pub mod cmapss;
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,20 @@ pub enum EvalError {
     NoSignals { file: String },
     #[error("no CSV file found in {inputs}")]
     NoInput { inputs: String },
+    #[error("{file}:{line}: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("{message}")]
+    Mismatch { message: String },
+    #[error("{what}: {source}")]
+    Rul {
+        what: String,
+        #[source]
+        source: RulError,
+    },
 }
 
 /// How to read the files and which detector to run.

@@ -1,15 +1,18 @@
 //! Anomaly detection for twins: per-signal detectors (adaptive robust baseline, rate of
 //! change, stuck, dropout, normal range, CUSUM shift), a multivariate PCA model over a twin's
 //! signals, and [`TwinDetector`], which combines them into one explainable [`Score`] per
-//! reading with a persistent, feedback-adapted alarm decision.
+//! reading with a persistent, feedback-adapted alarm decision. [`rul`] learns the remaining
+//! useful life from a fleet of run-to-failure histories.
 //!
 //! Architecture Invariant: this crate has no async, no IO and no clock; detectors are driven
-//! by the timestamps they are given, so every score is reproducible from a recorded stream.
-//! The `eval` module (feature `eval`) reads CSV files for offline evaluation; the detector
-//! core never touches it.
+//! by the timestamps they are given, so every score is reproducible from a recorded stream,
+//! and a RUL model is a pure function of its training runs, configuration and seed.
+//! The `eval` module (feature `eval`) reads CSV and C-MAPSS files for offline evaluation;
+//! the detector and RUL cores never touch it.
 
 mod config;
 mod multivariate;
+pub mod rul;
 mod signal;
 mod stats;
 mod twin;
@@ -20,5 +23,6 @@ pub mod eval;
 pub use config::DetectorConfig;
 pub use doppel_model::Timestamp;
 pub use multivariate::Multivariate;
+pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};
 pub use twin::{Score, SignalContribution, TwinDetector};

@@ -32,7 +32,7 @@ enum Command {
     /// Measure a running server: load generators.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
-    /// Offline evaluation: score labelled CSV files with the anomaly detectors.
+    /// Offline evaluation: anomaly detectors on labelled CSV files, the RUL model on C-MAPSS.
     #[command(subcommand)]
     Eval(commands::eval::EvalCommand),
 }

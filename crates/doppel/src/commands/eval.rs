@@ -1,19 +1,45 @@
 //! `doppel eval anomaly`: streams labelled CSV files through the same anomaly detectors the
 //! engine runs (no look-ahead, labels only compared) and prints the JSON report
 //! `{"files": [...], "groups": [...], "overall": {"precision", "recall", "f1", "far", "mar", ...}}`.
+//!
+//! `doppel eval rul`: fits the remaining-useful-life model on C-MAPSS run-to-failure engines,
+//! predicts the cut-short test engines and prints
+//! `{"rmse", "phm08_score", "engines", "mae", "coverage", "train_seconds", ..., "per_engine": [...]}`.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Subcommand;
+use doppel_analytics::eval::cmapss;
 use doppel_analytics::eval::{eval_files, EvalOptions};
+use doppel_analytics::{RulConfig, RulModel, RulRun};
 
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Score CSV files (or folders of them) with the anomaly detectors and report pointwise
     /// precision, recall, F1, false-alarm and missed-alarm rates as JSON.
     Anomaly(AnomalyArgs),
+    /// Fit the remaining-useful-life model on C-MAPSS run-to-failure engines and report RMSE
+    /// and the PHM08 score on the test engines' last cycles as JSON.
+    Rul(RulArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RulArgs {
+    /// Run-to-failure histories (C-MAPSS train_FD00x.txt).
+    #[arg(long)]
+    pub train: PathBuf,
+    /// Histories cut before failure (test_FD00x.txt).
+    #[arg(long)]
+    pub test: PathBuf,
+    /// True RUL after each test engine's last cycle, one a line (RUL_FD00x.txt).
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Seed of the model's sampling (row and feature subsets, cross-validation folds).
+    #[arg(long, default_value_t = RulConfig::default().seed)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,7 +68,30 @@ pub struct AnomalyArgs {
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Anomaly(args) => anomaly(args),
+        EvalCommand::Rul(args) => rul(args),
     }
+}
+
+fn rul(args: RulArgs) -> anyhow::Result<()> {
+    let train = cmapss::read_units_file(&args.train)?;
+    let test = cmapss::read_units_file(&args.test)?;
+    let truth = cmapss::read_truth_file(&args.truth)?;
+    let runs: Vec<RulRun> = train.into_iter().map(|u| u.run).collect();
+    let config = RulConfig {
+        seed: args.seed,
+        ..RulConfig::default()
+    };
+    let started = Instant::now();
+    let model = RulModel::fit(&runs, &config).context("fitting the RUL model")?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let mut report = cmapss::score(&model, &test, &truth).context("RUL evaluation")?;
+    report.train_seconds = Some((train_seconds * 1000.0).round() / 1000.0);
+    report.train_runs = runs.len();
+    report.train_steps = runs.iter().map(|r| r.steps.len()).sum();
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &report)?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
