@@ -226,6 +226,7 @@ fn bearing_wear_raises_an_explained_alarm_pushed_everywhere_then_acked_and_clear
         (raised - onset) as f64 / 60e9,
         alarm["summary"]
     );
+    eprintln!("explanation: {:#}", alarm["signals"]);
     // The explanation points at the bearing: its temperature or vibration.
     let signals: Vec<&str> = alarm["signals"]
         .as_array()
