@@ -87,6 +87,9 @@ pub struct DetectorConfig {
     /// Hysteresis: an alarm clears only when fewer than `persist_k` of the last `persist_n`
     /// readings score above `clear_ratio` × the threshold.
     pub clear_ratio: f64,
+    /// ...and only after this many readings in a row below that level, so a value hovering
+    /// at a limit raises one alarm, not one per crossing.
+    pub clear_quiet: u32,
     /// Bounds of the sensitivity factor moved by [`feedback`](crate::TwinDetector::feedback).
     pub feedback_min: f64,
     pub feedback_max: f64,
@@ -130,6 +133,7 @@ impl Default for DetectorConfig {
             persist_n: 5,
             instant_score: 0.95,
             clear_ratio: 0.8,
+            clear_quiet: 0,
             feedback_min: 0.5,
             feedback_max: 4.0,
             feedback_step: 1.25,

@@ -151,6 +151,11 @@ pub struct SignalDetector {
     steady: u32,
     #[serde(default)]
     anchor: f64,
+    /// An input or disturbance of the twin (a setpoint, a schedule, the weather): imposed
+    /// from outside, so its changes say nothing about the twin's health. Checked only as a
+    /// sensor (declared range, dropout, stuck), never against its baseline.
+    #[serde(default)]
+    exogenous: bool,
 }
 
 impl SignalDetector {
@@ -187,7 +192,17 @@ impl SignalDetector {
             min_spread: 0.0,
             steady: 0,
             anchor: 0.0,
+            exogenous: false,
         }
+    }
+
+    /// Marks the signal as an input or disturbance (see the `exogenous` field).
+    pub(crate) fn set_exogenous(&mut self, exogenous: bool) {
+        self.exogenous = exogenous;
+    }
+
+    pub(crate) fn is_exogenous(&self) -> bool {
+        self.exogenous
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -361,7 +376,11 @@ impl SignalDetector {
             + self.season.as_ref().map_or(0.0, |s| s.offset(ts));
         let resid = x - expected;
         let z = sane(resid / self.spread, 0.0);
-        let mut best = (ContributionKind::Level, z.abs() / cfg.level_z);
+        let own = !self.exogenous;
+        let mut best = (
+            ContributionKind::Level,
+            if own { z.abs() / cfg.level_z } else { 0.0 },
+        );
         let mut consider = |kind, r: f64| {
             let r = sane(r, 0.0);
             if r > best.1 {
@@ -382,10 +401,12 @@ impl SignalDetector {
             } else {
                 1.0
             };
-            consider(
-                ContributionKind::Rate,
-                dx.abs() / (cfg.rate_z * self.step * gap),
-            );
+            if own {
+                consider(
+                    ContributionKind::Rate,
+                    dx.abs() / (cfg.rate_z * self.step * gap),
+                );
+            }
             if self.variable && dx.abs() <= self.equal_tolerance() {
                 consider(
                     ContributionKind::Stuck,
@@ -399,7 +420,9 @@ impl SignalDetector {
         let cap = cfg.cusum_cap * self.cusum_h;
         let pos = (self.cusum_pos + zc - cfg.cusum_k).clamp(0.0, cap);
         let neg = (self.cusum_neg - zc - cfg.cusum_k).clamp(0.0, cap);
-        consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+        if own {
+            consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+        }
         if let Some(r) = self.range_ratio(x) {
             consider(ContributionKind::Range, r);
         }
