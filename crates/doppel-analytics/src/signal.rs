@@ -47,6 +47,21 @@ pub(crate) struct SignalOutcome {
 }
 
 const HOUR_NS: i64 = 3_600_000_000_000;
+/// Width of the deadband inside a declared limit: this many spreads of the signal...
+const RANGE_DEADBAND_SPREADS: f64 = 3.0;
+/// ...or this share of the range's width, whichever is wider (alarm-management practice puts
+/// limit deadbands at 1–5 % of the span).
+const RANGE_DEADBAND_SHARE: f64 = 0.02;
+
+/// A value relative to its declared range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangePosition {
+    Inside,
+    /// Inside, but closer to a limit than the deadband.
+    Deadband,
+    /// Outside, by this much.
+    Outside(f64),
+}
 const DAY_NS: i64 = 24 * HOUR_NS;
 
 /// A daily profile of the level: 24 hourly offsets, used once it explains enough variance.
@@ -156,6 +171,9 @@ pub struct SignalDetector {
     /// sensor (declared range, dropout, stuck), never against its baseline.
     #[serde(default)]
     exogenous: bool,
+    /// Last seen outside the declared range and not yet back inside by the deadband.
+    #[serde(default)]
+    out_of_range: bool,
 }
 
 impl SignalDetector {
@@ -193,6 +211,7 @@ impl SignalDetector {
             steady: 0,
             anchor: 0.0,
             exogenous: false,
+            out_of_range: false,
         }
     }
 
@@ -439,7 +458,9 @@ impl SignalDetector {
     }
 
     /// Outside the model's normal range: always at least 4.5 × threshold (a score ≥ 0.95),
-    /// growing with the excess relative to the range's width.
+    /// growing with the excess relative to the range's width. Back inside but still within
+    /// the deadband of a limit it crossed: at the threshold, so a value hovering at a limit
+    /// keeps one alarm up instead of raising one per crossing.
     fn range_ratio(&self, x: f64) -> Option<f64> {
         let width = match (self.min, self.max) {
             (Some(lo), Some(hi)) => (hi - lo).abs(),
@@ -447,12 +468,29 @@ impl SignalDetector {
             (None, None) => return None,
         }
         .max(1e-9);
-        let excess = match (self.min, self.max) {
-            (Some(lo), _) if x < lo => lo - x,
-            (_, Some(hi)) if x > hi => x - hi,
-            _ => return None,
+        match self.range_position(x) {
+            RangePosition::Outside(excess) => Some(4.5 + 10.0 * excess / width),
+            RangePosition::Deadband if self.out_of_range => Some(1.0),
+            _ => None,
+        }
+    }
+
+    /// Where `x` is relative to the declared range. The deadband is a few of the signal's
+    /// own spreads inside a limit (what noise alone moves it by), at least a small share of
+    /// the range.
+    fn range_position(&self, x: f64) -> RangePosition {
+        let width = match (self.min, self.max) {
+            (Some(lo), Some(hi)) => (hi - lo).abs(),
+            _ => 0.0,
         };
-        Some(4.5 + 10.0 * excess / width)
+        let band = (RANGE_DEADBAND_SPREADS * self.spread).max(RANGE_DEADBAND_SHARE * width);
+        match (self.min, self.max) {
+            (Some(lo), _) if x < lo => RangePosition::Outside(lo - x),
+            (_, Some(hi)) if x > hi => RangePosition::Outside(x - hi),
+            (Some(lo), _) if x < lo + band => RangePosition::Deadband,
+            (_, Some(hi)) if x > hi - band => RangePosition::Deadband,
+            _ => RangePosition::Inside,
+        }
     }
 
     /// Scores the absence of this signal at `ts` (the twin reported, this signal did not).
@@ -577,6 +615,11 @@ impl SignalDetector {
             self.cusum_neg = 0.0;
             self.steady = 0;
         }
+        self.out_of_range = match self.range_position(x) {
+            RangePosition::Outside(_) => true,
+            RangePosition::Deadband => self.out_of_range,
+            RangePosition::Inside => false,
+        };
         self.last_ts = Some(ts);
         self.last_value = Some(x);
     }
