@@ -92,7 +92,6 @@ fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
         ignore_cols: args.ignore_col,
         out: args.out,
         detector: args.detector.config()?,
-        ..EvalOptions::default()
     };
     let report = eval_files(&args.input, &opts).context("anomaly evaluation")?;
     let mut out = std::io::stdout().lock();

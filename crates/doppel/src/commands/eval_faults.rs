@@ -9,8 +9,9 @@
 //! - a fault's **window** on its twin runs from its onset to its end plus `grace_s` (faults
 //!   with a duration), to the end of the run (faults without one), and, once a fault has made
 //!   the asset fail, for good (a dead asset is expected to alarm);
-//! - a fault is **alarmed** at the first reading at or after its onset at which the twin is in
-//!   alarm; an alarm already standing at onset counts, with delay 0, and is flagged;
+//! - a fault is **alarmed** by the first alarm raised at or after its onset; an alarm already
+//!   standing at onset was raised for something else, so it is flagged but not credited (the
+//!   fault needs that alarm to clear and a new one to be raised);
 //! - its **deadline** is its failure time when it made the asset fail, else the end of its
 //!   window; it is **detected in time** when alarmed by then (and `detected_before_failure`
 //!   says the same for faults that caused a failure);
@@ -149,7 +150,7 @@ pub struct FaultOutcome {
     pub detected_before_failure: Option<bool>,
     /// Alarmed by the deadline (failure, else end of the fault's window).
     pub detected_in_time: bool,
-    /// The alarm had been raised before the onset and was still standing.
+    /// An alarm raised before the onset was still standing at it (not credited).
     pub alarm_standing_at_onset: bool,
     /// What raised the alarm that detected it.
     pub alarm_signal: Option<String>,
@@ -167,6 +168,8 @@ pub struct Summary {
     pub failures: usize,
     pub alarmed_before_failure: usize,
     pub share_alarmed_before_failure: Option<f64>,
+    /// Faults whose twin was already in alarm at their onset.
+    pub standing_at_onset: usize,
     /// Over the faults detected in time.
     pub median_delay_s: Option<f64>,
     pub p90_delay_s: Option<f64>,
@@ -501,12 +504,14 @@ fn window_end(g: &GroundTruth, run_end: Timestamp, grace_ns: i64) -> Timestamp {
 }
 
 fn outcome(g: &GroundTruth, r: &TwinRun, run_end: Timestamp, grace_ns: i64) -> FaultOutcome {
-    // The first alarm standing at or raised after onset.
-    let hit = r
+    // The first alarm raised at or after onset. One already standing then was raised for
+    // something else: it is reported, not credited.
+    let hit = r.alarms.iter().find(|a| a.raised >= g.onset);
+    let first = hit.map(|a| a.raised);
+    let standing = r
         .alarms
         .iter()
-        .find(|a| a.cleared.is_none_or(|c| c > g.onset));
-    let first = hit.map(|a| a.raised.max(g.onset));
+        .any(|a| a.raised < g.onset && a.cleared.is_none_or(|c| c > g.onset));
     let deadline = g
         .failure
         .unwrap_or_else(|| window_end(g, run_end, grace_ns));
@@ -522,7 +527,7 @@ fn outcome(g: &GroundTruth, r: &TwinRun, run_end: Timestamp, grace_ns: i64) -> F
         delay_s: first.map(|t| (t - g.onset) as f64 / NS_PER_S),
         detected_before_failure: g.failure.map(|f| first.is_some_and(|t| t < f)),
         detected_in_time: in_time,
-        alarm_standing_at_onset: hit.is_some_and(|a| a.raised < g.onset),
+        alarm_standing_at_onset: standing,
         alarm_signal: hit.and_then(|a| a.signal.clone()),
         alarm_detector: hit.and_then(|a| a.detector),
     }
@@ -568,6 +573,7 @@ fn summary(kind: &str, faults: &[&FaultOutcome]) -> Summary {
         failures,
         alarmed_before_failure: before,
         share_alarmed_before_failure: ratio(before as f64, failures as f64),
+        standing_at_onset: faults.iter().filter(|f| f.alarm_standing_at_onset).count(),
         median_delay_s: quantile(&delays, 0.5),
         p90_delay_s: quantile(&delays, 0.9),
     }
@@ -606,5 +612,54 @@ fn ser_opt_ts<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok
     match t {
         Some(t) => s.serialize_str(&format_ts(*t)),
         None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small fleet at a coarse step (seconds in a debug build): every process fault that
+    /// fails its asset is alarmed before the failure, every other one is alarmed in its
+    /// window (or falls while its twin is already in alarm), and false alarms stay bounded.
+    /// Fails when a detector change misses a fault or starts crying wolf.
+    #[test]
+    fn small_fleet_faults_are_alarmed_before_failure() {
+        let opts = FaultsOptions {
+            twins: 6,
+            healthy: 1,
+            days: 2.0,
+            seed: 7,
+            rate_secs: 10.0,
+            kinds: vec![
+                AssetKind::PumpMotor,
+                AssetKind::Chiller,
+                AssetKind::MriCompressor,
+            ],
+            grace_secs: 3_600.0,
+            threads: 2,
+            config: DetectorConfig::default(),
+        };
+        let r = evaluate(&opts).unwrap();
+        let p = &r.process.overall;
+        assert!(p.faults >= 3, "too few process faults to test: {p:?}");
+        assert!(p.failures >= 1, "no fault ran to failure: {p:?}");
+        for f in &r.process.faults {
+            // A fault that fails its asset needs an alarm of its own before the failure.
+            assert_ne!(f.detected_before_failure, Some(false), "late: {f:?}");
+            // Any other needs one in its window, unless the twin was in alarm all along.
+            assert!(
+                f.detected_in_time || f.alarm_standing_at_onset,
+                "missed: {f:?}"
+            );
+        }
+        let fa = &r.false_alarms;
+        assert!(
+            fa.per_twin_day <= 6.0,
+            "{} false alarms per twin-day ({:?})",
+            fa.per_twin_day,
+            fa.by_detector
+        );
+        assert_eq!(r.speed.readings, 7 * (400 + 2 * 86_400 / 10));
     }
 }
