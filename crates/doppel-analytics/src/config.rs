@@ -87,6 +87,9 @@ pub struct DetectorConfig {
     /// Hysteresis: an alarm clears only when fewer than `persist_k` of the last `persist_n`
     /// readings score above `clear_ratio` × the threshold.
     pub clear_ratio: f64,
+    /// ...and only after this many readings in a row below that level, so a value hovering
+    /// at a limit raises one alarm, not one per crossing.
+    pub clear_quiet: u32,
     /// Bounds of the sensitivity factor moved by [`feedback`](crate::TwinDetector::feedback).
     pub feedback_min: f64,
     pub feedback_max: f64,
@@ -115,7 +118,7 @@ impl Default for DetectorConfig {
             cusum_h: 8.0,
             cusum_cap: 2.0,
             shift_quantile: 0.99,
-            shift_margin: 3.0,
+            shift_margin: 5.0,
             stuck_factor: 3.0,
             stuck_min_points: 10,
             dropout_factor: 10.0,
@@ -125,11 +128,12 @@ impl Default for DetectorConfig {
             mv_lambda: 0.1,
             mv_clip: 3.0,
             mv_quantile: 0.99,
-            mv_margin: 3.0,
+            mv_margin: 4.0,
             persist_k: 3,
             persist_n: 5,
             instant_score: 0.95,
             clear_ratio: 0.8,
+            clear_quiet: 0,
             feedback_min: 0.5,
             feedback_max: 4.0,
             feedback_step: 1.25,

@@ -47,6 +47,21 @@ pub(crate) struct SignalOutcome {
 }
 
 const HOUR_NS: i64 = 3_600_000_000_000;
+/// Width of the deadband inside a declared limit: this many spreads of the signal...
+const RANGE_DEADBAND_SPREADS: f64 = 3.0;
+/// ...or this share of the range's width, whichever is wider (alarm-management practice puts
+/// limit deadbands at 1–5 % of the span).
+const RANGE_DEADBAND_SHARE: f64 = 0.02;
+
+/// A value relative to its declared range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RangePosition {
+    Inside,
+    /// Inside, but closer to a limit than the deadband.
+    Deadband,
+    /// Outside, by this much.
+    Outside(f64),
+}
 const DAY_NS: i64 = 24 * HOUR_NS;
 
 /// A daily profile of the level: 24 hourly offsets, used once it explains enough variance.
@@ -151,19 +166,17 @@ pub struct SignalDetector {
     steady: u32,
     #[serde(default)]
     anchor: f64,
-    /// An input or disturbance (setpoint, load, ambient): it drives the asset, so its own
-    /// level, rate and shifts are not faults. Only sensor problems (stuck, dropout, outside
-    /// the model's range) are scored; it still feeds the multivariate model.
+    /// An input or disturbance of the twin (a setpoint, a schedule, the weather): imposed
+    /// from outside, so its changes say nothing about the twin's health. Checked only as a
+    /// sensor (declared range, dropout, stuck), never against its baseline.
     #[serde(default)]
-    driver: bool,
+    exogenous: bool,
+    /// Last seen outside the declared range and not yet back inside by the deadband.
+    #[serde(default)]
+    out_of_range: bool,
 }
 
 impl SignalDetector {
-    /// Marks the signal as an input or disturbance of the asset (see `driver`).
-    pub(crate) fn set_driver(&mut self, driver: bool) {
-        self.driver = driver;
-    }
-
     pub(crate) fn new(
         name: Arc<str>,
         min: Option<f64>,
@@ -197,8 +210,18 @@ impl SignalDetector {
             min_spread: 0.0,
             steady: 0,
             anchor: 0.0,
-            driver: false,
+            exogenous: false,
+            out_of_range: false,
         }
+    }
+
+    /// Marks the signal as an input or disturbance (see the `exogenous` field).
+    pub(crate) fn set_exogenous(&mut self, exogenous: bool) {
+        self.exogenous = exogenous;
+    }
+
+    pub(crate) fn is_exogenous(&self) -> bool {
+        self.exogenous
     }
 
     pub fn name(&self) -> &Arc<str> {
@@ -372,17 +395,12 @@ impl SignalDetector {
             + self.season.as_ref().map_or(0.0, |s| s.offset(ts));
         let resid = x - expected;
         let z = sane(resid / self.spread, 0.0);
-        let level_ratio = if self.driver {
-            0.0
-        } else {
-            z.abs() / cfg.level_z
-        };
-        let mut best = (ContributionKind::Level, level_ratio);
-        let driver = self.driver;
+        let own = !self.exogenous;
+        let mut best = (
+            ContributionKind::Level,
+            if own { z.abs() / cfg.level_z } else { 0.0 },
+        );
         let mut consider = |kind, r: f64| {
-            if driver && matches!(kind, ContributionKind::Rate | ContributionKind::Shift) {
-                return;
-            }
             let r = sane(r, 0.0);
             if r > best.1 {
                 best = (kind, r);
@@ -402,10 +420,12 @@ impl SignalDetector {
             } else {
                 1.0
             };
-            consider(
-                ContributionKind::Rate,
-                dx.abs() / (cfg.rate_z * self.step * gap),
-            );
+            if own {
+                consider(
+                    ContributionKind::Rate,
+                    dx.abs() / (cfg.rate_z * self.step * gap),
+                );
+            }
             if self.variable && dx.abs() <= self.equal_tolerance() {
                 consider(
                     ContributionKind::Stuck,
@@ -419,7 +439,9 @@ impl SignalDetector {
         let cap = cfg.cusum_cap * self.cusum_h;
         let pos = (self.cusum_pos + zc - cfg.cusum_k).clamp(0.0, cap);
         let neg = (self.cusum_neg - zc - cfg.cusum_k).clamp(0.0, cap);
-        consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+        if own {
+            consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+        }
         if let Some(r) = self.range_ratio(x) {
             consider(ContributionKind::Range, r);
         }
@@ -436,7 +458,9 @@ impl SignalDetector {
     }
 
     /// Outside the model's normal range: always at least 4.5 × threshold (a score ≥ 0.95),
-    /// growing with the excess relative to the range's width.
+    /// growing with the excess relative to the range's width. Back inside but still within
+    /// the deadband of a limit it crossed: at the threshold, so a value hovering at a limit
+    /// keeps one alarm up instead of raising one per crossing.
     fn range_ratio(&self, x: f64) -> Option<f64> {
         let width = match (self.min, self.max) {
             (Some(lo), Some(hi)) => (hi - lo).abs(),
@@ -444,12 +468,29 @@ impl SignalDetector {
             (None, None) => return None,
         }
         .max(1e-9);
-        let excess = match (self.min, self.max) {
-            (Some(lo), _) if x < lo => lo - x,
-            (_, Some(hi)) if x > hi => x - hi,
-            _ => return None,
+        match self.range_position(x) {
+            RangePosition::Outside(excess) => Some(4.5 + 10.0 * excess / width),
+            RangePosition::Deadband if self.out_of_range => Some(1.0),
+            _ => None,
+        }
+    }
+
+    /// Where `x` is relative to the declared range. The deadband is a few of the signal's
+    /// own spreads inside a limit (what noise alone moves it by), at least a small share of
+    /// the range.
+    fn range_position(&self, x: f64) -> RangePosition {
+        let width = match (self.min, self.max) {
+            (Some(lo), Some(hi)) => (hi - lo).abs(),
+            _ => 0.0,
         };
-        Some(4.5 + 10.0 * excess / width)
+        let band = (RANGE_DEADBAND_SPREADS * self.spread).max(RANGE_DEADBAND_SHARE * width);
+        match (self.min, self.max) {
+            (Some(lo), _) if x < lo => RangePosition::Outside(lo - x),
+            (_, Some(hi)) if x > hi => RangePosition::Outside(x - hi),
+            (Some(lo), _) if x < lo + band => RangePosition::Deadband,
+            (_, Some(hi)) if x > hi - band => RangePosition::Deadband,
+            _ => RangePosition::Inside,
+        }
     }
 
     /// Scores the absence of this signal at `ts` (the twin reported, this signal did not).
@@ -574,6 +615,11 @@ impl SignalDetector {
             self.cusum_neg = 0.0;
             self.steady = 0;
         }
+        self.out_of_range = match self.range_position(x) {
+            RangePosition::Outside(_) => true,
+            RangePosition::Deadband => self.out_of_range,
+            RangePosition::Inside => false,
+        };
         self.last_ts = Some(ts);
         self.last_value = Some(x);
     }

@@ -57,6 +57,9 @@ pub struct TwinDetector {
     /// Last `persist_n` decisions as bits (1 = above threshold / above clear level).
     above: u64,
     above_clear: u64,
+    /// Readings in a row below the clear level.
+    #[serde(default)]
+    quiet: u32,
     in_alarm: bool,
     /// ≥ 1 makes the detector less sensitive; moved by feedback within configured bounds.
     sensitivity: f64,
@@ -89,6 +92,7 @@ impl TwinDetector {
             multivariate: None,
             above: 0,
             above_clear: 0,
+            quiet: 0,
             in_alarm: false,
             sensitivity: 1.0,
             readings: 0,
@@ -97,14 +101,17 @@ impl TwinDetector {
     }
 
     /// A detector for a twin of `model`: its numeric signals are known in advance, with
-    /// their normal ranges. Signals not in the model are still learned when they appear.
+    /// their normal ranges and roles. Inputs and disturbances are imposed on the twin
+    /// (setpoints, schedules, weather), so they are checked only as sensors (range, dropout,
+    /// stuck) and left out of the multivariate model; outputs get every detector. Signals
+    /// not in the model are still learned when they appear (as outputs).
     pub fn for_model(model: &AssetModel, config: DetectorConfig) -> Self {
         let mut d = TwinDetector::new(config);
         for s in &model.signals {
             if matches!(s.kind, ValueKind::Float | ValueKind::Int) {
                 let mut sig =
                     SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
-                sig.set_driver(s.role != SignalRole::Output);
+                sig.set_exogenous(s.role != SignalRole::Output);
                 d.signals.push(sig);
             }
         }
@@ -203,7 +210,10 @@ impl TwinDetector {
         }
         if self.config.multivariate {
             let idx: Vec<usize> = (0..self.signals.len())
-                .filter(|&i| self.signals[i].is_fitted() && self.signals[i].is_variable())
+                .filter(|&i| {
+                    let s = &self.signals[i];
+                    s.is_fitted() && s.is_variable() && !s.is_exogenous()
+                })
                 .collect();
             let rows: Vec<Vec<Option<f64>>> = self
                 .warm_rows
@@ -333,7 +343,7 @@ impl TwinDetector {
 
     /// Persistence and hysteresis: raise on `persist_k` of the last `persist_n` readings
     /// above the threshold (or one huge one); clear when fewer than `persist_k` of them are
-    /// above `clear_ratio` × the threshold.
+    /// above `clear_ratio` × the threshold and the last `clear_quiet` all are below it.
     fn decide(&mut self, total: f64, cfg: &DetectorConfig) -> bool {
         let n = cfg.persist_n.clamp(1, 64);
         let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
@@ -341,8 +351,13 @@ impl TwinDetector {
         self.above = ((self.above << 1) | u64::from(total >= THRESHOLD)) & mask;
         let clear_level = ratio_to_score(cfg.clear_ratio * score_to_ratio(THRESHOLD));
         self.above_clear = ((self.above_clear << 1) | u64::from(total >= clear_level)) & mask;
+        self.quiet = if total >= clear_level {
+            0
+        } else {
+            self.quiet.saturating_add(1)
+        };
         if self.in_alarm {
-            if self.above_clear.count_ones() < k {
+            if self.above_clear.count_ones() < k && self.quiet >= cfg.clear_quiet {
                 self.in_alarm = false;
             }
         } else if self.above.count_ones() >= k || total >= cfg.instant_score {

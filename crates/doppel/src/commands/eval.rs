@@ -1,6 +1,8 @@
 //! `doppel eval anomaly`: streams labelled CSV files through the same anomaly detectors the
 //! engine runs (no look-ahead, labels only compared) and prints the JSON report
-//! `{"files": [...], "groups": [...], "overall": {"precision", "recall", "f1", "far", "mar", ...}}`.
+//! `{"files": [...], "groups": [...], "overall": {"precision", "recall", "f1", "far", "mar", ...}}`;
+//! `doppel eval faults` does the same on a simulated fleet against its fault ground truth
+//! (`eval_faults.rs`).
 //!
 //! `doppel eval rul`: fits the remaining-useful-life model on C-MAPSS run-to-failure engines,
 //! predicts the cut-short test engines and prints
@@ -14,6 +16,7 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 use doppel_analytics::eval::cmapss;
 use doppel_analytics::eval::{eval_files, EvalOptions};
+use doppel_analytics::DetectorConfig;
 use doppel_analytics::{RulConfig, RulModel, RulRun};
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +24,10 @@ pub enum EvalCommand {
     /// Score CSV files (or folders of them) with the anomaly detectors and report pointwise
     /// precision, recall, F1, false-alarm and missed-alarm rates as JSON.
     Anomaly(AnomalyArgs),
+    /// Run a simulated fleet with injected process and sensor faults through the engine's
+    /// detectors and report, as JSON, which faults were alarmed before failure, detection
+    /// delays and false alarms per twin-day.
+    Faults(super::eval_faults::FaultsArgs),
     /// Fit the remaining-useful-life model on C-MAPSS run-to-failure engines and report RMSE
     /// and the PHM08 score on the test engines' last cycles as JSON.
     Rul(RulArgs),
@@ -63,12 +70,38 @@ pub struct AnomalyArgs {
     /// Write `timestamp,score,is_anomaly` per input file under this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub detector: DetectorConfigArg,
+}
+
+/// Detector settings other than the defaults the engine runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetectorConfigArg {
+    /// Detector settings overriding the defaults: a JSON object (`{"persist_n": 8}`) or a
+    /// file holding one. For tuning experiments; the engine runs the defaults.
+    #[arg(long = "detector-config")]
+    pub detector_config: Option<String>,
+}
+
+impl DetectorConfigArg {
+    pub fn config(&self) -> anyhow::Result<DetectorConfig> {
+        let Some(arg) = &self.detector_config else {
+            return Ok(DetectorConfig::default());
+        };
+        let text = if arg.trim_start().starts_with('{') {
+            arg.clone()
+        } else {
+            std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+        };
+        serde_json::from_str(&text).context("--detector-config")
+    }
 }
 
 pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Anomaly(args) => anomaly(args),
         EvalCommand::Rul(args) => rul(args),
+        EvalCommand::Faults(args) => super::eval_faults::run(args),
     }
 }
 
@@ -107,7 +140,7 @@ fn anomaly(args: AnomalyArgs) -> anyhow::Result<()> {
         label_col: args.label_col,
         ignore_cols: args.ignore_col,
         out: args.out,
-        ..EvalOptions::default()
+        detector: args.detector.config()?,
     };
     let report = eval_files(&args.input, &opts).context("anomaly evaluation")?;
     let mut out = std::io::stdout().lock();

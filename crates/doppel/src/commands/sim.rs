@@ -47,7 +47,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Parses `--kinds pump,chiller,mri` (slugs or snake_case names).
-fn parse_kind(s: &str) -> Result<AssetKind, String> {
+pub(crate) fn parse_kind(s: &str) -> Result<AssetKind, String> {
     AssetKind::parse(s.trim()).ok_or_else(|| {
         format!(
             "unknown asset kind `{s}`; one of {}",
