@@ -107,6 +107,7 @@ describe('words', () => {
   it('shows the server error with its field', () => {
     expect(errorText(new ApiError(400, 'a false alarm has no fault kind', 'fault_kind'))).toBe('a false alarm has no fault kind (field fault_kind)');
     expect(errorText(new ApiError(409, 'alarm A-1 is acknowledged: already acknowledged'))).toBe('Not possible now: alarm A-1 is acknowledged: already acknowledged');
+    expect(errorText(new ApiError(400, "fault_kind: contains ' '", 'fault_kind'))).toBe("fault_kind: contains ' '");
     expect(errorText(new Error('boom'))).toBe('boom');
   });
 });

@@ -104,7 +104,8 @@ export function formatDeviation(expected: number, observed: number | null): stri
 /** An API error as the user reads it: the server's message and the field it names. */
 export function errorText(err: unknown): string {
   if (err instanceof ApiError) {
-    const field = err.field ? ` (field ${err.field})` : '';
+    // The server's messages often start with the field already.
+    const field = err.field && !err.message.includes(err.field) ? ` (field ${err.field})` : '';
     const status = err.status === 409 ? 'Not possible now: ' : '';
     return `${status}${err.message}${field}`;
   }
