@@ -2,7 +2,7 @@
 // `access_token` for the WebSocket, which cannot carry headers). Errors carry the server's
 // `{"error", "field"}` message.
 
-import type { AssetModel, HistoryAnswer, Twin, TwinState } from './types';
+import type { Alarm, AlarmState, AssetModel, HistoryAnswer, Twin, TwinState, Verdict } from './types';
 
 const TOKEN_KEY = 'doppel.token';
 
@@ -105,6 +105,21 @@ export const api = {
     if (q.limit) p.set('limit', String(q.limit));
     return request<HistoryAnswer>(`/api/v1/twins/${enc(twin)}/signals/${enc(sig)}/history?${p}`, { signal });
   },
+  async alarms(states: readonly AlarmState[], signal?: AbortSignal, limit = 500) {
+    const p = new URLSearchParams({ state: states.join(','), limit: String(limit) });
+    return (await request<{ alarms: Alarm[] }>(`/api/v1/alarms?${p}`, { signal })).alarms;
+  },
+  alarm: (id: string, signal?: AbortSignal) => request<Alarm>(`/api/v1/alarms/${enc(id)}`, { signal }),
+  acknowledge: (id: string) => request<Alarm>(`/api/v1/alarms/${enc(id)}/ack`, { method: 'POST', body: {} }),
+  /** Hides the alarm for `duration` (`1h`, `30m`). */
+  shelve: (id: string, duration: string) => request<Alarm>(`/api/v1/alarms/${enc(id)}/shelve`, { method: 'POST', body: { for: duration } }),
+  unshelve: (id: string) => request<Alarm>(`/api/v1/alarms/${enc(id)}/unshelve`, { method: 'POST' }),
+  clear: (id: string) => request<Alarm>(`/api/v1/alarms/${enc(id)}/clear`, { method: 'POST', body: {} }),
+  feedback: (id: string, verdict: Verdict, faultKind?: string) =>
+    request<Alarm>(`/api/v1/alarms/${enc(id)}/feedback`, {
+      method: 'POST',
+      body: faultKind ? { verdict, fault_kind: faultKind } : { verdict },
+    }),
 };
 
 /** Runs `f` over `items` with at most `limit` calls in flight; results in input order. */

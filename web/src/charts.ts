@@ -324,3 +324,59 @@ export class HistoryChart {
     this.plot.destroy();
   }
 }
+
+/** The score above which the detector calls a twin anomalous. */
+export const SCORE_THRESHOLD = 0.5;
+
+/**
+ * The anomaly score under the history chart: the highest score per bucket on a fixed 0–1
+ * scale, the part above the threshold shaded and the threshold dashed. It shares the history
+ * chart's range and axis widths so the two line up.
+ */
+export class ScoreChart {
+  private readonly plot: uPlot;
+  private readonly ro: ResizeObserver;
+  private range: [number, number] = [0, 1];
+
+  constructor(el: HTMLElement, height = 110) {
+    const threshold = (u: uPlot) => {
+      const { left, top, width } = u.bbox;
+      const y = Math.round(u.valToPos(SCORE_THRESHOLD, 'y', true)) + 0.5;
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.fillStyle = 'rgba(220,38,38,0.07)';
+      ctx.fillRect(left, top, width, y - top);
+      ctx.strokeStyle = 'rgba(220,38,38,0.7)';
+      ctx.setLineDash([4, 4]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+      ctx.restore();
+    };
+    const opts: uPlot.Options = {
+      width: Math.max(300, Math.floor(el.clientWidth) || 600),
+      height,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      scales: { x: { time: true, range: () => this.range }, y: { range: [0, 1] } },
+      axes: axes().map((a, i) => (i === 1 ? { ...a, splits: () => [0, 0.5, 1] } : a)),
+      series: [{}, { label: 'anomaly score (max)', stroke: '#b45309', width: 1.5, fill: 'rgba(180,83,9,0.12)' }],
+      hooks: { drawAxes: [threshold] },
+    };
+    this.plot = new uPlot(opts, [[], []], el);
+    this.ro = fitWidth(el, this.plot, height);
+  }
+
+  /** Bucket centres (epoch s) and the highest score in each, over the range `from`..`to` (epoch s). */
+  setData(xs: number[], scores: (number | null)[], from: number, to: number): void {
+    this.range = [from, to];
+    this.plot.setData([xs, scores], true);
+  }
+
+  dispose(): void {
+    this.ro.disconnect();
+    this.plot.destroy();
+  }
+}

@@ -1,11 +1,13 @@
-// A twin's health colour. For now from its latest readings only: red when a numeric signal is
-// outside its model's normal range, grey when nothing arrived for STALE_MS, green otherwise.
-// When the alarm and RUL APIs exist, their state joins here (an active alarm is red too).
+// A twin's health colour, from its open alarm and its latest readings: the alarm's severity
+// (critical, major, warning) while an alarm is active or acknowledged; red when a numeric
+// signal is outside its model's normal range; grey when nothing arrived for STALE_MS; green
+// otherwise. A shelved alarm does not colour the twin: shelving is how an operator says
+// "not now", so it is only named among the reasons.
 
 import { formatAge, formatNumber } from './format';
-import type { AssetModel, SignalSpec, Value } from './types';
+import type { Alarm, AssetModel, Severity, SignalSpec, Value } from './types';
 
-export type Health = 'red' | 'grey' | 'green' | 'none';
+export type Health = Severity | 'red' | 'grey' | 'green' | 'none';
 
 /** A twin whose newest reading is older than this is stale. */
 export const STALE_MS = 120_000;
@@ -39,16 +41,37 @@ export function lastUpdate(latest: Record<string, Latest>): number | null {
   return best;
 }
 
+/** The colour an open alarm gives its twin: its severity, or none when shelved or cleared. */
+export function alarmHealth(alarm: Alarm | null | undefined): Health {
+  if (!alarm || (alarm.state !== 'active' && alarm.state !== 'acknowledged')) return 'none';
+  return alarm.severity;
+}
+
+/** The reason an alarm gives, e.g. `major alarm A-000003: bearing_temp above expected (level)`. */
+export function alarmReason(alarm: Alarm): string {
+  const shelved = alarm.state === 'shelved' ? ' (shelved)' : alarm.state === 'acknowledged' ? ' (acknowledged)' : '';
+  return `${alarm.severity} alarm ${alarm.id}${shelved}: ${alarm.summary}`;
+}
+
 /**
- * The health of a twin of `model` whose latest readings are `latest`, at `now` (epoch ms).
- * A twin whose model has no signals (a site, a line) has no health of its own: `none`.
- * Out of range wins over stale: a stale out-of-range value is still the last thing known.
+ * The health of a twin of `model` whose latest readings are `latest`, at `now` (epoch ms),
+ * with its open `alarm` if it has one. A twin whose model has no signals (a site, a line)
+ * has no health of its own: `none`. Out of range wins over stale: a stale out-of-range value
+ * is still the last thing known. An alarm's severity joins by rank (see `worst`); its
+ * reason comes first.
  */
 export function twinHealth(
   model: AssetModel | undefined,
   latest: Record<string, Latest>,
   now: number,
+  alarm?: Alarm | null,
 ): HealthVerdict {
+  const base = readingsHealth(model, latest, now);
+  if (!alarm || alarm.state === 'cleared') return base;
+  return { health: worst([base.health, alarmHealth(alarm)]), reasons: [alarmReason(alarm), ...base.reasons] };
+}
+
+function readingsHealth(model: AssetModel | undefined, latest: Record<string, Latest>, now: number): HealthVerdict {
   if (!model || model.signals.length === 0) return { health: 'none', reasons: [] };
   const reasons: string[] = [];
   for (const spec of model.signals) {
@@ -67,9 +90,13 @@ export function twinHealth(
   return { health: 'green', reasons: [] };
 }
 
-const RANK: Record<Health, number> = { red: 3, grey: 2, green: 1, none: 0 };
+/**
+ * Critical and major alarms rank above a value out of its declared range, a warning alarm
+ * (a statistical deviation, still within limits) below it.
+ */
+const RANK: Record<Health, number> = { critical: 6, major: 5, red: 4, warning: 3, grey: 2, green: 1, none: 0 };
 
-/** The worst of several healths (red > grey > green > none). */
+/** The worst of several healths (critical > major > red > warning > grey > green > none). */
 export function worst(healths: Iterable<Health>): Health {
   let out: Health = 'none';
   for (const h of healths) if (RANK[h] > RANK[out]) out = h;
@@ -78,15 +105,18 @@ export function worst(healths: Iterable<Health>): Health {
 
 /** How many of each colour, worst first, without zeros: `2 red, 1 grey`. */
 export function countHealths(healths: Iterable<Health>): string {
-  const n: Record<Health, number> = { red: 0, grey: 0, green: 0, none: 0 };
+  const n: Record<Health, number> = { critical: 0, major: 0, red: 0, warning: 0, grey: 0, green: 0, none: 0 };
   for (const h of healths) n[h]++;
-  return (['red', 'grey', 'green'] as const)
+  return (['critical', 'major', 'red', 'warning', 'grey', 'green'] as const)
     .filter((h) => n[h] > 0)
     .map((h) => `${n[h]} ${h}`)
     .join(', ');
 }
 
 export const HEALTH_LABEL: Record<Health, string> = {
+  critical: 'critical alarm',
+  major: 'major alarm',
+  warning: 'warning alarm',
   red: 'out of range',
   grey: 'stale',
   green: 'ok',

@@ -1,10 +1,11 @@
-// The live stream: one WebSocket to `/api/v1/stream` per page, filtered by twin, reconnecting
-// with backoff when the server goes away. A `lagged` message (the server skipped events
-// because this client was slow) is counted and shown, not hidden.
+// The live stream: one WebSocket to `/api/v1/stream` per page, filtered by twin and event
+// type (readings unless a page asks for alarm changes too), reconnecting with backoff when
+// the server goes away. A `lagged` message (the server skipped events because this client
+// was slow) is counted and shown, not hidden.
 
 import { getToken } from './api';
 import { stats } from './frames';
-import type { LaggedMessage, LiveEvent } from './types';
+import type { AlarmEvent, EventType, LiveEvent } from './types';
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -12,6 +13,8 @@ export interface StreamFilter {
   twin?: string[];
   model?: string[];
   signal?: string[];
+  /** Event types to receive; readings only when absent. */
+  type?: EventType[];
 }
 
 /** `ws://host/api/v1/stream?twin=a,b&access_token=...` for the page's origin. */
@@ -21,7 +24,7 @@ export function streamUrl(loc: { protocol: string; host: string }, filter: Strea
     const list = filter[key];
     if (list && list.length) p.set(key, list.join(','));
   }
-  p.set('type', 'reading');
+  p.set('type', (filter.type?.length ? filter.type : ['reading']).join(','));
   if (token) p.set('access_token', token);
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${loc.host}/api/v1/stream?${p.toString()}`;
@@ -43,6 +46,40 @@ function announce(s: LiveStatus, detail: string): void {
   for (const f of statusListeners) f(s, detail);
 }
 
+/** What one message of the stream is, for the handler that takes it. */
+export type StreamMessage =
+  | { kind: 'reading'; event: LiveEvent }
+  | { kind: 'alarm'; event: AlarmEvent }
+  | { kind: 'lagged'; skipped: number }
+  | { kind: 'other' };
+
+/** Reads one text message; anything unknown or malformed is `other` (ignored). */
+export function parseMessage(data: string): StreamMessage {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(data);
+  } catch {
+    return { kind: 'other' };
+  }
+  if (typeof msg !== 'object' || msg === null) return { kind: 'other' };
+  const m = msg as { type?: unknown; skipped?: unknown; alarm?: unknown; values?: unknown };
+  if (m.type === 'lagged') return { kind: 'lagged', skipped: typeof m.skipped === 'number' ? m.skipped : 0 };
+  if (m.type === 'alarm') return typeof m.alarm === 'object' && m.alarm !== null ? { kind: 'alarm', event: msg as AlarmEvent } : { kind: 'other' };
+  // Servers before event types sent readings without `type`.
+  if ((m.type === 'reading' || m.type === undefined) && typeof m.values === 'object' && m.values !== null) {
+    return { kind: 'reading', event: msg as LiveEvent };
+  }
+  return { kind: 'other' };
+}
+
+/** What a page does with the stream's messages. */
+export interface StreamHandlers {
+  reading?: (e: LiveEvent) => void;
+  alarm?: (e: AlarmEvent) => void;
+  /** Called after a reconnect: events may have been missed, reload state if it matters. */
+  reconnect?: () => void;
+}
+
 export class LiveStream {
   private ws: WebSocket | null = null;
   private closed = false;
@@ -52,9 +89,7 @@ export class LiveStream {
 
   constructor(
     private readonly filter: StreamFilter,
-    private readonly onEvent: (e: LiveEvent) => void,
-    /** Called after a reconnect: events may have been missed, reload state if it matters. */
-    private readonly onReconnect?: () => void,
+    private readonly handlers: StreamHandlers,
   ) {
     this.connect();
   }
@@ -64,28 +99,30 @@ export class LiveStream {
     const ws = new WebSocket(streamUrl(location, this.filter, getToken()));
     this.ws = ws;
     ws.onopen = () => {
-      if (this.attempts) this.onReconnect?.();
+      if (this.attempts) this.handlers.reconnect?.();
       this.attempts = 0;
       announce('live', '');
     };
     ws.onmessage = (m) => {
       if (typeof m.data !== 'string') return;
-      let msg: LiveEvent | LaggedMessage;
-      try {
-        msg = JSON.parse(m.data) as LiveEvent | LaggedMessage;
-      } catch {
-        return;
+      const msg = parseMessage(m.data);
+      switch (msg.kind) {
+        case 'lagged':
+          this.skipped += msg.skipped;
+          stats.skipped += msg.skipped;
+          announce('live', `${this.skipped} events skipped (too slow)`);
+          return;
+        case 'reading':
+          // Only readings count as chart events (the frame test reads `stats.events`).
+          stats.events++;
+          this.handlers.reading?.(msg.event);
+          return;
+        case 'alarm':
+          this.handlers.alarm?.(msg.event);
+          return;
+        case 'other':
+          return;
       }
-      if ('type' in msg && msg.type === 'lagged') {
-        this.skipped += msg.skipped;
-        stats.skipped += msg.skipped;
-        announce('live', `${this.skipped} events skipped (too slow)`);
-        return;
-      }
-      // Alarm changes share the stream; the charts take readings only.
-      if ('type' in msg && msg.type !== 'reading') return;
-      stats.events++;
-      this.onEvent(msg as LiveEvent);
     };
     ws.onclose = () => {
       this.ws = null;

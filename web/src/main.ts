@@ -6,12 +6,13 @@ import './perf';
 import { clearToken, getToken, onUnauthorized } from './api';
 import { h, notice, replace } from './dom';
 import { onLiveStatus, type LiveStatus } from './live';
+import { alarmPage, alarmsPage } from './pages/alarms';
 import { fleetPage } from './pages/fleet';
 import { modelsPage } from './pages/models';
 import type { Page } from './pages/page';
 import { signInPage } from './pages/signin';
 import { twinPage } from './pages/twin';
-import { parseRoute, type Route } from './router';
+import { parseRoute, type Route, type RouteName } from './router';
 
 const main = document.getElementById('main') as HTMLElement;
 const statusEl = document.getElementById('live-status') as HTMLElement;
@@ -48,6 +49,13 @@ document.querySelector('.skip')?.addEventListener('click', (e) => {
   (main.querySelector('h1') ?? main).focus();
 });
 
+/** The routes each header link stands for. */
+const NAV_SECTIONS: Record<string, RouteName[]> = {
+  '#/': ['fleet', 'twin'],
+  '#/alarms': ['alarms', 'alarm'],
+  '#/models': ['models', 'model'],
+};
+
 function notFound(route: Route): Page {
   const el = h('section', null, h('h1', { tabindex: '-1' }, 'Not found'), notice('info', `Nothing at ${route.path}.`), h('p', null, h('a', { href: '#/' }, 'Back to the fleet')));
   return { el, title: 'Not found', dispose() {} };
@@ -61,6 +69,10 @@ function pageFor(route: Route): Page {
       return fleetPage();
     case 'twin':
       return twinPage(route);
+    case 'alarms':
+      return alarmsPage(route);
+    case 'alarm':
+      return alarmPage(route);
     case 'models':
     case 'model':
       return modelsPage(route);
@@ -86,7 +98,7 @@ function render(): void {
   signOut.hidden = !signedIn;
   nav.hidden = !signedIn;
   for (const a of nav.querySelectorAll('a')) {
-    const section = a.getAttribute('href') === '#/models' ? ['models', 'model'] : ['fleet', 'twin'];
+    const section = NAV_SECTIONS[a.getAttribute('href') ?? ''] ?? [];
     if (section.includes(route.name)) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }

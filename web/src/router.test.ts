@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { parseRoute, safeNext } from './router';
-import { backoffMs, streamUrl } from './live';
+import { backoffMs, parseMessage, streamUrl } from './live';
 
 describe('parseRoute', () => {
   it('reads the hash routes', () => {
@@ -14,6 +14,10 @@ describe('parseRoute', () => {
     expect(r.name).toBe('signin');
     expect(r.query.get('next')).toBe('/twins/a');
     expect(parseRoute('#/nope/x/y').name).toBe('notfound');
+    expect(parseRoute('#/alarms')).toMatchObject({ name: 'alarms' });
+    expect(parseRoute('#/alarms?view=cleared').query.get('view')).toBe('cleared');
+    expect(parseRoute('#/alarms/A-000001')).toMatchObject({ name: 'alarm', id: 'A-000001' });
+    expect(parseRoute('#/constructor/x').name).toBe('notfound');
   });
 
   it('returns only to dashboard routes after sign-in', () => {
@@ -31,6 +35,27 @@ describe('live stream', () => {
       'ws://127.0.0.1:8080/api/v1/stream?twin=a%2Cb&type=reading&access_token=dpl_x_y',
     );
     expect(streamUrl({ protocol: 'https:', host: 'h' }, {}, null)).toBe('wss://h/api/v1/stream?type=reading');
+  });
+
+  it('asks for the event types a page wants, readings by default', () => {
+    expect(streamUrl({ protocol: 'http:', host: 'h' }, { type: ['alarm'] }, null)).toBe('ws://h/api/v1/stream?type=alarm');
+    expect(streamUrl({ protocol: 'http:', host: 'h' }, { twin: ['a'], type: ['reading', 'alarm'] }, null)).toBe(
+      'ws://h/api/v1/stream?twin=a&type=reading%2Calarm',
+    );
+  });
+
+  it('tells readings, alarm changes and lagged notices apart', () => {
+    const reading = { type: 'reading', twin: 'a', model: 'm', time: '', ts: 1, values: { x: 1 }, late: false };
+    expect(parseMessage(JSON.stringify(reading))).toEqual({ kind: 'reading', event: reading });
+    const { type: _, ...untyped } = reading;
+    expect(parseMessage(JSON.stringify(untyped)).kind).toBe('reading');
+    const alarm = { type: 'alarm', twin: 'a', model: 'm', time: '', ts: 1, change: 'raised', alarm: { id: 'A-1' } };
+    expect(parseMessage(JSON.stringify(alarm))).toEqual({ kind: 'alarm', event: alarm });
+    expect(parseMessage('{"type":"lagged","skipped":3}')).toEqual({ kind: 'lagged', skipped: 3 });
+    expect(parseMessage('{"type":"alarm"}').kind).toBe('other');
+    expect(parseMessage('{"type":"future"}').kind).toBe('other');
+    expect(parseMessage('not json').kind).toBe('other');
+    expect(parseMessage('null').kind).toBe('other');
   });
 
   it('backs off up to 8 s', () => {

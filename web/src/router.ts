@@ -1,7 +1,8 @@
-// Hash routes: `#/` fleet, `#/twins/{id}`, `#/models`, `#/models/{id}`, `#/signin`.
+// Hash routes: `#/` fleet, `#/twins/{id}`, `#/alarms` (`?view=cleared|all`), `#/alarms/{id}`,
+// `#/models`, `#/models/{id}`, `#/signin`.
 // Hash routing keeps every page at `/`, so the server's only job is to serve index.html.
 
-export type RouteName = 'signin' | 'fleet' | 'twin' | 'models' | 'model' | 'notfound';
+export type RouteName = 'signin' | 'fleet' | 'twin' | 'alarms' | 'alarm' | 'models' | 'model' | 'notfound';
 
 export interface Route {
   name: RouteName;
@@ -20,6 +21,13 @@ function decode(s: string): string | undefined {
   }
 }
 
+/** `#/{collection}/{id}` routes. */
+const ITEM_ROUTES = new Map<string, RouteName>([
+  ['twins', 'twin'],
+  ['models', 'model'],
+  ['alarms', 'alarm'],
+]);
+
 export function parseRoute(hash: string): Route {
   const raw = hash.replace(/^#/, '') || '/';
   const [pathPart, queryPart = ''] = raw.split('?', 2);
@@ -30,9 +38,11 @@ export function parseRoute(hash: string): Route {
   if (parts.length === 0) return { name: 'fleet', ...base };
   if (parts[0] === 'signin' && parts.length === 1) return { name: 'signin', ...base };
   if (parts[0] === 'models' && parts.length === 1) return { name: 'models', ...base };
-  if (parts.length === 2 && (parts[0] === 'twins' || parts[0] === 'models')) {
+  if (parts[0] === 'alarms' && parts.length === 1) return { name: 'alarms', ...base };
+  const item = ITEM_ROUTES.get(parts[0]);
+  if (parts.length === 2 && item) {
     const id = decode(parts[1]);
-    if (id) return { name: parts[0] === 'twins' ? 'twin' : 'model', id, ...base };
+    if (id) return { name: item, id, ...base };
   }
   return { name: 'notfound', ...base };
 }

@@ -68,7 +68,104 @@ export interface TwinState extends Twin {
   model_info: { id: string; name: string; version: number };
   at?: string;
   signals: Record<string, SignalState>;
+  /** What the twin's anomaly detector says now (absent before its first numeric reading). */
+  health?: TwinHealth;
+  /** The twin's open alarm, if any. */
+  alarm?: Alarm;
 }
+
+/** What the detector saw: level, rate, stuck, dropout, range, shift, multivariate. */
+export type ContributionKind = 'level' | 'rate' | 'stuck' | 'dropout' | 'range' | 'shift' | 'multivariate';
+
+/** One signal's part in the latest anomaly score (0..1; 0.5 is the threshold). */
+export interface SignalContribution {
+  signal: string;
+  kind: ContributionKind;
+  score: number;
+  expected: number;
+  /** `null` for a dropout. */
+  observed: number | null;
+}
+
+/** `health` of `GET /api/v1/twins/{id}` (crates/doppel-engine/src/detect.rs). */
+export interface TwinHealth {
+  score: number;
+  anomalous: boolean;
+  learning: boolean;
+  /** 1 at start; above 1 after false alarms. */
+  sensitivity: number;
+  scored_at?: string;
+  contributions: SignalContribution[];
+}
+
+export type AlarmState = 'active' | 'acknowledged' | 'shelved' | 'cleared';
+export type Severity = 'warning' | 'major' | 'critical';
+export type Verdict = 'false_alarm' | 'confirmed';
+
+/** One signal behind an alarm, at its highest contribution. */
+export interface AlarmSignal extends SignalContribution {
+  since: string;
+  since_ts: number;
+}
+
+export interface Transition {
+  at: string;
+  /** raised, escalated, reopened, acknowledged, shelved, unshelved, cleared, feedback. */
+  what: string;
+  /** Token id of the operator; absent for the detector's own transitions. */
+  by?: string;
+  note?: string;
+}
+
+export interface Feedback {
+  verdict: Verdict;
+  fault_kind?: string;
+  note?: string;
+  by: string;
+  at: string;
+}
+
+/** An alarm (crates/doppel-engine/src/alarms.rs). */
+export interface Alarm {
+  id: string;
+  twin: string;
+  model: string;
+  state: AlarmState;
+  severity: Severity;
+  /** True while the detector still sees the anomalous condition. */
+  condition: boolean;
+  summary: string;
+  raised_at: string;
+  /** Nanoseconds since the epoch. */
+  raised_ts: number;
+  last_ts: number;
+  cleared_at?: string;
+  peak_score: number;
+  last_score: number;
+  occurrences: number;
+  /** Highest score first. */
+  signals: AlarmSignal[];
+  acknowledged: boolean;
+  shelved_until?: string;
+  shelved_until_ts?: number;
+  feedback?: Feedback;
+  history: Transition[];
+}
+
+export type AlarmChange = 'raised' | 'reopened' | 'escalated' | 'acknowledged' | 'shelved' | 'unshelved' | 'cleared' | 'feedback';
+
+/** One message of `/api/v1/stream?type=alarm`: an alarm changed. */
+export interface AlarmEvent {
+  type: 'alarm';
+  twin: string;
+  model: string;
+  time: string;
+  ts: number;
+  change: AlarmChange;
+  alarm: Alarm;
+}
+
+export type EventType = 'reading' | 'alarm';
 
 /** One message of `/api/v1/stream`: a reading of one twin. */
 export interface LiveEvent {

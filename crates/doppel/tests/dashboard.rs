@@ -2,7 +2,9 @@
 //! dashboard, headless Chromium (Debian's `chromium`, driven by playwright-core from
 //! `web/e2e/dashboard.mjs`) signs in with the admin token, finds a twin in the fleet tree,
 //! opens it, sees a reading posted over HTTP appear live, zooms the history, opens the models,
-//! and measures first paint and frame times with 100 signals arriving at 10 Hz.
+//! watches an alarm arrive live on the alarms page, acknowledges it and gives feedback with
+//! the keyboard, sees it on its twin and in the fleet tree, and measures first paint and frame
+//! times with 100 signals arriving at 10 Hz.
 //!
 //! The browser script asks this test for readings (`{"await": ...}` on its stdout, one answer
 //! line on its stdin), so the data goes through the real HTTP API. Screenshots go to
@@ -20,7 +22,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{create_plant, pooled_agent, wait_bounded, TestServer};
+use common::{create_plant, pooled_agent, wait_bounded, Options, TestServer};
 use serde_json::{json, Value};
 
 /// How long the browser script may stay silent (its own waits are 20 s each; a load phase
@@ -82,6 +84,52 @@ fn browser_available() -> bool {
     false
 }
 
+/// Readings the detector learns from before it scores (the server's default is 400): the
+/// alarm phase needs a twin that has learned within seconds.
+const ANOMALY_WARMUP: &str = "20";
+
+/// Posts 60 normal readings of `bearing_temp` (about 60 °C, a little noise, one a second,
+/// ending 20 s ago) and then 10 readings 50 % higher: the twin's detector raises an alarm.
+/// Returns the alarm's id, waiting (bounded) for it in `GET /api/v1/alarms`.
+fn raise_alarm(s: &TestServer, twin: &str) -> String {
+    let admin = Some(s.admin_token.as_str());
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let start = now_ms - 90_000;
+    let readings: Vec<Value> = (0..70)
+        .map(|i| {
+            let noise = 0.4 * (f64::from(i) * 1.7).sin() + 0.2 * (f64::from(i) * 0.45).cos();
+            let level = if i < 60 { 60.0 } else { 90.0 };
+            json!({"ts": start + i64::from(i) * 1000, "values": {"bearing_temp": level + noise}})
+        })
+        .collect();
+    let (status, body) = s.post(
+        &format!("/api/v1/twins/{twin}/readings"),
+        admin,
+        &Value::Array(readings),
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = s.get(&format!("/api/v1/alarms?twin={twin}"), admin);
+        assert_eq!(status, 200, "{body}");
+        if let Some(id) = body["alarms"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alarm on {twin} 10 s after the off readings; twin: {}",
+            s.get(&format!("/api/v1/twins/{twin}"), admin).1
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A model with `n` float signals `s000`.., normal range 0–100, for the frame-rate phase.
 fn bench_model(n: usize) -> Value {
     let signals: Vec<Value> = (0..n)
@@ -139,7 +187,10 @@ fn dashboard_in_headless_chromium() {
     if !browser_available() {
         return;
     }
-    let s = TestServer::start();
+    let s = TestServer::start_with(Options {
+        env: vec![("DOPPEL_ANOMALY_WARMUP".into(), ANOMALY_WARMUP.into())],
+        ..Options::default()
+    });
     let admin = Some(s.admin_token.as_str());
 
     // The dashboard is served without a token, from the binary.
@@ -159,6 +210,13 @@ fn dashboard_in_headless_chromium() {
     assert!(body["error"].is_string(), "JSON error body: {body}");
 
     create_plant(&s);
+    // The twin the alarm phase makes anomalous; nothing else posts to it.
+    let (status, body) = s.post(
+        "/api/v1/twins",
+        admin,
+        &json!({"id": "pump-3", "model": "pump", "name": "Pump 3", "parent": "line-1"}),
+    );
+    assert_eq!(status, 201, "{body}");
     for twin in ["pump-1", "pump-2"] {
         let reading = json!({"values": {"bearing_temp": 61.5, "running": true, "cycles": 3}});
         let (status, body) = s.post(&format!("/api/v1/twins/{twin}/readings"), admin, &reading);
@@ -213,6 +271,7 @@ fn dashboard_in_headless_chromium() {
     let mut steps: Vec<Value> = Vec::new();
     let mut load: Option<JoinHandle<(usize, Duration)>> = None;
     let mut loads: Vec<Value> = Vec::new();
+    let mut alarm_id: Option<String> = None;
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -229,7 +288,7 @@ fn dashboard_in_headless_chromium() {
         };
         let msg: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| fail(format!("unexpected browser script output: {line}")));
-        let answer = match msg["await"].as_str() {
+        let answer: String = match msg["await"].as_str() {
             None => {
                 eprintln!("dashboard: {msg}");
                 steps.push(msg);
@@ -243,7 +302,18 @@ fn dashboard_in_headless_chromium() {
                     &json!({"values": msg["values"]}),
                 );
                 assert_eq!(status, 200, "{body}");
-                "ok"
+                "ok".into()
+            }
+            Some("anomaly") => {
+                let id = raise_alarm(&s, msg["twin"].as_str().unwrap());
+                alarm_id = Some(id.clone());
+                id
+            }
+            Some("alarm") => {
+                let id = msg["id"].as_str().unwrap();
+                let (status, body) = s.get(&format!("/api/v1/alarms/{id}"), admin);
+                assert_eq!(status, 200, "{body}");
+                body.to_string()
             }
             Some("load") => {
                 assert!(load.is_none(), "one load at a time");
@@ -254,12 +324,12 @@ fn dashboard_in_headless_chromium() {
                     msg["hz"].as_u64().unwrap(),
                     msg["seconds"].as_u64().unwrap(),
                 ));
-                "started"
+                "started".into()
             }
             Some("load_done") => {
                 let (sent, worst) = load.take().expect("a load running").join().unwrap();
                 loads.push(json!({"readings": sent, "worst_post_ms": worst.as_secs_f64() * 1e3}));
-                "ok"
+                "ok".into()
             }
             Some(other) => fail(format!("unknown request from the browser script: {other}")),
         };
@@ -291,9 +361,23 @@ fn dashboard_in_headless_chromium() {
         "out_of_range",
         "history_zoom",
         "models",
+        "alarm_live",
+        "alarm_acknowledged",
+        "alarm_detail",
+        "alarm_feedback",
+        "alarm_on_twin",
+        "alarm_in_fleet",
     ] {
         assert!(step(name).is_some(), "step {name} missing: {steps:#?}");
     }
+
+    // What the operator did in the browser reached the server.
+    let id = alarm_id.unwrap_or_else(|| fail("the browser script raised no alarm".into()));
+    let (status, alarm) = s.get(&format!("/api/v1/alarms/{id}"), admin);
+    assert_eq!(status, 200, "{alarm}");
+    assert_eq!(alarm["state"], "acknowledged", "{alarm}");
+    assert_eq!(alarm["feedback"]["verdict"], "confirmed", "{alarm}");
+    assert_eq!(alarm["feedback"]["fault_kind"], "bearing_wear", "{alarm}");
 
     // First meaningful paint: the fleet tree on screen, median of three reloads.
     let runs = step("first_paint").unwrap()["runs"]

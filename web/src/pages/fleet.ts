@@ -1,6 +1,8 @@
 // Fleet overview: the twin hierarchy with each twin's model, age of its latest reading and
-// health colour, kept current by the live stream.
+// health colour (an open alarm's severity first), kept current by the live stream's readings
+// and alarm changes.
 
+import { twinAlarmAfter } from '../alarms';
 import { api, mapLimit } from '../api';
 import { h, healthBadge, link, notice, replace, seg } from '../dom';
 import { formatAge } from '../format';
@@ -10,7 +12,7 @@ import { applyEvent, fromState, type LatestMap } from '../latest';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
 import { buildTree, descendants, matching, visibleRows, type TreeNode } from '../tree';
-import type { AssetModel, Twin } from '../types';
+import type { Alarm, AssetModel, Twin } from '../types';
 import type { Page } from './page';
 
 /** What the fleet table knows of one twin. */
@@ -19,6 +21,10 @@ export interface FleetEntry {
   model?: AssetModel;
   /** Latest value per signal; null until the twin's state arrived. */
   latest: LatestMap | null;
+  /** The twin's latest alarm from its state or the live stream (cleared ones do not colour). */
+  alarm: Alarm | null;
+  /** An alarm event arrived: it is newer than what the twin's state said. */
+  alarmLive: boolean;
   verdict: HealthVerdict;
 }
 
@@ -74,7 +80,7 @@ export function fleetPage(): Page {
   let tick: ReturnType<typeof setInterval> | null = null;
 
   const verdictOf = (e: FleetEntry, now: number): HealthVerdict =>
-    e.latest === null ? { health: 'none', reasons: [] } : twinHealth(e.model, e.latest, now);
+    e.latest === null ? { health: 'none', reasons: [] } : twinHealth(e.model, e.latest, now, e.alarm);
 
   /** Updates ages, health and the summary in place (keeps focus and scroll). */
   const refresh = (): void => {
@@ -88,8 +94,8 @@ export function fleetPage(): Page {
       r.age.textContent = !hasSignals ? '—' : e.latest === null ? '…' : last === null ? 'never' : formatAge(now - last);
       const v = e.verdict;
       const label = e.latest === null && hasSignals ? 'loading…' : HEALTH_LABEL[v.health];
-      // Red says why (the first cause; all of them on hover).
-      const why = v.health === 'red' ? v.reasons[0] : '';
+      // Red and alarm colours say why (the first cause; all of them on hover).
+      const why = v.health !== 'green' && v.health !== 'grey' && v.health !== 'none' ? v.reasons[0] : '';
       const key = `${v.health}|${label}|${why}`;
       if (r.health.dataset.key !== key) {
         r.health.dataset.key = key;
@@ -215,18 +221,37 @@ export function fleetPage(): Page {
       const [twins, models] = await Promise.all([api.twins(abort.signal), api.models(abort.signal)]);
       const byModel = new Map(models.map((m) => [m.id, m]));
       for (const t of twins) {
-        entries.set(t.id, { twin: t, model: byModel.get(t.model), latest: null, verdict: { health: 'none', reasons: [] } });
+        entries.set(t.id, {
+          twin: t,
+          model: byModel.get(t.model),
+          latest: null,
+          alarm: null,
+          alarmLive: false,
+          verdict: { health: 'none', reasons: [] },
+        });
       }
       forest = buildTree(twins);
       render();
       markReady('fleet');
       // Live first, then state: an event between the two is newer than the state and kept.
-      stream = new LiveStream({}, (ev) => {
-        const e = entries.get(ev.twin);
-        if (!e) return;
-        if (e.latest === null) e.latest = {};
-        if (applyEvent(e.latest, ev).length) requestFrame(frameRefresh);
-      });
+      stream = new LiveStream(
+        { type: ['reading', 'alarm'] },
+        {
+          reading: (ev) => {
+            const e = entries.get(ev.twin);
+            if (!e) return;
+            if (e.latest === null) e.latest = {};
+            if (applyEvent(e.latest, ev).length) requestFrame(frameRefresh);
+          },
+          alarm: (ev) => {
+            const e = entries.get(ev.twin);
+            if (!e) return;
+            e.alarm = twinAlarmAfter(e.alarm, ev.alarm);
+            e.alarmLive = true;
+            requestFrame(frameRefresh);
+          },
+        },
+      );
       await Promise.all([
         mapLimit(twins, 6, async (t) => {
           const e = entries.get(t.id) as FleetEntry;
@@ -237,6 +262,7 @@ export function fleetPage(): Page {
               if (l.ms !== null && (fresh[name]?.ms ?? -Infinity) < l.ms) fresh[name] = l;
             }
             e.latest = fresh;
+            if (!e.alarmLive) e.alarm = state.alarm ?? null;
           } catch (err) {
             if (abort.signal.aborted) return;
             e.latest = {};

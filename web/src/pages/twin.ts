@@ -1,23 +1,32 @@
-// Twin detail: latest values against the normal ranges, a live chart per numeric signal from
-// the WebSocket, the history of one signal with zoom, properties and relations.
+// Twin detail: its open alarm and what its anomaly detector says now, latest values against
+// the normal ranges, a live chart per numeric signal from the WebSocket, the history of one
+// signal with zoom and the anomaly score below it, properties and relations.
 
 import { api, mapLimit } from '../api';
-import { HistoryChart, LiveCharts, type LiveChartSpec } from '../charts';
+import { alarmLine } from '../alarm-view';
+import { formatDeviation, formatScore, KIND_LABEL, twinAlarmAfter } from '../alarms';
+import { HistoryChart, LiveCharts, SCORE_THRESHOLD, ScoreChart, type LiveChartSpec } from '../charts';
 import { h, healthBadge, link, notice, replace, seg } from '../dom';
 import { alignBuckets, chooseStep } from '../downsample';
 import { formatAge, formatRange, formatSpan, formatStep, formatTime, formatValue, fromLocalInput, nsToMs, toLocalInput } from '../format';
 import { cancelFrame, requestFrame } from '../frames';
-import { HEALTH_LABEL, rangeCheck, twinHealth } from '../health';
+import { alarmReason, HEALTH_LABEL, rangeCheck, twinHealth } from '../health';
 import { applyEvent, fromState, type LatestMap } from '../latest';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
 import type { Route } from '../router';
 import { ancestors } from '../tree';
-import { isNumericKind, type AssetModel, type SignalSpec, type Twin, type TwinState, type Value } from '../types';
+import { isNumericKind, type Alarm, type AssetModel, type SignalSpec, type Twin, type TwinHealth, type TwinState, type Value } from '../types';
 import type { Page } from './page';
+
+/** The derived history series of the twin's anomaly score (no model signal can take the name). */
+const SCORE_SERIES = '.anomaly_score';
 
 /** How much the live charts keep. */
 const LIVE_WINDOW_MS = 10 * 60_000;
+
+/** The detector's health and the open alarm are read again this often (alarm changes also arrive live). */
+const HEALTH_EVERY_MS = 5000;
 
 /** The latest-values table and chart captions change at most this often. */
 const VALUES_EVERY_MS = 250;
@@ -86,6 +95,13 @@ export function twinPage(route: Route): Page {
 
     // ---- header ----
     const healthEl = h('span', { class: 'twin-health' });
+    let alarm: Alarm | null = state.alarm ?? null;
+    const alarmEl = h('div', { class: 'twin-alarm', 'aria-live': 'polite' });
+    const detector = h('div', { class: 'detector-body' });
+    const drawAlarm = (): void => {
+      replace(alarmEl, alarm && alarm.state !== 'cleared' ? alarmLine(alarm) : null);
+    };
+    const drawDetector = (hl: TwinHealth | undefined): void => replace(detector, detectorView(hl));
     const crumbs = h(
       'nav',
       { class: 'crumbs', 'aria-label': 'Hierarchy' },
@@ -116,10 +132,12 @@ export function twinPage(route: Route): Page {
       crumbs,
       h('h1', { tabindex: '-1' }, title, state.name && state.name !== state.id ? h('span', { class: 'muted id' }, state.id) : null),
       h('p', { class: 'subtitle' }, 'Model ', link(`/models/${seg(model.id)}`, `${model.name} (v${model.version})`), ' · ', healthEl),
+      alarmEl,
       h(
         'nav',
         { class: 'jumps', 'aria-label': 'Sections' },
         jump('values', 'Latest values'),
+        jump('detector', 'Detector'),
         jump('live', 'Live charts'),
         jump('history', 'History'),
         jump('relations', 'Relations'),
@@ -233,11 +251,13 @@ export function twinPage(route: Route): Page {
         const age = l?.ms != null ? formatAge(now - l.ms) : '—';
         if (r.age.textContent !== age) r.age.textContent = age;
       }
-      const v = twinHealth(model, latest, now);
-      const key = `${v.health}|${v.reasons.join('; ')}`;
+      const v = twinHealth(model, latest, now, alarm);
+      // The open alarm has its own line below the subtitle.
+      const reasons = alarm ? v.reasons.filter((r) => r !== alarmReason(alarm as Alarm)) : v.reasons;
+      const key = `${v.health}|${reasons.join('; ')}`;
       if (key !== healthKey) {
         healthKey = key;
-        replace(healthEl, healthBadge(v.health, HEALTH_LABEL[v.health]), v.reasons.length ? h('span', { class: 'muted' }, ` ${v.reasons.join('; ')}`) : null);
+        replace(healthEl, healthBadge(v.health, HEALTH_LABEL[v.health]), reasons.length ? h('span', { class: 'muted' }, ` ${reasons.join('; ')}`) : null);
       }
     };
 
@@ -275,7 +295,7 @@ export function twinPage(route: Route): Page {
         'div',
         { class: 'twin-top' },
         section('Latest values', 'values', valuesTable),
-        h('div', { class: 'side' }, props, rels),
+        h('div', { class: 'side' }, section('Detector', 'detector', detector), props, rels),
       ),
       live,
       history.el,
@@ -311,11 +331,32 @@ export function twinPage(route: Route): Page {
     );
     disposers.push(() => charts.dispose());
     drawValues();
+    drawAlarm();
+    drawDetector(state.health);
     markReady('twin');
 
-    const stream = new LiveStream(
-      { twin: [state.id] },
-      (ev) => {
+    // The detector's score changes with every reading; reading it a few times a minute is
+    // enough for the card, and also catches an alarm change missed while reconnecting.
+    const healthTick = setInterval(() => {
+      api.twin(state.id, abort.signal).then(
+        (s) => {
+          alarm = s.alarm ?? null;
+          drawAlarm();
+          drawDetector(s.health);
+          requestFrame(drawValues);
+        },
+        () => {},
+      );
+    }, HEALTH_EVERY_MS);
+    disposers.push(() => clearInterval(healthTick));
+
+    const stream = new LiveStream({ twin: [state.id], type: ['reading', 'alarm'] }, {
+      alarm: (ev) => {
+        alarm = twinAlarmAfter(alarm, ev.alarm);
+        drawAlarm();
+        requestFrame(drawValues);
+      },
+      reading: (ev) => {
         const changed = applyEvent(latest, ev);
         for (const n of changed) {
           dirtyRows.add(n);
@@ -328,7 +369,7 @@ export function twinPage(route: Route): Page {
           if (typeof v === 'number') charts.push(name, ms, v);
         }
       },
-    );
+    });
     disposers.push(() => stream.close());
     disposers.push(() => cancelFrame(drawValues));
     const tick = setInterval(() => requestFrame(drawValues), 1000);
@@ -355,6 +396,53 @@ export function twinPage(route: Route): Page {
   }
 
   return page;
+}
+
+/** The detector's view of the twin: score against the threshold, state, sensitivity, top signals. */
+function detectorView(hl: TwinHealth | undefined): (HTMLElement | null)[] {
+  if (!hl) return [h('p', { class: 'muted' }, 'No score yet: the detector scores numeric readings.')];
+  const status = hl.learning ? 'learning what normal looks like' : hl.anomalous ? 'anomalous' : 'normal';
+  return [
+    h(
+      'p',
+      { class: 'score-line' },
+      h('label', { for: 'detector-score' }, 'Score '),
+      h('meter', { id: 'detector-score', min: '0', max: '1', low: '0.5', high: '0.8', optimum: '0', value: String(Math.min(1, Math.max(0, hl.score))) }),
+      h('strong', { class: 'num', 'data-score': String(hl.score) }, ` ${formatScore(hl.score)}`),
+      h('span', { class: 'muted' }, ' (alarm at 0.50)'),
+    ),
+    h(
+      'table',
+      { class: 'kv' },
+      h(
+        'tbody',
+        null,
+        h('tr', null, h('th', { scope: 'row' }, 'State'), h('td', { class: `detector-state detector-${hl.learning ? 'learning' : hl.anomalous ? 'anomalous' : 'normal'}` }, status)),
+        h(
+          'tr',
+          null,
+          h('th', { scope: 'row', title: '1 at start; above 1 after false alarms (less sensitive)' }, 'Sensitivity'),
+          h('td', null, `× ${hl.sensitivity.toFixed(2)}`),
+        ),
+        hl.scored_at ? h('tr', null, h('th', { scope: 'row' }, 'Scored'), h('td', null, formatTime(Date.parse(hl.scored_at)))) : null,
+      ),
+    ),
+    hl.contributions.length
+      ? h(
+          'ul',
+          { class: 'contributions', 'aria-label': 'Top contributing signals' },
+          hl.contributions.map((c) =>
+            h(
+              'li',
+              null,
+              h('strong', null, c.signal),
+              ` ${KIND_LABEL[c.kind] ?? c.kind} · ${formatScore(c.score)}`,
+              h('span', { class: 'muted' }, ` · ${formatDeviation(c.expected, c.observed)}`),
+            ),
+          ),
+        )
+      : null,
+  ];
 }
 
 function propertiesSection(model: AssetModel, values: Record<string, Value>): HTMLElement {
@@ -413,6 +501,7 @@ function historySection(
   const back: [number, number][] = [];
   let inflight: AbortController | null = null;
   let chart: HistoryChart | null = null;
+  let scoreChart: ScoreChart | null = null;
 
   const select = h(
     'select',
@@ -427,6 +516,8 @@ function historySection(
   const backBtn = h('button', { type: 'button', disabled: true, onclick: () => { const r = back.pop(); if (r) go(r, false); } }, 'Back');
   const status = h('p', { class: 'muted history-status', 'aria-live': 'polite' });
   const plot = h('div', { class: 'plot history-plot', role: 'img', 'aria-label': 'History chart; drag across it to zoom in' });
+  const scoreNote = h('span', { class: 'muted' });
+  const scorePlot = h('div', { class: 'plot score-plot', role: 'img', 'aria-label': 'Anomaly score of the twin over the same range; 0.5 is the alarm threshold' });
   const form = h(
     'form',
     { class: 'range-form' },
@@ -472,6 +563,8 @@ function historySection(
     form,
     plot,
     status,
+    h('h3', { class: 'score-head' }, 'Anomaly score ', scoreNote),
+    scorePlot,
   );
   select.addEventListener('change', () => {
     signal = signals.find((s) => s.name === select.value) ?? signals[0];
@@ -505,11 +598,22 @@ function historySection(
     status.textContent = `Loading ${signal.name} in ${step} buckets…`;
     try {
       const q = { fromMs: range[0], toMs: range[1], step };
+      // The twin's anomaly score is a derived series beside the signals; a twin without one
+      // (no numeric readings scored yet) still shows its signal.
+      const score = api.history(twin, SCORE_SERIES, { ...q, agg: 'max' }, ctl.signal).catch(() => null);
       const [mean, min, max] = await Promise.all(
         (['mean', 'min', 'max'] as const).map((agg) => api.history(twin, signal.name, { ...q, agg }, ctl.signal)),
       );
       const a = alignBuckets([mean.buckets ?? [], min.buckets ?? [], max.buckets ?? []], stepMs);
       chart?.setData({ xs: a.xs, mean: a.series[0], min: a.series[1], max: a.series[2], from: range[0] / 1000, to: range[1] / 1000 });
+      const sc = await score;
+      if (ctl.signal.aborted) return;
+      const sa = alignBuckets([sc?.buckets ?? []], stepMs);
+      scoreChart?.setData(sa.xs, sa.series[0], range[0] / 1000, range[1] / 1000);
+      const above = (sc?.buckets ?? []).filter((b) => b.value >= SCORE_THRESHOLD).length;
+      scoreNote.textContent = !sc?.buckets?.length
+        ? 'no scores in this range'
+        : `highest per ${step} bucket; ${above ? `${above} bucket${above === 1 ? '' : 's'} at or above` : 'none above'} the 0.5 threshold`;
       const n = mean.buckets?.length ?? 0;
       status.textContent = n
         ? `${signal.name}: mean of ${step} buckets (${n} with data) with the min–max band, ${formatTime(range[0])} to ${formatTime(range[1])}. Drag across the chart to zoom in.`
@@ -529,6 +633,7 @@ function historySection(
   requestAnimationFrame(() => {
     if (pageSignal.aborted) return;
     remake();
+    scoreChart = new ScoreChart(scorePlot);
     void go(range, false);
   });
   return {
@@ -536,6 +641,7 @@ function historySection(
     dispose() {
       inflight?.abort();
       chart?.dispose();
+      scoreChart?.dispose();
     },
   };
 }

@@ -50,6 +50,8 @@ pub fn doppel_bin() -> &'static str {
 pub struct Options {
     /// Sets `DOPPEL_ADMIN_TOKEN`; without it the token generated at first start is used.
     pub env_admin_token: Option<String>,
+    /// More environment variables of the server, e.g. `DOPPEL_ANOMALY_WARMUP` (none by default).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `doppel serve`.
@@ -157,6 +159,9 @@ impl TestServer {
         cmd.env("NO_COLOR", "1");
         if let Some(t) = &self.options.env_admin_token {
             cmd.env("DOPPEL_ADMIN_TOKEN", t);
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawning doppel");
         let stdout = child.stdout.take().unwrap();
