@@ -1347,6 +1347,7 @@ fn admin_token_from_the_environment() {
     let secret = "e2e-admin-secret-0123456789";
     let mut s = TestServer::start_with(Options {
         env_admin_token: Some(secret.into()),
+        ..Options::default()
     });
     assert!(
         !s.banner.iter().any(|l| l.trim_start().starts_with("dpl_")),

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod eval;
 pub mod serve;
 pub mod sim;
+pub mod store;
 pub mod token;
 
 use std::path::PathBuf;
