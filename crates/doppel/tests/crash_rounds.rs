@@ -1,7 +1,8 @@
 //! Random kill -9 rounds against the real binary: several HTTP writers record exactly which
 //! readings were answered 2xx, the server is SIGKILLed at a seeded random moment (with
 //! checkpoints every few KiB of WAL and small chunks, so kills land mid-write, mid-seal and
-//! mid-checkpoint), restarted on the same data directory, and the whole history is checked:
+//! mid-checkpoint; one writer first fills a gap left in the previous round, so late points
+//! merge into chunks already in segment files), restarted on the same data directory, and the whole history is checked:
 //! every acknowledged reading present, none twice, every value the one its index implies,
 //! and the server opened. History accumulates over the rounds.
 //!
@@ -50,7 +51,7 @@ fn expected(signal: &str, i: usize) -> Value {
     match signal {
         "cycles" => json!(i),
         "bearing_temp" => json!(((i * 7919) % 10_000) as f64 / 100.0),
-        "running" => json!(i % 3 == 0),
+        "running" => json!(i.is_multiple_of(3)),
         _ => unreachable!("{signal}"),
     }
 }
@@ -75,6 +76,8 @@ struct CrashConfig {
     batch: (u64, u64),
     checkpoint_bytes: u64,
     chunk_points: usize,
+    /// Readings per round written late, in the next round.
+    late: usize,
 }
 
 /// What a run found. Everything but `rounds`, `acked`, `unacked_present` and `checkpoints`
@@ -139,6 +142,10 @@ impl Summary {
 #[derive(Debug, Default)]
 struct Round {
     next: AtomicUsize,
+    /// Indices left free in the previous round, written now by writer 0 before anything
+    /// else: late points whose chunks a checkpoint has already put in a segment file.
+    late: Vec<usize>,
+    late_taken: AtomicUsize,
     /// Reading index → twin (index into `TWINS`) of every reading sent.
     sent: Mutex<BTreeMap<usize, usize>>,
     acked: Mutex<Vec<usize>>,
@@ -171,15 +178,24 @@ fn start_writers(
                 let path = format!("/api/v1/twins/{}/readings", TWINS[twin]);
                 while !round.stop.load(Ordering::Relaxed) {
                     let k = usize::try_from(rng.between(lo, hi)).unwrap();
-                    let first = round.next.fetch_add(k, Ordering::SeqCst);
-                    let ids = first..first + k;
+                    let late_from = if t == 0 {
+                        round.late_taken.fetch_add(k, Ordering::SeqCst)
+                    } else {
+                        usize::MAX
+                    };
+                    let ids: Vec<usize> = if late_from < round.late.len() {
+                        round.late[late_from..(late_from + k).min(round.late.len())].to_vec()
+                    } else {
+                        let first = round.next.fetch_add(k, Ordering::SeqCst);
+                        (first..first + k).collect()
+                    };
                     {
                         let mut sent = round.sent.lock().unwrap();
-                        for i in ids.clone() {
-                            sent.insert(i, twin);
+                        for i in &ids {
+                            sent.insert(*i, twin);
                         }
                     }
-                    let body = Value::Array(ids.clone().map(reading).collect()).to_string();
+                    let body = Value::Array(ids.iter().map(|i| reading(*i)).collect()).to_string();
                     match common::http_text(
                         &agent,
                         &url,
@@ -326,10 +342,14 @@ fn run_crash_rounds(cfg: &CrashConfig) -> Summary {
     let mut sent_all: BTreeMap<usize, usize> = BTreeMap::new();
     let mut durable: BTreeSet<usize> = BTreeSet::new();
     let mut next = 0usize;
+    let mut late = Vec::new();
     let started = Instant::now();
     for r in 0..cfg.rounds {
+        // Leave a gap for the next round's late writer (on writer 0's twin).
+        let gap = next..next + cfg.late;
         let round = Arc::new(Round {
-            next: AtomicUsize::new(next),
+            next: AtomicUsize::new(gap.end),
+            late: std::mem::replace(&mut late, gap.collect()),
             ..Round::default()
         });
         let kill_after =
@@ -405,6 +425,7 @@ fn crash_rounds() {
         batch: (1, 16),
         checkpoint_bytes: 16 << 10,
         chunk_points: 64,
+        late: 300,
     };
     let sum = run_crash_rounds(&cfg);
     assert!(sum.clean(), "seed {}: {sum}", cfg.seed);
@@ -428,6 +449,7 @@ fn crash_rounds_many() {
         batch: (1, 32),
         checkpoint_bytes: 32 << 10,
         chunk_points: 128,
+        late: 500,
     };
     let sum = run_crash_rounds(&cfg);
     assert!(sum.clean(), "seed {}: {sum}", cfg.seed);
