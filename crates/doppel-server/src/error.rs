@@ -114,8 +114,10 @@ impl From<EngineError> for ApiError {
             EngineError::Store(StoreError::BatchTooLarge { .. }) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, msg)
             }
+            // ENOSPC, or a file-size limit (EFBIG) or quota (EDQUOT): the disk is full as far
+            // as this server is concerned.
             EngineError::Store(StoreError::Io { ref source, .. })
-                if source.raw_os_error() == Some(28) =>
+                if matches!(source.raw_os_error(), Some(28 | 27 | 122)) =>
             {
                 tracing::error!(error = %msg, "storage full");
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, msg)

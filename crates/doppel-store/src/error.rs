@@ -28,6 +28,11 @@ pub enum StoreError {
     #[error("the store is closed")]
     Closed,
 
+    /// Another open store (a running server, in this or another process) holds the lock of
+    /// this directory; two writers would corrupt each other.
+    #[error("{} is in use: another process (a running server?) has this store open", path.display())]
+    Locked { path: PathBuf },
+
     /// A numeric aggregate was asked of a series that holds text values.
     #[error("signal {signal:?} of twin {twin:?} holds text values, which only support the count aggregate")]
     NotNumeric { twin: String, signal: String },
@@ -83,6 +88,7 @@ impl StoreError {
                 reason: reason.clone(),
             },
             StoreError::Closed => StoreError::Closed,
+            StoreError::Locked { path } => StoreError::Locked { path: path.clone() },
             StoreError::NotNumeric { twin, signal } => StoreError::NotNumeric {
                 twin: twin.clone(),
                 signal: signal.clone(),

@@ -78,6 +78,14 @@ pub(crate) enum ChunkData {
 }
 
 impl Chunk {
+    /// Compressed bytes of this chunk, wherever it is.
+    pub(crate) fn stored_len(&self) -> u64 {
+        match &self.data {
+            ChunkData::Memory(b) => b.len() as u64,
+            ChunkData::File { loc, .. } => u64::from(loc.len),
+        }
+    }
+
     /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
     pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
         match &self.data {
@@ -688,6 +696,26 @@ impl Index {
 
     pub(crate) fn point_count(&self) -> u64 {
         self.points
+    }
+
+    /// Figures of every series, sorted by (twin, signal).
+    pub(crate) fn series_stats(&self) -> Vec<crate::SeriesStats> {
+        let mut out: Vec<crate::SeriesStats> = self
+            .twins
+            .iter()
+            .flat_map(|(twin, signals)| {
+                signals.iter().map(move |(signal, s)| crate::SeriesStats {
+                    twin: twin.clone(),
+                    signal: signal.clone(),
+                    points: s.points,
+                    chunks: s.chunks.len() as u64,
+                    chunk_bytes: s.chunks.iter().map(|c| c.stored_len()).sum(),
+                    open_points: s.open.len() as u64,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.twin, &a.signal).cmp(&(&b.twin, &b.signal)));
+        out
     }
 
     /// (sealed chunks, points still in open buffers).

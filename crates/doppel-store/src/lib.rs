@@ -99,6 +99,19 @@ pub struct Bucket {
     pub value: f64,
 }
 
+/// Size figures of one series, for `doppel store stats`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeriesStats {
+    pub twin: Arc<str>,
+    pub signal: Arc<str>,
+    pub points: u64,
+    /// Sealed chunks and their compressed bytes (in memory or in segment files).
+    pub chunks: u64,
+    pub chunk_bytes: u64,
+    /// Points in the open buffer, not yet sealed.
+    pub open_points: u64,
+}
+
 /// Size figures of the store.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct StoreStats {

@@ -14,6 +14,10 @@
 //! and at close. Opening reads the manifest and the indexes of the segment files it names,
 //! then replays only the WAL segments the manifest does not cover.
 //!
+//! One store per directory: open takes an exclusive `flock` on `LOCK` (released by the OS
+//! when the process dies, so kill -9 leaves no stale lock) and the writer thread holds it
+//! until it ends; a second open, in this process or another, gets [`StoreError::Locked`].
+//!
 //! Failure rule: a batch whose write or fsync fails is reported as failed to every writer in
 //! it, is not applied to the index, and is cut off the segment again (truncate + fsync), so a
 //! later successful batch cannot bring it back after a restart. If that repair fails too, the
@@ -38,7 +42,7 @@ use crate::manifest;
 use crate::query;
 use crate::segment;
 use crate::wal::{self, EncodeError, Record, ScanEnd};
-use crate::{Agg, Bucket, Point, Row, StoreError, StoreStats};
+use crate::{Agg, Bucket, Point, Row, SeriesStats, StoreError, StoreStats};
 
 /// How the store writes. `StoreOptions::default()` is what a server should use.
 #[derive(Debug, Clone)]
@@ -133,6 +137,7 @@ impl Store {
         for d in [&wal_dir, &chunks_dir] {
             fs::create_dir_all(d).map_err(|e| StoreError::io(d, "create directory", e))?;
         }
+        let lock = lock_dir(&dir)?;
 
         let manifest = manifest::read(&dir)?.unwrap_or_default();
         let mut index = Index::new(opts.chunk_points);
@@ -215,6 +220,7 @@ impl Store {
             unsaved,
             crashed: false,
             retry_at: 0,
+            _lock: lock,
         };
         let (tx, rx) = mpsc::channel();
         let handle = thread::Builder::new()
@@ -357,6 +363,11 @@ impl Store {
             segment_bytes: self.shared.segment_bytes.load(Ordering::Relaxed),
             checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
         }
+    }
+
+    /// [`StoreStats`] per series, sorted by (twin, signal).
+    pub fn series_stats(&self) -> Vec<SeriesStats> {
+        self.shared.index.read().series_stats()
     }
 
     /// Commits everything already queued, fsyncs, and stops the writer thread. Later writes
@@ -557,6 +568,24 @@ fn create_segment(wal_dir: &Path, n: u32) -> Result<PathBuf, StoreError> {
     Ok(path)
 }
 
+/// Takes the exclusive lock of the store in `dir` (file `LOCK`), without waiting.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io(&path, "open", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(StoreError::io(&path, "lock", e)),
+    }
+}
+
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -584,6 +613,8 @@ struct Writer {
     crashed: bool,
     /// After a failed automatic checkpoint, `unsaved` at which to try again.
     retry_at: u64,
+    /// The directory's `LOCK` file, locked while this thread may write.
+    _lock: File,
 }
 
 impl Writer {
@@ -642,6 +673,7 @@ impl Writer {
             return Ok(());
         }
         let started = std::time::Instant::now();
+        tracing::debug!(unsaved = self.unsaved, "checkpoint started");
         self.rotate()?;
         let wal_start = self.seg_no;
         #[cfg(test)]

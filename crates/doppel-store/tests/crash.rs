@@ -434,3 +434,19 @@ fn read_only_directory_is_an_error_not_a_panic() {
         })
     ));
 }
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused_until_the_first_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Store::open(dir.path(), opts()).unwrap();
+    first.write(batch(0)).unwrap();
+    let err = Store::open(dir.path(), opts()).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("in use"), "{err}");
+    // Still writable after the refused open: the refused one touched nothing.
+    first.write(batch(1)).unwrap();
+    first.close().unwrap();
+    drop(first);
+    let again = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(batches_in(&again), vec![0, 1]);
+}

@@ -32,6 +32,9 @@ enum Command {
     /// Measure a running server: load generators.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Inspect the history store of a stopped server.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
     /// Offline evaluation: anomaly detectors on labelled CSV files, the RUL model on C-MAPSS.
     #[command(subcommand)]
     Eval(commands::eval::EvalCommand),
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::Token(cmd) => commands::token::run(cmd),
         Command::Sim(cmd) => commands::sim::run(cmd),
         Command::Bench(cmd) => commands::bench::run(cmd),
+        Command::Store(cmd) => commands::store::run(cmd),
         Command::Eval(cmd) => commands::eval::run(cmd),
     };
     match result {

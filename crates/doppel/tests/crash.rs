@@ -321,3 +321,58 @@ fn deleted_twin_history_stays_deleted() {
     let h = s.get_ok(hist);
     assert_eq!(h["points"].as_array().unwrap().len(), 1, "{h}");
 }
+
+/// A full disk is an error for the writer, not corruption. As root, permissions do not stop
+/// writes, so the disk is "filled" with a file-size limit (`ulimit -f`, SIGXFSZ ignored):
+/// the WAL write past it fails with EFBIG as it would with ENOSPC. The writer gets 507 with
+/// the file named, the refused batch is not stored, and after a restart without the limit
+/// every acked reading is there once and writes work again.
+#[test]
+fn full_disk_is_reported_to_the_writer_not_corruption() {
+    let mut s = TestServer::start_with(common::Options {
+        env: vec![("DOPPEL_ANOMALY".into(), "off".into())],
+        file_size_limit_blocks: Some(256),
+        ..common::Options::default()
+    });
+    create_plant(&s);
+    let token = s.admin_token.clone();
+    let mut acked = 0usize;
+    let mut refusal = None;
+    for b in 0..200 {
+        let batch: Vec<serde_json::Value> = (b * 500..(b + 1) * 500)
+            .map(|i| json!({"ts": T0_MS + i as i64, "values": {"cycles": i}}))
+            .collect();
+        let (status, body) = s.post("/api/v1/twins/pump-1/readings", Some(&token), &json!(batch));
+        if status == 200 {
+            acked = (b + 1) * 500;
+        } else {
+            refusal = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refusal.expect("the file-size limit was never reached");
+    assert_eq!(status, 507, "{body}");
+    let msg = body["error"].as_str().unwrap();
+    assert!(msg.contains(".wal"), "the error names the WAL file: {msg}");
+    assert!(!msg.to_lowercase().contains("corrupt"), "{msg}");
+    assert!(acked > 0, "nothing fit under the limit");
+    eprintln!("full after {acked} acked readings: {status} {msg}");
+    // Reads still work.
+    let h = s.get_ok("/api/v1/twins/pump-1/signals/cycles/history?limit=1000000");
+    assert_eq!(h["points"].as_array().unwrap().len(), acked);
+
+    s.kill9();
+    s.options_mut().file_size_limit_blocks = None;
+    s.restart();
+    let got = stored(&s);
+    assert_eq!(
+        got,
+        (0..acked).collect::<BTreeSet<_>>(),
+        "after the restart"
+    );
+    let r = s.post_ok(
+        "/api/v1/twins/pump-1/readings",
+        &json!({"ts": T0_MS + 1_000_000, "values": {"cycles": 1_000_000}}),
+    );
+    assert_eq!(r["readings"], 1);
+}

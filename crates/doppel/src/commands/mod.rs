@@ -6,6 +6,7 @@ pub mod eval;
 pub mod eval_faults;
 pub mod serve;
 pub mod sim;
+pub mod store;
 pub mod token;
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use doppel_engine::{Engine, EngineConfig};
 use doppel_server::ingest::mqtt::MqttBroker;
 use doppel_server::outputs::webhooks::Webhooks;
 use doppel_server::{AppState, Authenticator, Bootstrap};
+use doppel_store::StoreOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::DataDir;
@@ -37,6 +38,14 @@ pub struct ServeArgs {
     /// Readings each twin's detector learns from before it scores (its warm-up).
     #[arg(long, env = "DOPPEL_ANOMALY_WARMUP", default_value_t = 400)]
     pub anomaly_warmup: usize,
+    /// WAL bytes written between two automatic checkpoints of the history store (chunks to
+    /// segment files, WAL segments deleted). Smaller: shorter restart replay, more
+    /// checkpoints. The crash tests lower it to checkpoint every few writes.
+    #[arg(long, env = "DOPPEL_STORE_CHECKPOINT_BYTES", default_value_t = StoreOptions::default().checkpoint_wal_bytes)]
+    pub store_checkpoint_bytes: u64,
+    /// Points per series buffered before they seal into a compressed chunk (1..=32768).
+    #[arg(long, env = "DOPPEL_STORE_CHUNK_POINTS", default_value_t = StoreOptions::default().chunk_points)]
+    pub store_chunk_points: usize,
     /// Log filter, e.g. `info`, `doppel=debug` (also RUST_LOG).
     #[arg(long, env = "DOPPEL_LOG", default_value = "info")]
     pub log: String,
@@ -97,6 +106,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     }
     config.anomaly_detection = args.anomaly == "on";
     config.detector.warmup = args.anomaly_warmup.max(10);
+    config.store.checkpoint_wal_bytes = args.store_checkpoint_bytes.max(1);
+    config.store.chunk_points = args.store_chunk_points.clamp(1, 32_768);
     println!("doppel {} starting", env!("CARGO_PKG_VERSION"));
     println!("  data dir     {}", dir.display());
     println!("  http         {}", args.http_addr);
@@ -105,6 +116,10 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     println!(
         "  anomaly      {} (warm-up {} readings per twin)",
         args.anomaly, config.detector.warmup
+    );
+    println!(
+        "  store        checkpoint every {} WAL bytes, {} points per chunk",
+        config.store.checkpoint_wal_bytes, config.store.chunk_points
     );
     println!(
         "  admin token  {}",

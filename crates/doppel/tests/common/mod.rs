@@ -31,13 +31,16 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const T0_MS: i64 = 1_769_860_800_000;
 
 /// Environment variables of the server that the tests set themselves or must not inherit.
-const SERVER_ENV: [&str; 6] = [
+const SERVER_ENV: [&str; 9] = [
     "DOPPEL_ADMIN_TOKEN",
     "DOPPEL_DATA_DIR",
     "DOPPEL_HTTP_ADDR",
     "DOPPEL_MQTT_ADDR",
     "DOPPEL_SHARDS",
     "DOPPEL_LOG_JSON",
+    "DOPPEL_ANOMALY",
+    "DOPPEL_STORE_CHECKPOINT_BYTES",
+    "DOPPEL_STORE_CHUNK_POINTS",
 ];
 
 /// Path of the binary under test.
@@ -50,8 +53,11 @@ pub fn doppel_bin() -> &'static str {
 pub struct Options {
     /// Sets `DOPPEL_ADMIN_TOKEN`; without it the token generated at first start is used.
     pub env_admin_token: Option<String>,
-    /// More environment variables of the server, e.g. `DOPPEL_ANOMALY_WARMUP` (none by default).
+    /// More environment variables of the server (its flags' `DOPPEL_*` variables).
     pub env: Vec<(String, String)>,
+    /// Runs the server under `ulimit -f` (this many of `sh`'s blocks) with SIGXFSZ ignored, so writing a file past the limit fails with EFBIG: a full disk that
+    /// root cannot write through.
+    pub file_size_limit_blocks: Option<u64>,
 }
 
 /// A running `doppel serve`.
@@ -109,6 +115,11 @@ impl TestServer {
         server
     }
 
+    /// How the next (re)start runs the server.
+    pub fn options_mut(&mut self) -> &mut Options {
+        &mut self.options
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -136,6 +147,14 @@ impl TestServer {
 
     /// Starts the binary and waits (bounded) for its `listening` line.
     fn spawn(&mut self) {
+        if let Err(msg) = self.try_spawn() {
+            self.fail(&msg);
+        }
+    }
+
+    /// Like [`TestServer::spawn`], but a server that exits or does not listen in time is an
+    /// `Err` with the reason (the log is in [`TestServer::log`]), not a panic.
+    pub fn try_spawn(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "server already running");
         self.starts += 1;
         let mut log = OpenOptions::new()
@@ -144,7 +163,18 @@ impl TestServer {
             .open(self.log_path())
             .unwrap();
         writeln!(log, "===== start #{} =====", self.starts).unwrap();
-        let mut cmd = Command::new(doppel_bin());
+        let mut cmd = match self.options.file_size_limit_blocks {
+            Some(blocks) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!(
+                        "trap '' XFSZ; ulimit -f {blocks} && exec \"$0\" \"$@\""
+                    ))
+                    .arg(doppel_bin());
+                c
+            }
+            None => Command::new(doppel_bin()),
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -192,20 +222,27 @@ impl TestServer {
             match rx.recv_timeout(left) {
                 Ok(line) if line.starts_with("listening ") => break line,
                 Ok(line) => banner.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => self.fail(&format!(
-                    "no `listening` line within {START_TIMEOUT:?}: {banner:?}"
-                )),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(mut child) = self.child.take() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    return Err(format!(
+                        "no `listening` line within {START_TIMEOUT:?}: {banner:?}"
+                    ));
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let status = self.child.as_mut().and_then(|c| c.wait().ok());
                     self.child = None;
-                    self.fail(&format!(
+                    return Err(format!(
                         "doppel exited ({status:?}) before listening: {banner:?}"
-                    ))
+                    ));
                 }
             }
         };
-        let (http, mqtt) = parse_listening(&listening)
-            .unwrap_or_else(|| self.fail(&format!("bad listening line: {listening:?}")));
+        let Some((http, mqtt)) = parse_listening(&listening) else {
+            return Err(format!("bad listening line: {listening:?}"));
+        };
         self.http = http;
         self.mqtt = mqtt;
         if let Some(t) = &self.options.env_admin_token {
@@ -213,9 +250,10 @@ impl TestServer {
         } else if let Some(t) = generated_token(&banner) {
             self.admin_token = t;
         } else if self.admin_token.is_empty() {
-            self.fail(&format!("no generated admin token on stdout: {banner:?}"));
+            return Err(format!("no generated admin token on stdout: {banner:?}"));
         }
         self.banner = banner;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the stdout printed after
