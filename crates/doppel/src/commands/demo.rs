@@ -151,6 +151,9 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
         "    curl -N -H 'Authorization: Bearer {token}' 'http://{http}/api/v1/events?twin=pump-2'"
     );
     println!(
+        "    curl -H 'Authorization: Bearer {token}' 'http://{http}/api/v1/alarms?state=active,acknowledged'"
+    );
+    println!(
         "    mosquitto_sub -p {} -u token -P {token} -t 'doppel/#' -v",
         running.mqtt_addr.port()
     );
