@@ -171,6 +171,10 @@ pub struct SignalDetector {
     /// sensor (declared range, dropout, stuck), never against its baseline.
     #[serde(default)]
     exogenous: bool,
+    /// An input (a setpoint, a schedule): a command rather than a measurement, so holding
+    /// one value for hours is normal and never "stuck".
+    #[serde(default)]
+    command: bool,
     /// Last seen outside the declared range and not yet back inside by the deadband.
     #[serde(default)]
     out_of_range: bool,
@@ -211,6 +215,7 @@ impl SignalDetector {
             steady: 0,
             anchor: 0.0,
             exogenous: false,
+            command: false,
             out_of_range: false,
         }
     }
@@ -218,6 +223,14 @@ impl SignalDetector {
     /// Marks the signal as an input or disturbance (see the `exogenous` field).
     pub(crate) fn set_exogenous(&mut self, exogenous: bool) {
         self.exogenous = exogenous;
+    }
+
+    /// Marks the signal as an input: exogenous, and never scored as stuck.
+    pub(crate) fn set_command(&mut self, command: bool) {
+        self.command = command;
+        if command {
+            self.exogenous = true;
+        }
     }
 
     pub(crate) fn is_exogenous(&self) -> bool {
@@ -426,7 +439,7 @@ impl SignalDetector {
                     dx.abs() / (cfg.rate_z * self.step * gap),
                 );
             }
-            if self.variable && dx.abs() <= self.equal_tolerance() {
+            if self.variable && !self.command && dx.abs() <= self.equal_tolerance() {
                 consider(
                     ContributionKind::Stuck,
                     (self.run + 1) as f64 / self.stuck_limit(cfg),

@@ -112,6 +112,7 @@ impl TwinDetector {
                 let mut sig =
                     SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
                 sig.set_exogenous(s.role != SignalRole::Output);
+                sig.set_command(s.role == SignalRole::Input);
                 d.signals.push(sig);
             }
         }

@@ -386,3 +386,40 @@ proptest! {
         prop_assert_eq!(back, det);
     }
 }
+
+/// An input (a schedule) that varies while the detector learns and then holds one value for
+/// hours is a command, not a stuck sensor; the same pattern on a measured output is stuck.
+#[test]
+fn an_input_holding_one_value_is_not_stuck_but_an_output_is() {
+    let model: AssetModel = serde_json::from_value(serde_json::json!({
+        "id": "mri", "name": "MRI compressor",
+        "signals": [
+            {"name": "scan_load", "unit": "%", "role": "input"},
+            {"name": "head_temp", "unit": "K"}
+        ]
+    }))
+    .unwrap();
+    let mut det = TwinDetector::for_model(&model, cfg());
+    let mut stuck = Vec::new();
+    for i in 0..3_000i64 {
+        // Both vary during the warm-up, then both freeze at their last value.
+        let frozen = i >= 500;
+        let k = if frozen { 499 } else { i };
+        let load = 50.0 + 20.0 * ((k as f64) * 0.37).sin();
+        let head = 4.2 + 0.01 * ((k as f64) * 1.3).cos();
+        let s = det.observe(i * SEC, &[("scan_load", load), ("head_temp", head)]);
+        for c in &s.per_signal {
+            if c.kind == ContributionKind::Stuck && c.score >= 0.5 {
+                stuck.push(c.signal.to_string());
+            }
+        }
+    }
+    assert!(
+        !stuck.iter().any(|s| s == "scan_load"),
+        "input scored stuck"
+    );
+    assert!(
+        stuck.iter().any(|s| s == "head_temp"),
+        "frozen output not scored stuck"
+    );
+}
