@@ -5,6 +5,9 @@
 //! files a crashed checkpoint left), writes nothing and does not checkpoint at close. The
 //! store's directory lock makes it refuse a data directory a running server has open.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -77,7 +80,6 @@ pub fn run(cmd: StoreCommand) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::print_stdout)]
 fn stats(args: StatsArgs) -> anyhow::Result<()> {
     let dir = args.data.path.join("history");
     anyhow::ensure!(
@@ -99,43 +101,63 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
     };
     let report = Report::new(store.stats(), store.series_stats(), args.top);
     store.close().context("closing the store")?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        render(&args.data.path, &report)
+    };
+    // `doppel store stats | head` closing the pipe early is not an error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    println!("history of {}", args.data.path.display());
-    println!("  series          {}", report.series);
-    println!(
+}
+
+/// The text form of the report.
+fn render(data_dir: &Path, report: &Report) -> String {
+    let mut out = String::new();
+    let _ = write_report(&mut out, data_dir, report);
+    out
+}
+
+fn write_report(out: &mut String, data_dir: &Path, report: &Report) -> std::fmt::Result {
+    writeln!(out, "history of {}", data_dir.display())?;
+    writeln!(out, "  series          {}", report.series)?;
+    writeln!(
+        out,
         "  points          {} ({} not yet in a chunk)",
         report.points, report.open_points
-    );
-    println!("  chunks          {}", report.chunks);
-    println!("  WAL             {}", bytes(report.wal_bytes));
-    println!(
+    )?;
+    writeln!(out, "  chunks          {}", report.chunks)?;
+    writeln!(out, "  WAL             {}", bytes(report.wal_bytes))?;
+    writeln!(
+        out,
         "  segment files   {} in {} files",
         bytes(report.segment_bytes),
         report.segment_files
-    );
-    println!("  on disk         {}", bytes(report.bytes));
+    )?;
+    writeln!(out, "  on disk         {}", bytes(report.bytes))?;
     match report.bytes_per_point {
-        Some(b) => println!("  bytes/point     {b:.3}"),
-        None => println!("  bytes/point     -"),
+        Some(b) => writeln!(out, "  bytes/point     {b:.3}")?,
+        None => writeln!(out, "  bytes/point     -")?,
     }
     if !report.top.is_empty() {
-        println!();
-        println!(
+        writeln!(out)?;
+        writeln!(
+            out,
             "  {:<24} {:<24} {:>12} {:>8} {:>12}",
             "twin", "signal", "points", "chunks", "chunk bytes"
-        );
+        )?;
         for s in &report.top {
-            println!(
+            writeln!(
+                out,
                 "  {:<24} {:<24} {:>12} {:>8} {:>12}",
                 clip(&s.twin),
                 clip(&s.signal),
                 s.points,
                 s.chunks,
                 s.chunk_bytes
-            );
+            )?;
         }
     }
     Ok(())
