@@ -746,9 +746,18 @@ impl AlarmBook {
         self.next_id = self.next_id.max(n + 1);
         let twin = a.twin.clone();
         let newer = self.latest.get(&twin).is_none_or(|&m| m <= n);
+        // An alarm an operator cleared is never reopened (as before the restart).
+        let operator_cleared = a.state == AlarmState::Cleared
+            && a.history
+                .last()
+                .is_some_and(|t| t.what == "cleared" && t.by.is_some());
         self.alarms.insert(n, a);
         if newer {
-            self.latest.insert(twin, n);
+            if operator_cleared {
+                self.latest.remove(&twin);
+            } else {
+                self.latest.insert(twin, n);
+            }
         }
     }
 }
@@ -1004,8 +1013,15 @@ mod tests {
             .lines()
             .all(|l| serde_json::from_str::<Alarm>(l).is_ok()));
         let mut book = book;
+        let (cleared, _) = book.clear("A-000002", "op", None, 8000 * S).unwrap();
+        // Restored from the log, an operator-cleared alarm is not reopened either.
+        let mut restored = AlarmBook::new(AlarmPolicy::default());
+        restored.restore(book.get("A-000001").unwrap().clone());
+        restored.restore(cleared);
+        let s = score(8001 * S, 0.7, true, ContributionKind::Level);
+        let (a, c) = restored.on_score("p1", "pump", false, &s).unwrap();
+        assert_eq!((a.id.as_str(), c), ("A-000003", AlarmChange::Raised));
         let s = score(9000 * S, 0.7, true, ContributionKind::Level);
-        let _ = book.clear("A-000002", "op", None, 8000 * S).unwrap();
         let (a, _) = book.on_score("p1", "pump", false, &s).unwrap();
         assert_eq!(a.id, "A-000003");
     }
