@@ -38,6 +38,7 @@ pub(crate) struct SignalOutcome {
     /// Statistic / threshold, before the feedback sensitivity is applied.
     pub ratio: f64,
     pub expected: f64,
+    /// The reading; for a shift, the recent smoothed level.
     pub observed: Option<f64>,
     /// Standardized residual (for the multivariate part); `None` when not scored.
     pub z: Option<f64>,
@@ -458,11 +459,20 @@ impl SignalDetector {
         if let Some(r) = self.range_ratio(x) {
             consider(ContributionKind::Range, r);
         }
+        // A shift is a sustained change of level: report the recent (smoothed) level as what
+        // was observed, not the single reading, which can sit on either side of the baseline.
+        let observed = if best.0 == ContributionKind::Shift {
+            let season = self.season.as_ref().map_or(0.0, |s| s.offset(ts));
+            let ra = cfg.recent_alpha.clamp(0.0, 1.0);
+            sane(self.recent + ra * ((x - season) - self.recent), x - season) + season
+        } else {
+            x
+        };
         SignalOutcome {
             kind: best.0,
             ratio: best.1,
             expected,
-            observed: Some(x),
+            observed: Some(observed),
             z: Some(z),
             resid,
             dx,

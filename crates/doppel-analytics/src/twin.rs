@@ -25,7 +25,8 @@ pub struct SignalContribution {
     /// 0..1; 0.5 is the decision threshold of this detector.
     pub score: f64,
     pub expected: f64,
-    /// `None` when the signal did not report (dropout).
+    /// `None` when the signal did not report (dropout); for a shift, the recent smoothed
+    /// level rather than the single reading.
     pub observed: Option<f64>,
 }
 

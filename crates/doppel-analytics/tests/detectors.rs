@@ -161,6 +161,16 @@ fn a_slow_drift_is_caught_by_the_shift_detector() {
     assert_eq!(top.kind, ContributionKind::Shift);
     let rise = 0.03 * (at - 400) as f64;
     assert!(rise < 4.5, "caught only after a rise of {rise}σ");
+    // The explanation shows the recent level, above the baseline for a rising drift (a
+    // single noisy reading could sit below it).
+    for s in &scores[at..] {
+        let shifts = s.per_signal.iter().filter(|c| {
+            &*c.signal == "temp" && c.kind == ContributionKind::Shift && c.score >= 0.5
+        });
+        for c in shifts {
+            assert!(c.observed.unwrap() > c.expected, "{c:?}");
+        }
+    }
 }
 
 #[test]
