@@ -168,7 +168,20 @@ fn bearing_wear_raises_an_explained_alarm_pushed_everywhere_then_acked_and_clear
     // Let mosquitto_sub subscribe before anything can be published.
     std::thread::sleep(Duration::from_millis(500));
 
-    // Run the pump: healthy for 3 h, then a bearing wearing out fast (fails within hours).
+    // Run the pump: healthy for 3 h, then a bearing wearing out fast (severity 12: fails in
+    // about two hours at this load). A slow wear (severity 3, about 8 h) at a steady
+    // operating point is caught only near its end, and not on the bearing signals: the
+    // adaptive baselines follow slow drifts (see BENCHMARKS.md, simulator faults).
+    // A steady operating point (speed, valve and ambient pinned), as on a test bench, so the
+    // wear is the only change: the detector does not model how outputs follow the weather,
+    // and the alarm must be the bearing's, not the afternoon's cooling.
+    for (input, value) in [
+        ("speed_cmd", 2400.0),
+        ("valve_opening", 80.0),
+        ("ambient_temp", 25.0),
+    ] {
+        plant.set_input("pump-1", input, value).unwrap();
+    }
     let t0 = t0_ns(0);
     plant.begin(t0);
     plant
@@ -178,7 +191,7 @@ fn bearing_wear_raises_an_explained_alarm_pushed_everywhere_then_acked_and_clear
                 kind: FaultKind::BearingWear,
                 signal: None,
                 onset: t0 + ONSET_S * 1_000_000_000,
-                severity: 3.0,
+                severity: 12.0,
                 ramp_s: 0.0,
                 duration_s: None,
             },
@@ -244,6 +257,15 @@ fn bearing_wear_raises_an_explained_alarm_pushed_everywhere_then_acked_and_clear
     assert!(
         top["expected"].is_number() && top["since"].is_string(),
         "{alarm}"
+    );
+    let top_name = top["signal"].as_str().unwrap();
+    assert!(
+        top_name.contains("bearing") || top_name.contains("vib"),
+        "the top signal is not the bearing's: {alarm}"
+    );
+    assert!(
+        top["observed"].as_f64().unwrap() > top["expected"].as_f64().unwrap(),
+        "wear raises temperature and vibration: {alarm}"
     );
     assert_eq!(alarm["state"], "active");
     let id = alarm["id"].as_str().unwrap().to_string();
