@@ -661,8 +661,22 @@ impl AlarmBook {
             },
         };
         let by = feedback.by.clone();
+        let false_alarm = feedback.verdict == Verdict::FalseAlarm;
         a.feedback = Some(feedback);
         a.push_history(now, "feedback", Some(&by), Some(&note));
+        // A false alarm is over: the twin's detector forgets its decision and learns the
+        // situation as normal, so no end of the condition will come to clear it.
+        if false_alarm && a.state.is_open() {
+            a.state = AlarmState::Cleared;
+            a.condition = false;
+            a.cleared_at = Some(format_ts(now));
+            a.shelved_until = None;
+            a.shelved_until_ts = None;
+            a.push_history(now, "cleared", Some(&by), Some("false alarm"));
+            let (twin, out) = (a.twin.clone(), a.clone());
+            self.latest.remove(&twin);
+            return Ok((out, AlarmChange::Cleared));
+        }
         Ok((a.clone(), AlarmChange::Feedback))
     }
 
@@ -968,6 +982,26 @@ mod tests {
             book.acknowledge("nonsense", "op", None, 0).map(|_| ()),
             Err(AlarmError::NotFound("nonsense".into()))
         );
+    }
+
+    #[test]
+    fn a_false_alarm_verdict_clears_an_open_alarm() {
+        let mut book = AlarmBook::new(AlarmPolicy::default());
+        feed(&mut book, &[(S, 0.6, true)]);
+        let fb = Feedback {
+            verdict: Verdict::FalseAlarm,
+            fault_kind: None,
+            note: None,
+            by: "op".into(),
+            at: format_ts(2 * S),
+        };
+        let (a, c) = book.feedback("A-000001", fb, 2 * S).unwrap();
+        assert_eq!((a.state, c), (AlarmState::Cleared, AlarmChange::Cleared));
+        assert!(book.open_for("p1").is_none());
+        // The next anomaly is a new alarm, not the false one reopened.
+        let s = score(3 * S, 0.7, true, ContributionKind::Level);
+        let (a, _) = book.on_score("p1", "pump", false, &s).unwrap();
+        assert_eq!(a.id, "A-000002");
     }
 
     #[test]

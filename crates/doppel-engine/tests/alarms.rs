@@ -240,15 +240,16 @@ async fn false_alarm_feedback_makes_the_twin_less_sensitive() {
         before.sensitivity,
         after.sensitivity
     );
-    // An operator clear of an open alarm closes it for good; the next raise is a new alarm.
-    let open = engine.alarm(&alarm.id).unwrap();
-    if open.state.is_open() {
-        engine
-            .clear_alarm(&alarm.id, "op1", None, T0)
-            .await
-            .unwrap();
-    }
-    assert_eq!(engine.alarm(&alarm.id).unwrap().state, AlarmState::Cleared);
+    // The verdict closes the alarm: nothing else would (the detector forgot its decision).
+    let a = wait_for(|| {
+        let a = engine.alarm(&alarm.id).ok()?;
+        (a.state == AlarmState::Cleared).then_some(a)
+    })
+    .await;
+    assert_eq!(
+        a.history.last().unwrap().note.as_deref(),
+        Some("false alarm")
+    );
     engine.shutdown().await.unwrap();
 }
 
