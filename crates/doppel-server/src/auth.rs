@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -110,23 +109,15 @@ fn write_file(dir: &Path, file: &TokenFile) -> Result<(), AuthError> {
         source,
     };
     fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join("tokens.json.tmp");
     let bytes = serde_json::to_vec_pretty(file).map_err(|e| AuthError::Corrupt {
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    let mut f = fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(io)?;
-    Ok(())
+    crate::files::write_atomic(&path, &bytes).map_err(io)
 }
 
 fn random_hex(n: usize) -> Result<String, AuthError> {
-    let mut buf = vec![0u8; n];
-    getrandom::getrandom(&mut buf).map_err(|e| AuthError::Random(e.to_string()))?;
-    Ok(hex::encode(buf))
+    crate::files::random_hex(n).map_err(|e| AuthError::Random(e.to_string()))
 }
 
 fn hash_secret(secret: &str) -> Result<String, AuthError> {

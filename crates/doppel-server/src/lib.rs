@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+mod files;
 pub mod ingest;
 pub mod outputs;
 

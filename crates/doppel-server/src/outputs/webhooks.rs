@@ -133,13 +133,19 @@ impl Webhooks {
         now: String,
     ) -> Result<Webhook, WebhookError> {
         check_url(&url)?;
+        let random = |n| {
+            crate::files::random_hex(n).map_err(|e| WebhookError::Persist {
+                path: self.path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        };
         let secret = match secret {
             Some(s) if s.len() >= 16 => s,
             Some(_) => return Err(WebhookError::Url("secret: at least 16 characters".into())),
-            None => random_hex(24),
+            None => random(24)?,
         };
         let hook = Webhook {
-            id: format!("wh_{}", random_hex(6)),
+            id: format!("wh_{}", random(6)?),
             url,
             twins,
             secret,
@@ -170,18 +176,7 @@ impl Webhooks {
             source,
         };
         let bytes = serde_json::to_vec_pretty(hooks).map_err(|e| io(e.into()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-        }
-        Ok(())
+        crate::files::write_atomic(&self.path, &bytes).map_err(io)
     }
 
     /// Starts delivering alarm changes; ends with `shutdown`.
@@ -324,19 +319,6 @@ fn check_url(url: &str) -> Result<(), WebhookError> {
         return Err(WebhookError::Url(format!("{url:?}: no host")));
     }
     Ok(())
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::getrandom(&mut buf).is_err() {
-        // Without OS randomness, fall back on the clock and the address space layout: ids
-        // stay unique; the secret the user should then set explicitly.
-        let t = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (t >> ((i % 8) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
-        }
-    }
-    hex::encode(buf)
 }
 
 #[cfg(test)]
