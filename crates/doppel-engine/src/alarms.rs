@@ -230,6 +230,27 @@ const MAX_SIGNALS: usize = 8;
 const MAX_HISTORY: usize = 64;
 
 impl Alarm {
+    /// Back in sight: active, or acknowledged if an operator has seen it; not shelved.
+    fn unhide(&mut self) {
+        self.state = if self.acknowledged {
+            AlarmState::Acknowledged
+        } else {
+            AlarmState::Active
+        };
+        self.shelved_until = None;
+        self.shelved_until_ts = None;
+    }
+
+    /// Closes the alarm at `at` (by the detector when `by` is `None`).
+    fn close(&mut self, at: Timestamp, by: Option<&str>, note: Option<&str>) {
+        self.state = AlarmState::Cleared;
+        self.condition = false;
+        self.cleared_at = Some(format_ts(at));
+        self.shelved_until = None;
+        self.shelved_until_ts = None;
+        self.push_history(at, "cleared", by, note);
+    }
+
     fn push_history(&mut self, at: Timestamp, what: &str, by: Option<&str>, note: Option<&str>) {
         if self.history.len() >= MAX_HISTORY {
             self.history.remove(1);
@@ -429,11 +450,7 @@ impl AlarmBook {
                     });
                     if reopen {
                         let a = self.alarms.get_mut(&n)?;
-                        a.state = if a.acknowledged {
-                            AlarmState::Acknowledged
-                        } else {
-                            AlarmState::Active
-                        };
+                        a.unhide();
                         a.condition = true;
                         a.cleared_at = None;
                         a.occurrences += 1;
@@ -492,13 +509,7 @@ impl AlarmBook {
                 let shelf_over = a.state == AlarmState::Shelved
                     && a.shelved_until_ts.is_some_and(|until| ts >= until);
                 if shelf_over {
-                    a.state = if a.acknowledged {
-                        AlarmState::Acknowledged
-                    } else {
-                        AlarmState::Active
-                    };
-                    a.shelved_until = None;
-                    a.shelved_until_ts = None;
+                    a.unhide();
                     a.push_history(ts, "unshelved", None, Some("shelf time over"));
                     return Some((a.clone(), AlarmChange::Unshelved));
                 }
@@ -521,11 +532,7 @@ impl AlarmBook {
                 if !a.state.is_open() {
                     return None;
                 }
-                a.state = AlarmState::Cleared;
-                a.cleared_at = Some(format_ts(ts));
-                a.shelved_until = None;
-                a.shelved_until_ts = None;
-                a.push_history(ts, "cleared", None, Some("condition returned to normal"));
+                a.close(ts, None, Some("condition returned to normal"));
                 Some((a.clone(), AlarmChange::Cleared))
             }
             (false, false) => None,
@@ -604,13 +611,7 @@ impl AlarmBook {
                 why: "only a shelved alarm can be unshelved",
             });
         }
-        a.state = if a.acknowledged {
-            AlarmState::Acknowledged
-        } else {
-            AlarmState::Active
-        };
-        a.shelved_until = None;
-        a.shelved_until_ts = None;
+        a.unhide();
         a.push_history(now, "unshelved", Some(by), None);
         Ok((a.clone(), AlarmChange::Unshelved))
     }
@@ -632,12 +633,7 @@ impl AlarmBook {
                 why: "already cleared",
             });
         }
-        a.state = AlarmState::Cleared;
-        a.condition = false;
-        a.cleared_at = Some(format_ts(now));
-        a.shelved_until = None;
-        a.shelved_until_ts = None;
-        a.push_history(now, "cleared", Some(by), note);
+        a.close(now, Some(by), note);
         let twin = a.twin.clone();
         let out = a.clone();
         // A cleared-by-operator alarm is not reopened: the next raise is a new alarm.
@@ -667,12 +663,7 @@ impl AlarmBook {
         // A false alarm is over: the twin's detector forgets its decision and learns the
         // situation as normal, so no end of the condition will come to clear it.
         if false_alarm && a.state.is_open() {
-            a.state = AlarmState::Cleared;
-            a.condition = false;
-            a.cleared_at = Some(format_ts(now));
-            a.shelved_until = None;
-            a.shelved_until_ts = None;
-            a.push_history(now, "cleared", Some(&by), Some("false alarm"));
+            a.close(now, Some(&by), Some("false alarm"));
             let (twin, out) = (a.twin.clone(), a.clone());
             self.latest.remove(&twin);
             return Ok((out, AlarmChange::Cleared));
