@@ -228,6 +228,10 @@ impl Engine {
             .unwrap_or_default();
         let seeded = latest.len();
         for (twin, signal, p) in latest {
+            // Derived series (the anomaly score) are history, not twin state.
+            if &*signal == SCORE_SIGNAL {
+                continue;
+            }
             let tx = &engine.shards[shard::shard_of(&twin, engine.shards.len())];
             let _ = tx
                 .send(ShardCmd::Seed {
