@@ -137,6 +137,29 @@ fn dataset_has_a_row_per_second_every_signal_and_the_ground_truth_and_is_determi
     dataset(&c, &["--seed", "12"]);
     assert_ne!(read(&a.join("pump-001.csv")), read(&c.join("pump-001.csv")));
     assert!(!c.join("pump-001.lp").exists(), "csv only by default");
+
+    // Compressed: standard zstd frames holding exactly the bytes of the plain files.
+    let z = tmp.path().join("z");
+    dataset(
+        &z,
+        &["--seed", "11", "--format", "both", "--compress", "zstd"],
+    );
+    for f in ["pump-001.csv", "pump-002.lp"] {
+        let packed = std::fs::read(z.join(format!("{f}.zst"))).unwrap();
+        let plain = std::fs::read(a.join(f)).unwrap();
+        assert!(
+            packed.len() * 2 < plain.len(),
+            "{f}: zstd should at least halve the text"
+        );
+        assert!(
+            zstd::stream::decode_all(&packed[..]).unwrap() == plain,
+            "{f}.zst does not decompress to {f}"
+        );
+        assert!(
+            !z.join(f).exists(),
+            "no plain {f} next to the compressed one"
+        );
+    }
 }
 
 #[test]

@@ -15,12 +15,42 @@ const FLUSH_AT: usize = 1 << 20;
 /// scientific form of an out-of-range float.
 pub(super) const NUMBER_MAX: usize = 32;
 
+/// Where a [`RowWriter`]'s bytes go: straight to a writer, or through a zstd encoder whose
+/// frame is completed by [`RowWriter::finish`] (so an error while finishing is reported, not
+/// lost in a drop).
+pub(super) enum Sink {
+    Plain(Box<dyn Write>),
+    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write>>),
+}
+
+impl Sink {
+    /// A zstd-compressing sink at `level` (negative levels are the fast modes).
+    pub fn zstd(inner: Box<dyn Write>, level: i32) -> io::Result<Sink> {
+        Ok(Sink::Zstd(zstd::stream::write::Encoder::new(inner, level)?))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Plain(w) => w.write_all(bytes),
+            Sink::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Sink::Plain(mut w) => w.flush(),
+            Sink::Zstd(w) => w.finish()?.flush(),
+        }
+    }
+}
+
 /// A file's output buffer. Rows must not exceed the `row_max` given at creation; a row end
 /// writes the buffer to the sink once it holds a megabyte.
 pub(super) struct RowWriter {
     buf: Vec<u8>,
     len: usize,
-    sink: Box<dyn Write>,
+    sink: Sink,
+    /// Bytes handed to the sink (before any compression).
     written: u64,
 }
 
@@ -34,7 +64,7 @@ impl std::fmt::Debug for RowWriter {
 }
 
 impl RowWriter {
-    pub fn new(sink: Box<dyn Write>, row_max: usize) -> RowWriter {
+    pub fn new(sink: Sink, row_max: usize) -> RowWriter {
         RowWriter {
             buf: vec![0; FLUSH_AT + row_max],
             len: 0,
@@ -166,7 +196,7 @@ impl RowWriter {
     /// Writes out what is left and flushes; returns the bytes written in all.
     pub fn finish(mut self) -> io::Result<u64> {
         self.drain()?;
-        self.sink.flush()?;
+        self.sink.finish()?;
         Ok(self.written)
     }
 }
@@ -247,7 +277,7 @@ pub(super) fn collect(f: impl FnOnce(&mut RowWriter)) -> String {
         }
     }
     let shared = Shared::default();
-    let mut w = RowWriter::new(Box::new(shared.clone()), 4_096);
+    let mut w = RowWriter::new(Sink::Plain(Box::new(shared.clone())), 4_096);
     f(&mut w);
     w.finish().unwrap();
     let bytes = shared.0.lock().unwrap().clone();
