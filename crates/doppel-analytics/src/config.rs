@@ -45,6 +45,10 @@ pub struct DetectorConfig {
     pub level_z: f64,
     /// |step| / typical step at which the rate-of-change detector reaches the threshold.
     pub rate_z: f64,
+    /// The rate threshold is also at least `rate_margin` × this quantile of the warm-up's
+    /// |steps| (0 margin disables).
+    pub rate_quantile: f64,
+    pub rate_margin: f64,
     /// CUSUM reference value (in standardized units): shifts smaller than this are ignored.
     pub cusum_k: f64,
     /// CUSUM decision interval (standardized units).
@@ -114,6 +118,8 @@ impl Default for DetectorConfig {
             rebaseline_after: 1.0,
             level_z: 6.0,
             rate_z: 8.0,
+            rate_quantile: 0.99,
+            rate_margin: 1.5,
             cusum_k: 1.0,
             cusum_h: 8.0,
             cusum_cap: 2.0,

@@ -179,6 +179,11 @@ pub struct SignalDetector {
     /// Last seen outside the declared range and not yet back inside by the deadband.
     #[serde(default)]
     out_of_range: bool,
+    /// The rate detector's threshold never falls below this |change| per interval: a
+    /// margin over the large steps the signal already took while learning (quantized or
+    /// spiky sensors step by whole counts even when healthy).
+    #[serde(default)]
+    rate_floor: f64,
 }
 
 impl SignalDetector {
@@ -218,6 +223,7 @@ impl SignalDetector {
             exogenous: false,
             command: false,
             out_of_range: false,
+            rate_floor: 0.0,
         }
     }
 
@@ -363,6 +369,12 @@ impl SignalDetector {
         self.spread = sane(spread, floor).max(floor);
         self.min_spread = self.spread * cfg.min_spread_ratio.clamp(0.0, 1.0);
         self.step = sane(step, floor).max(floor);
+        let abs_diffs: Vec<f64> = diffs.iter().map(|d| d.abs()).collect();
+        self.rate_floor = sane(
+            cfg.rate_margin * quantile(&abs_diffs, cfg.rate_quantile),
+            0.0,
+        )
+        .max(0.0);
         let mut run = 0u32;
         let mut max_run = 0u32;
         for d in &diffs {
@@ -437,7 +449,7 @@ impl SignalDetector {
             if own {
                 consider(
                     ContributionKind::Rate,
-                    dx.abs() / (cfg.rate_z * self.step * gap),
+                    dx.abs() / ((cfg.rate_z * self.step).max(self.rate_floor) * gap),
                 );
             }
             if self.variable && !self.command && dx.abs() <= self.equal_tolerance() {

@@ -33,8 +33,39 @@ fn skab_valve2_and_a_rotor_imbalance_file_stay_above_their_floor() {
     );
 }
 
-const FLOOR_F1: f64 = 0.772;
-const FAR_CEILING: f64 = 0.203;
+const FLOOR_F1: f64 = 0.791;
+
+/// The whole benchmark (every file, the outlier-detection task), as `doppel eval anomaly`
+/// scores it: F1 at least 0.80, the target the detectors are held to.
+#[test]
+fn skab_all_files_reach_the_f1_target() {
+    let root = PathBuf::from("../../../shared/data/skab");
+    if !root.is_dir() {
+        eprintln!("skipping: {} not found", root.display());
+        return;
+    }
+    let opts = EvalOptions {
+        sep: Some(b';'),
+        time_col: Some("datetime".into()),
+        label_col: "anomaly".into(),
+        ignore_cols: vec!["changepoint".into()],
+        ..EvalOptions::default()
+    };
+    let report = eval_files(&[root], &opts).unwrap();
+    let m = &report.overall.metrics;
+    eprintln!(
+        "SKAB: {} files, F1 {:.4} precision {:.3} recall {:.3} FAR {:.3} MAR {:.3}",
+        report.files.len(),
+        m.f1.unwrap(),
+        m.precision.unwrap(),
+        m.recall.unwrap(),
+        m.far.unwrap(),
+        m.mar.unwrap()
+    );
+    assert_eq!(report.files.len(), 35);
+    assert!(m.f1.unwrap() >= 0.80, "F1 {:?} below the 0.80 target", m.f1);
+}
+const FAR_CEILING: f64 = 0.159;
 
 #[test]
 fn skab_anomaly_free_run_is_mostly_quiet() {
@@ -63,4 +94,4 @@ fn skab_anomaly_free_run_is_mostly_quiet() {
     );
 }
 
-const ALARM_FRACTION: f64 = 0.290;
+const ALARM_FRACTION: f64 = 0.189;
