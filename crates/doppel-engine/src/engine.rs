@@ -121,6 +121,16 @@ pub struct TwinState {
     pub alarm: Option<Alarm>,
 }
 
+/// One twin's part of a fleet view ([`Engine::fleet_signal`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetSeries {
+    pub twin: String,
+    /// The latest point at or before the end of the range.
+    pub last: Option<Point>,
+    /// Buckets over the range, when a step was asked for.
+    pub buckets: Vec<Bucket>,
+}
+
 /// The parts of a twin's model shown with its state.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelInfo {
@@ -613,6 +623,77 @@ impl Engine {
         })
         .await
         .map_err(|_| EngineError::ShuttingDown)??)
+    }
+
+    /// One signal across every twin of `model` (the fleet view), twins in id order: per twin
+    /// its last point at or before `to` and, with a `step`, its buckets over `[from, to)`.
+    pub async fn fleet_signal(
+        &self,
+        model: &str,
+        signal: &str,
+        from: Timestamp,
+        to: Timestamp,
+        step: Option<(i64, Agg)>,
+    ) -> Result<Vec<FleetSeries>, EngineError> {
+        let c = self.catalog();
+        let m = c
+            .model(model)
+            .ok_or_else(|| ModelError::ModelNotFound(model.to_string()))?;
+        if signal != SCORE_SIGNAL && m.signal(signal).is_none() {
+            return Err(EngineError::SignalNotFound {
+                twin: format!("(any twin of model {model})"),
+                signal: signal.to_string(),
+            });
+        }
+        let mut twins: Vec<String> = c
+            .twins()
+            .filter(|t| t.model == model)
+            .map(|t| t.id.clone())
+            .collect();
+        twins.sort();
+        let (store, signal) = (self.store.clone(), signal.to_string());
+        tokio::task::spawn_blocking(move || {
+            twins
+                .into_iter()
+                .map(|twin| {
+                    let last = if to == Timestamp::MAX {
+                        store.last(&twin, &signal)
+                    } else {
+                        store.last_at(&twin, &signal, to.saturating_sub(1))
+                    };
+                    let buckets = match step {
+                        Some((step, agg)) => {
+                            let lo = if from == Timestamp::MIN {
+                                match store.range(&twin, &signal, from, to, 1)?.first() {
+                                    Some(p) => p.ts,
+                                    None => to,
+                                }
+                            } else {
+                                from
+                            };
+                            let hi = match (to, &last) {
+                                (Timestamp::MAX, Some(p)) => p.ts.saturating_add(1).max(lo),
+                                (Timestamp::MAX, None) => lo,
+                                _ => to,
+                            };
+                            if lo < hi {
+                                store.downsample(&twin, &signal, lo, hi, step, agg)?
+                            } else {
+                                Vec::new()
+                            }
+                        }
+                        None => Vec::new(),
+                    };
+                    Ok(FleetSeries {
+                        twin,
+                        last,
+                        buckets,
+                    })
+                })
+                .collect::<Result<Vec<_>, EngineError>>()
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
     }
 
     /// Alarms matching `q`, newest first.

@@ -19,7 +19,9 @@ mod shard;
 
 pub use alarms::{Alarm, AlarmChange, AlarmQuery, AlarmState, Severity, Verdict};
 pub use detect::{TwinHealth, SCORE_SIGNAL};
-pub use engine::{Engine, EngineConfig, IngestReceipt, IngestSource, SignalState, TwinState};
+pub use engine::{
+    Engine, EngineConfig, FleetSeries, IngestReceipt, IngestSource, SignalState, TwinState,
+};
 pub use error::EngineError;
 pub use live::{Event, EventBody, EventFilter, Subscription};
 pub use metrics::Metrics;

@@ -556,6 +556,108 @@ fn aggregated_history_without_a_range() {
     }
 }
 
+/// The fleet view: one signal across every twin of a model, last values ranked, buckets.
+#[test]
+fn fleet_view_of_one_signal_across_a_model() {
+    let s = TestServer::start();
+    create_plant(&s);
+    s.post_ok(
+        "/api/v1/readings",
+        &json!([
+            {"twin": "pump-1", "ts": T0_MS, "values": {"bearing_temp": 70.0}},
+            {"twin": "pump-1", "ts": T0_MS + 30_000, "values": {"bearing_temp": 72.0}},
+            {"twin": "pump-1", "ts": T0_MS + 90_000, "values": {"bearing_temp": 80.0}},
+            {"twin": "pump-2", "ts": T0_MS + 10_000, "values": {"bearing_temp": 90.0}},
+            {"twin": "pump-2", "ts": T0_MS + 70_000, "values": {"bearing_temp": 60.0}}
+        ]),
+    );
+    let tok = Some(s.admin_token.as_str());
+    let fleet = |query: &str| {
+        let path = format!("/api/v1/models/pump/signals/bearing_temp/fleet?{query}");
+        let (status, body) = s.get(&path, tok);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    };
+    let twins = |f: &Value| -> Vec<(String, Value)> {
+        f["twins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["twin"].as_str().unwrap().to_string(),
+                    t["last"]["value"].clone(),
+                )
+            })
+            .collect()
+    };
+    // Latest values, ranked highest first.
+    let f = fleet("order=desc");
+    assert_eq!(
+        twins(&f),
+        vec![
+            ("pump-1".into(), json!(80.0)),
+            ("pump-2".into(), json!(60.0))
+        ],
+        "{f}"
+    );
+    assert!(
+        f["twins"][0].get("buckets").is_none(),
+        "no buckets without a step: {f}"
+    );
+    // As of a past time: the last point before `to`.
+    let f = fleet(&format!("to={}&order=asc", T0_MS + 60_000));
+    assert_eq!(
+        twins(&f),
+        vec![
+            ("pump-1".into(), json!(72.0)),
+            ("pump-2".into(), json!(90.0))
+        ],
+        "{f}"
+    );
+    // Buckets per twin.
+    let f = fleet(&format!(
+        "from={T0_MS}&to={}&step=1m&agg=max",
+        T0_MS + 120_000
+    ));
+    let pump1: Vec<f64> = f["twins"][0]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["value"].as_f64().unwrap())
+        .collect();
+    let pump2: Vec<f64> = f["twins"][1]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!((pump1, pump2), (vec![72.0, 80.0], vec![90.0, 60.0]), "{f}");
+    assert_eq!(f["agg"], "max");
+    // Errors name the field, unknown model or signal is 404.
+    assert_error(
+        &s.get(
+            "/api/v1/models/pump/signals/bearing_temp/fleet?order=up",
+            tok,
+        ),
+        400,
+        "order",
+    );
+    assert_error(
+        &s.get(
+            "/api/v1/models/pump/signals/bearing_temp/fleet?agg=max",
+            tok,
+        ),
+        400,
+        "agg",
+    );
+    assert_status(
+        &s.get("/api/v1/models/ghost/signals/bearing_temp/fleet", tok),
+        404,
+    );
+    assert_status(&s.get("/api/v1/models/pump/signals/nope/fleet", tok), 404);
+}
+
 #[test]
 fn live_events_over_websocket_and_sse() {
     let s = TestServer::start();

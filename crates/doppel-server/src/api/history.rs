@@ -85,6 +85,19 @@ pub fn parse_step(s: &str) -> Result<i64, ApiError> {
     Ok(nanos)
 }
 
+/// Reads the `agg` parameter (default mean).
+fn parse_agg(a: Option<&str>) -> Result<Agg, ApiError> {
+    match a {
+        None | Some("") => Ok(Agg::Mean),
+        Some(a) => Agg::parse(a).ok_or_else(|| {
+            ApiError::field(
+                "agg",
+                format!("`{a}` is not one of mean, min, max, first, last, count, sum"),
+            )
+        }),
+    }
+}
+
 fn time_param(name: &str, v: Option<&str>, default: Timestamp) -> Result<Timestamp, ApiError> {
     match v {
         None | Some("") => Ok(default),
@@ -118,15 +131,7 @@ pub async fn history(
     };
     if let Some(step) = q.step.as_deref() {
         let step_ns = parse_step(step)?;
-        let agg = match q.agg.as_deref() {
-            None | Some("") => Agg::Mean,
-            Some(a) => Agg::parse(a).ok_or_else(|| {
-                ApiError::field(
-                    "agg",
-                    format!("`{a}` is not one of mean, min, max, first, last, count, sum"),
-                )
-            })?,
-        };
+        let agg = parse_agg(q.agg.as_deref())?;
         let buckets = s
             .engine
             .downsample(&id, &signal, from, to, step_ns, agg)
@@ -170,6 +175,118 @@ pub async fn history(
         );
     }
     Ok(Json(out))
+}
+
+/// Fleet query: one signal across every twin of a model. Times are RFC 3339 or epoch ms.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct FleetQuery {
+    /// Start of the bucketed range, inclusive (default: each twin's first point).
+    pub from: Option<String>,
+    /// End, exclusive (default: now); `last` is the latest point before it.
+    pub to: Option<String>,
+    /// Bucket width (`1m`, `1h`...); without it only each twin's last value is returned.
+    pub step: Option<String>,
+    /// Aggregate per bucket: mean (default), min, max, first, last, count, sum.
+    pub agg: Option<String>,
+    /// Order of the twins: `twin` (id, default), `desc` or `asc` (by last value; twins
+    /// without a value last).
+    pub order: Option<String>,
+}
+
+/// One twin in a fleet answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FleetTwin {
+    pub twin: String,
+    /// Latest point before `to` (absent when the twin never reported the signal).
+    pub last: Option<PointOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<BucketOut>>,
+}
+
+/// The fleet view of one signal.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Fleet {
+    pub model: String,
+    pub signal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub agg: Option<Agg>,
+    pub twins: Vec<FleetTwin>,
+}
+
+#[utoipa::path(get, path = "/api/v1/models/{id}/signals/{signal}/fleet", tag = "history",
+    params(("id" = String, Path), ("signal" = String, Path), FleetQuery),
+    responses((status = 200, body = Fleet), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)), security(("token" = [])))]
+pub async fn fleet(
+    _: Authed<Reader>,
+    State(s): State<AppState>,
+    Path((model, signal)): Path<(String, String)>,
+    Query(q): Query<FleetQuery>,
+) -> ApiResult<Json<Fleet>> {
+    let from = time_param("from", q.from.as_deref(), i64::MIN)?;
+    let to = time_param("to", q.to.as_deref(), i64::MAX)?;
+    if from > to {
+        return Err(ApiError::field("from", "is after `to`"));
+    }
+    let step = match q.step.as_deref() {
+        Some(step) => Some((parse_step(step)?, parse_agg(q.agg.as_deref())?)),
+        None if q.agg.is_some() => return Err(ApiError::field("agg", "needs `step`")),
+        None => None,
+    };
+    let order = q.order.as_deref().unwrap_or("twin");
+    if !["twin", "asc", "desc"].contains(&order) {
+        return Err(ApiError::field(
+            "order",
+            format!("`{order}` is not one of twin, asc, desc"),
+        ));
+    }
+    let series = s
+        .engine
+        .fleet_signal(&model, &signal, from, to, step)
+        .await?;
+    let mut twins: Vec<FleetTwin> = series
+        .into_iter()
+        .map(|f| FleetTwin {
+            twin: f.twin,
+            last: f.last.map(|p| PointOut {
+                time: format_ts(p.ts),
+                ts: p.ts,
+                value: p.value,
+            }),
+            buckets: step.map(|_| {
+                f.buckets
+                    .into_iter()
+                    .map(|b| BucketOut {
+                        time: format_ts(b.start),
+                        ts: b.start,
+                        value: b.value,
+                        count: b.count,
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    if order != "twin" {
+        // Twins without a numeric last value go last whatever the direction.
+        let key = |t: &FleetTwin| t.last.as_ref().and_then(|p| p.value.as_f64());
+        twins.sort_by(|a, b| match (key(a), key(b)) {
+            (Some(x), Some(y)) if order == "desc" => y.total_cmp(&x),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    Ok(Json(Fleet {
+        model,
+        signal,
+        step: q.step,
+        agg: step.map(|(_, a)| a),
+        twins,
+    }))
 }
 
 #[cfg(test)]

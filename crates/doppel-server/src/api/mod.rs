@@ -41,7 +41,7 @@ impl Modify for SecurityAddon {
         catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
         catalog::put_twin, catalog::delete_twin, catalog::children,
         readings::post_readings, readings::post_bulk, readings::write_lp,
-        history::history, live::websocket, live::sse,
+        history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
         alarms::unshelve, alarms::feedback, webhooks::list, webhooks::create, webhooks::delete,
     ),
@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
                 .put(catalog::put_twin)
                 .delete(catalog::delete_twin),
         )
+        .route("/models/{id}/signals/{signal}/fleet", get(history::fleet))
         .route("/twins/{id}/children", get(catalog::children))
         .route("/twins/{id}/readings", post(readings::post_readings))
         .route(
@@ -168,6 +169,7 @@ mod tests {
             "/api/v1/twins/{id}/children",
             "/api/v1/twins/{id}/readings",
             "/api/v1/twins/{id}/signals/{signal}/history",
+            "/api/v1/models/{id}/signals/{signal}/fleet",
             "/api/v1/readings",
             "/api/v1/write",
             "/api/v1/stream",
@@ -185,7 +187,7 @@ mod tests {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 27, "every handler documented once");
+        assert_eq!(methods, 28, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"
