@@ -121,6 +121,15 @@ pub struct TwinState {
     pub alarm: Option<Alarm>,
 }
 
+/// What an [`Engine::import`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ImportReceipt {
+    pub models_created: usize,
+    pub models_replaced: usize,
+    pub twins_created: usize,
+    pub twins_replaced: usize,
+}
+
 /// One twin's part of a fleet view ([`Engine::fleet_signal`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct FleetSeries {
@@ -423,6 +432,43 @@ impl Engine {
         self.metrics.models.set(next.models().count() as i64);
         *self.catalog.write() = next;
         Ok(out)
+    }
+
+    /// Creates or replaces many models and twins in one catalog change (one write of the
+    /// catalog file): the way to load a plant of thousands of twins. Everything is
+    /// validated together, twins in any order (parents and relation targets may come later
+    /// in the list); one error refuses the whole import and changes nothing.
+    pub async fn import(
+        &self,
+        models: Vec<AssetModel>,
+        twins: Vec<Twin>,
+    ) -> Result<ImportReceipt, EngineError> {
+        self.change_catalog(move |c| {
+            let mut receipt = ImportReceipt::default();
+            let mut all_models: BTreeMap<String, AssetModel> =
+                c.models().map(|m| (m.id.clone(), (**m).clone())).collect();
+            for m in models {
+                match all_models.insert(m.id.clone(), m) {
+                    None => receipt.models_created += 1,
+                    Some(_) => receipt.models_replaced += 1,
+                }
+            }
+            let mut all_twins: BTreeMap<String, Twin> =
+                c.twins().map(|t| (t.id.clone(), (**t).clone())).collect();
+            for t in twins {
+                match all_twins.insert(t.id.clone(), t) {
+                    None => receipt.twins_created += 1,
+                    Some(_) => receipt.twins_replaced += 1,
+                }
+            }
+            *c = Catalog::from_parts(
+                all_models.into_values().collect(),
+                all_twins.into_values().collect(),
+            )
+            .map_err(ModelError::Invalid)?;
+            Ok(receipt)
+        })
+        .await
     }
 
     /// Creates or replaces a model; returns true when it was created.

@@ -20,7 +20,8 @@ mod shard;
 pub use alarms::{Alarm, AlarmChange, AlarmQuery, AlarmState, Severity, Verdict};
 pub use detect::{TwinHealth, SCORE_SIGNAL};
 pub use engine::{
-    Engine, EngineConfig, FleetSeries, IngestReceipt, IngestSource, SignalState, TwinState,
+    Engine, EngineConfig, FleetSeries, ImportReceipt, IngestReceipt, IngestSource, SignalState,
+    TwinState,
 };
 pub use error::EngineError;
 pub use live::{Event, EventBody, EventFilter, Subscription};

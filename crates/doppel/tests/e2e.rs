@@ -9,8 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    create_plant, ids, metric, mosquitto_pub, mosquitto_pub_available, pump_model, t0_ns, t0_plus,
-    Options, SseClient, TestServer, WsClient, EVENT_TIMEOUT, T0_MS,
+    create_plant, ids, line_model, metric, mosquitto_pub, mosquitto_pub_available, pump_model,
+    site_model, t0_ns, t0_plus, Options, SseClient, TestServer, WsClient, EVENT_TIMEOUT, T0_MS,
 };
 use serde_json::{json, Value};
 
@@ -554,6 +554,84 @@ fn aggregated_history_without_a_range() {
         assert_eq!(status, 200, "GET {path}: {h}");
         assert_eq!(buckets(&h), want, "{h}");
     }
+}
+
+/// Bulk import: thousands of twins in one request, in any order; a bad one refuses all.
+#[test]
+fn catalog_import_and_export() {
+    let s = TestServer::start();
+    let tok = Some(s.admin_token.as_str());
+    // Children listed before their parents, relations to twins later in the list.
+    let mut twins = Vec::new();
+    for i in 0..2_000 {
+        twins.push(
+            json!({"id": format!("pump-{i:04}"), "model": "pump", "parent": "line-1",
+            "relations": [{"kind": "feeds", "target": format!("pump-{:04}", (i + 1) % 2_000)}]}),
+        );
+    }
+    twins.push(json!({"id": "line-1", "model": "line", "parent": "site-1"}));
+    twins.push(json!({"id": "site-1", "model": "site"}));
+    let doc = json!({"models": [pump_model(), line_model(), site_model()], "twins": twins});
+    let (status, r) = s.post("/api/v1/catalog", tok, &doc);
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r,
+        json!({"models_created": 3, "models_replaced": 0, "twins_created": 2_002, "twins_replaced": 0})
+    );
+    let (status, all) = s.get("/api/v1/catalog", tok);
+    assert_eq!(status, 200);
+    assert_eq!(all["twins"].as_array().unwrap().len(), 2_002);
+    assert_eq!(all["models"].as_array().unwrap().len(), 3);
+    let kids = s.get_ok("/api/v1/twins/line-1/children");
+    assert_eq!(kids.as_array().unwrap().len(), 2_000);
+    // Readings land on an imported twin.
+    s.post_ok(
+        "/api/v1/twins/pump-1999/readings",
+        &json!({"values": {"bearing_temp": 61.0}}),
+    );
+    assert_eq!(
+        signal(&s.get_ok("/api/v1/twins/pump-1999"), "bearing_temp")["value"],
+        json!(61.0)
+    );
+
+    // Re-importing replaces; one bad twin refuses everything and names it.
+    let (status, err) = s.post(
+        "/api/v1/catalog",
+        tok,
+        &json!({"twins": [
+            {"id": "pump-0000", "model": "pump", "parent": "line-1", "properties": {"serial": "S-1"}},
+            {"id": "pump-9999", "model": "ghost"}
+        ]}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(err.to_string().contains("pump-9999"), "{err}");
+    let p0 = s.get_ok("/api/v1/twins/pump-0000");
+    assert!(
+        p0["properties"].get("serial").is_none(),
+        "nothing applied: {p0}"
+    );
+    assert_status(&s.get("/api/v1/twins/pump-9999", tok), 404);
+    let (status, r) = s.post(
+        "/api/v1/catalog",
+        tok,
+        &json!({"twins": [{"id": "pump-0000", "model": "pump", "parent": "line-1", "properties": {"serial": "S-1"}}]}),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["twins_replaced"], 1);
+    // A demo pack file is an import document as it is.
+    let pack = std::fs::read_to_string("../../examples/packs/manufacturing.json").unwrap();
+    let pack: Value = serde_json::from_str(&pack).unwrap();
+    let (status, r) = s.post("/api/v1/catalog", tok, &pack);
+    assert_eq!(status, 200, "{r}");
+    let twins_in_pack = pack["twins"].as_array().unwrap().len() as u64;
+    let applied = r["twins_created"].as_u64().unwrap() + r["twins_replaced"].as_u64().unwrap();
+    assert_eq!(applied, twins_in_pack, "{r}");
+    // Unknown fields are refused with the field named.
+    assert_error(
+        &s.post("/api/v1/catalog", tok, &json!({"modles": []})),
+        400,
+        "modles",
+    );
 }
 
 /// The fleet view: one signal across every twin of a model, last values ranked, buckets.

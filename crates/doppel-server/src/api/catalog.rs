@@ -3,14 +3,55 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use doppel_engine::TwinState;
+use doppel_engine::{ImportReceipt, TwinState};
 use doppel_model::{parse_time, AssetModel, Twin, TwinFilter};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, Authed, Reader};
 use super::body::JsonBody;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
+
+/// The whole catalog, or a part of it to import: the shape of `catalog.json` in the data
+/// directory and of `doppel sim dataset`'s `catalog.json`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogDoc {
+    /// A label for the document (a pack's name); not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub models: Vec<AssetModel>,
+    #[serde(default)]
+    pub twins: Vec<Twin>,
+}
+
+#[utoipa::path(get, path = "/api/v1/catalog", tag = "models",
+    responses((status = 200, body = CatalogDoc)), security(("token" = [])))]
+pub async fn export(_: Authed<Reader>, State(s): State<AppState>) -> Json<CatalogDoc> {
+    let c = s.engine.catalog();
+    Json(CatalogDoc {
+        name: None,
+        description: None,
+        models: c.models().map(|m| (**m).clone()).collect(),
+        twins: c.twins().map(|t| (**t).clone()).collect(),
+    })
+}
+
+/// Creates or replaces many models and twins at once, all validated together (twins in any
+/// order); one error refuses the whole import.
+#[utoipa::path(post, path = "/api/v1/catalog", tag = "models", request_body = CatalogDoc,
+    responses((status = 200, body = ImportReceipt), (status = 400, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn import(
+    _: Authed<Admin>,
+    State(s): State<AppState>,
+    JsonBody(doc): JsonBody<CatalogDoc>,
+) -> ApiResult<Json<ImportReceipt>> {
+    Ok(Json(s.engine.import(doc.models, doc.twins).await?))
+}
 
 #[utoipa::path(get, path = "/api/v1/models", tag = "models",
     responses((status = 200, body = [AssetModel])), security(("token" = [])))]

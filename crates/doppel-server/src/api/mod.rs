@@ -39,7 +39,8 @@ impl Modify for SecurityAddon {
     paths(
         catalog::list_models, catalog::create_model, catalog::get_model, catalog::put_model,
         catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
-        catalog::put_twin, catalog::delete_twin, catalog::children,
+        catalog::put_twin, catalog::delete_twin, catalog::children, catalog::export,
+        catalog::import,
         readings::post_readings, readings::post_bulk, readings::write_lp,
         history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
                 .delete(catalog::delete_twin),
         )
         .route("/models/{id}/signals/{signal}/fleet", get(history::fleet))
+        .route("/catalog", get(catalog::export).post(catalog::import))
         .route("/twins/{id}/children", get(catalog::children))
         .route("/twins/{id}/readings", post(readings::post_readings))
         .route(
@@ -170,6 +172,7 @@ mod tests {
             "/api/v1/twins/{id}/readings",
             "/api/v1/twins/{id}/signals/{signal}/history",
             "/api/v1/models/{id}/signals/{signal}/fleet",
+            "/api/v1/catalog",
             "/api/v1/readings",
             "/api/v1/write",
             "/api/v1/stream",
@@ -187,7 +190,7 @@ mod tests {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 28, "every handler documented once");
+        assert_eq!(methods, 30, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"
