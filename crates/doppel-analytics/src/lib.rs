@@ -15,6 +15,7 @@ mod multivariate;
 pub mod rul;
 mod signal;
 mod stats;
+pub mod sysid;
 mod twin;
 
 #[cfg(feature = "eval")]
@@ -25,4 +26,5 @@ pub use doppel_model::Timestamp;
 pub use multivariate::Multivariate;
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};
+pub use sysid::SysIdError;
 pub use twin::{Score, SignalContribution, TwinDetector};
