@@ -6,6 +6,10 @@
 //! output step (a model value is the mean over its bin, so it is placed at the bin centre).
 //! Inputs are averaged over each bin from sub-samples, so a step in the middle of a bin enters
 //! with its share of the bin, as it would in the recorded bin means the model was fitted on.
+//!
+//! The band at `h` model steps ahead is the held-out free-run error quantile at `h`
+//! ([`OutputModel::band`]); when the output step is finer than the model step, the band is
+//! for single readings and adds `z × reading_sd` (the sensor noise around a bin mean).
 
 use std::collections::BTreeMap;
 
@@ -511,7 +515,11 @@ pub(crate) fn simulate_from(
             } else {
                 at(k) + f.min(1.0) * (at(k + 1) - at(k))
             };
-            let half = om.band_at(p).hypot(noise);
+            // Model error and reading noise add their half-widths rather than combining in
+            // quadrature: a conservative bound for the sum that does not under-cover where
+            // the sensor is noisier than its historical median (noise that grows with the
+            // level, as a flow meter's does).
+            let half = om.band_at(p) + noise;
             values.push(v);
             lower.push(v - half);
             upper.push(v + half);
