@@ -8,7 +8,6 @@ use doppel_analytics::sysid::{
 };
 
 #[path = "../tests/common/plant.rs"]
-#[allow(dead_code)]
 mod plant;
 
 fn bench(c: &mut Criterion) {

@@ -586,7 +586,7 @@ pub fn fit(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
                 (a.min(v), b.max(v))
             });
-        let flat = !(hi - lo > 1e-9 * (1.0 + lo.abs().max(hi.abs())));
+        let flat = (hi - lo) <= 1e-9 * (1.0 + lo.abs().max(hi.abs()));
         if is_input {
             inputs.push(InputScale {
                 signal: spec.name.clone(),
