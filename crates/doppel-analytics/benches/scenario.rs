@@ -63,6 +63,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("scenario_24h_at_1s_pump", |b| {
         b.iter(|| simulate(&model, &tail, &spec).expect("runs"))
     });
+    // The same scenario reported at the model step: the rest is interpolation to 1 s.
+    let coarse = ScenarioSpec {
+        output_step_s: model.step_s,
+        ..spec.clone()
+    };
+    g.bench_function("scenario_24h_at_model_step_pump", |b| {
+        b.iter(|| simulate(&model, &tail, &coarse).expect("runs"))
+    });
     g.bench_function("optimize_speed_valve_4h_pump", |b| {
         b.iter(|| optimize(&model, &tail, &opt).expect("runs"))
     });

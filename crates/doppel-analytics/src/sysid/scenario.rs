@@ -499,27 +499,30 @@ pub(crate) fn simulate_from(
     let finer = out_step < step;
     let mut outputs = Vec::with_capacity(model.outputs.len());
     for (o, om) in model.outputs.iter().enumerate() {
-        // Bin k (k = 0 is the last history bin) is centred at (k − ½)·step.
-        let y = &bins[o];
-        let at = |k: usize| if k == 0 { start.last[o] } else { y[k - 1] };
+        // Bin k (k = 0 is the last history bin) is centred at (k − ½)·step; one extra
+        // element holds the last bin so interpolation needs no branch.
+        let mut ys = Vec::with_capacity(k_max + 2);
+        ys.push(start.last[o]);
+        ys.extend_from_slice(&bins[o]);
+        ys.push(ys[ys.len() - 1]);
         let noise = if finer { z * om.reading_sd } else { 0.0 };
+        // Model error and reading noise add their half-widths rather than combining in
+        // quadrature: a conservative bound for the sum that does not under-cover where the
+        // sensor is noisier than its historical median (noise that grows with the level, as
+        // a flow meter's does).
+        let hb: Vec<f64> = (0..k_max + 2)
+            .map(|k| om.band_at(k as f64) + noise)
+            .collect();
+        let ratio = out_step / step;
         let mut values = Vec::with_capacity(n_out);
         let mut lower = Vec::with_capacity(n_out);
         let mut upper = Vec::with_capacity(n_out);
         for j in 0..n_out {
-            let p = j as f64 * out_step / step + 0.5;
-            let k = (p.floor() as usize).min(k_max);
+            let p = (j as f64 * ratio + 0.5).min(k_max as f64 + 1.0);
+            let k = (p as usize).min(k_max);
             let f = p - k as f64;
-            let v = if k >= k_max {
-                at(k_max)
-            } else {
-                at(k) + f.min(1.0) * (at(k + 1) - at(k))
-            };
-            // Model error and reading noise add their half-widths rather than combining in
-            // quadrature: a conservative bound for the sum that does not under-cover where
-            // the sensor is noisier than its historical median (noise that grows with the
-            // level, as a flow meter's does).
-            let half = om.band_at(p) + noise;
+            let v = ys[k] + f * (ys[k + 1] - ys[k]);
+            let half = hb[k] + f * (hb[k + 1] - hb[k]);
             values.push(v);
             lower.push(v - half);
             upper.push(v + half);

@@ -302,3 +302,129 @@ fn graph_runs_upstream_first_and_refuses_cycles() {
         Err(SysIdError::Cycle { .. })
     ));
 }
+
+/// The toy plant with `u` held at 5 after `hold_from_h`, and `power` reading `offset` higher
+/// from `break_at_h` on (a sensor or process change the model does not know).
+fn steady_history(hours: f64, hold_from_h: f64, break_at_h: f64, offset: f64) -> Vec<Series> {
+    let mut h = history(hours, 21);
+    let hold = (hold_from_h * 3_600.0) as i64 * S;
+    let brk = (break_at_h * 3_600.0) as i64 * S;
+    h[0].points
+        .iter_mut()
+        .filter(|p| p.0 >= hold)
+        .for_each(|p| p.1 = 5.0);
+    let mut temp = None::<f64>;
+    let (head, rest) = h.split_at_mut(2);
+    for (p, t) in head[1].points.iter_mut().zip(rest[0].points.iter_mut()) {
+        if p.0 >= hold {
+            p.1 = 125.0 + if p.0 >= brk { offset } else { 0.0 };
+            let prev = temp.unwrap_or(t.1);
+            let next = 30.0 + (prev - 30.0) * (-10.0f64 / 600.0).exp();
+            temp = Some(next);
+            t.1 = next;
+        }
+    }
+    h
+}
+
+#[test]
+fn troubleshooting_puts_the_broken_relation_first() {
+    let a = asset();
+    let train = history(30.0, 21);
+    let m = fit(&a, &train, &FitConfig::default()).expect("fits");
+    let h = steady_history(40.0, 34.0, 38.5, 40.0);
+    let window = (38 * 3_600) as i64 * S;
+    let causes = troubleshoot(
+        &[RelatedHistory {
+            twin: "toy-1",
+            relation: "self",
+            asset: &a,
+            model: Some(&m),
+            history: &h,
+        }],
+        window,
+        &TroubleshootConfig::default(),
+    )
+    .expect("runs");
+    let top = causes.first().expect("the offset is found");
+    assert_eq!(
+        (top.signal.as_str(), top.kind),
+        ("power", CauseKind::RelationBreak)
+    );
+    let onset_h = top.onset as f64 / 3.6e12;
+    assert!((38.5..38.6).contains(&onset_h), "onset at {onset_h} h");
+    assert!(causes.iter().all(|c| c.signal != "temp"), "{causes:?}");
+
+    // Without the offset nothing departs.
+    let calm = steady_history(40.0, 34.0, 99.0, 0.0);
+    let none = troubleshoot(
+        &[RelatedHistory {
+            twin: "toy-1",
+            relation: "self",
+            asset: &a,
+            model: Some(&m),
+            history: &calm,
+        }],
+        window,
+        &TroubleshootConfig::default(),
+    )
+    .expect("runs");
+    assert!(none.is_empty(), "{none:?}");
+}
+
+#[test]
+fn troubleshooting_refuses_bad_requests() {
+    let a = asset();
+    assert!(matches!(
+        troubleshoot(&[], 0, &TroubleshootConfig::default()),
+        Err(SysIdError::InvalidConfig { .. })
+    ));
+    let h = history(2.0, 1);
+    let r = troubleshoot(
+        &[RelatedHistory {
+            twin: "toy-1",
+            relation: "self",
+            asset: &a,
+            model: None,
+            history: &h,
+        }],
+        (10 * 3_600) as i64 * S,
+        &TroubleshootConfig::default(),
+    );
+    assert!(matches!(r, Err(SysIdError::Twin { .. })), "{r:?}");
+    let empty: Vec<Series> = vec![Series::new("u", vec![(0, f64::NAN)])];
+    let r = troubleshoot(
+        &[RelatedHistory {
+            twin: "toy-1",
+            relation: "self",
+            asset: &a,
+            model: None,
+            history: &empty,
+        }],
+        0,
+        &TroubleshootConfig::default(),
+    );
+    assert!(matches!(r, Err(SysIdError::Twin { .. })), "{r:?}");
+}
+
+#[test]
+fn scenario_spec_reads_from_json() {
+    let spec: ScenarioSpec = serde_json::from_str(
+        r#"{"horizon_s": 86400, "changes": [
+            {"signal": "u", "kind": "step", "at_s": 600, "value": 7},
+            {"signal": "u", "kind": "ramp", "from_s": 3600, "to_s": 7200, "to_value": 3},
+            {"signal": "u", "kind": "profile", "points": [[10000, 4], [20000, 6]]}
+        ], "baseline": "repeat_day"}"#,
+    )
+    .expect("parses");
+    assert_eq!(spec.output_step_s, 1.0);
+    assert_eq!(spec.baseline, Baseline::RepeatDay);
+    assert_eq!(
+        spec.changes[1].change,
+        Change::Ramp {
+            from_s: 3_600.0,
+            to_s: 7_200.0,
+            to_value: 3.0
+        }
+    );
+}
