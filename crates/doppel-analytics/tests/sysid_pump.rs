@@ -93,8 +93,10 @@ fn after(sim: &SimPump, name: &str, t0: i64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-#[test]
-fn b_what_if_speed_change_stays_in_the_band() {
+/// Runs the what-if of moving `input` by `delta` (towards the middle of its range) 10 min
+/// after the end of the history, against the simulator rerun from the same seed; asserts the
+/// band coverage of every main output.
+fn what_if(input: &str, delta: f64, mid: f64) {
     let model = fixture();
     // Two runs from the same seed and the same schedule: identical up to t0.
     let mut base = pump_history(SEED, DAYS);
@@ -103,17 +105,17 @@ fn b_what_if_speed_change_stays_in_the_band() {
     assert_eq!(t0, changed.t);
     assert_eq!(t0 % (30 * NS), 0, "the history ends on a bin boundary");
     let tail = base.history_since(t0 - 12 * 3_600 * NS);
-    let speed0 = base.value("speed_cmd");
-    let new_speed = if speed0 > 2_400.0 {
-        speed0 - 600.0
+    let from = base.value(input);
+    let to = if from > mid {
+        from - delta
     } else {
-        speed0 + 600.0
+        from + delta
     };
     let change_at = 600.0;
     let horizon = 3.0 * 3_600.0;
     for s in 1..=horizon as usize {
         if s as f64 == change_at + 1.0 {
-            changed.set("speed_cmd", new_speed);
+            changed.set(input, to);
         }
         base.step(1.0);
         changed.step(1.0);
@@ -134,10 +136,10 @@ fn b_what_if_speed_change_stays_in_the_band() {
         changes: vec![
             ambient_change.clone(),
             InputChange {
-                signal: "speed_cmd".into(),
+                signal: input.into(),
                 change: Change::Step {
                     at_s: change_at,
-                    value: new_speed,
+                    value: to,
                 },
             },
         ],
@@ -161,7 +163,7 @@ fn b_what_if_speed_change_stays_in_the_band() {
             let j = t.round() as usize;
             if j < traj.values.len() {
                 n += 1;
-                if traj.lower[j] <= v && v <= traj.upper[j] {
+                if f64::from(traj.lower[j]) <= v && v <= f64::from(traj.upper[j]) {
                     inside += 1;
                 }
             }
@@ -179,14 +181,15 @@ fn b_what_if_speed_change_stays_in_the_band() {
         let true_effect = last_hour(&truth) - last_hour(&truth_base);
         let pred_last = |t: &doppel_analytics::sysid::OutputTrajectory| {
             let from = (horizon - 3_600.0) as usize;
-            t.values[from..].iter().sum::<f64>() / (t.values.len() - from) as f64
+            t.values[from..].iter().map(|&v| f64::from(v)).sum::<f64>()
+                / (t.values.len() - from) as f64
         };
         let predicted_effect = pred_last(traj) - pred_last(traj_base);
         let mean_half_width = traj
             .upper
             .iter()
             .zip(&traj.lower)
-            .map(|(u, l)| 0.5 * (u - l))
+            .map(|(u, l)| 0.5 * f64::from(u - l))
             .sum::<f64>()
             / traj.values.len() as f64;
         rows.push(json!({
@@ -200,7 +203,7 @@ fn b_what_if_speed_change_stays_in_the_band() {
     }
     println!(
         "SYSID_FIGURES {}",
-        json!({"test": "what_if_band_coverage", "speed_from": speed0, "speed_to": new_speed,
+        json!({"test": "what_if_band_coverage", "input": input, "from": from, "to": to,
                "change_at_s": change_at, "horizon_s": horizon,
                "band_coverage_nominal": model.band_coverage, "outputs": rows})
     );
@@ -212,6 +215,16 @@ fn b_what_if_speed_change_stays_in_the_band() {
     );
 }
 
+#[test]
+fn b_what_if_speed_change_stays_in_the_band() {
+    what_if("speed_cmd", 600.0, 2_400.0);
+}
+
+#[test]
+fn b_what_if_valve_change_stays_in_the_band() {
+    what_if("valve_opening", 30.0, 67.0);
+}
+
 /// A first-order lag step, as a speed controller's filter.
 fn lag(x: f64, target: f64, dt: f64, tau: f64) -> f64 {
     target + (x - target) * (-dt / tau).exp()
@@ -220,8 +233,7 @@ fn lag(x: f64, target: f64, dt: f64, tau: f64) -> f64 {
 /// Upstream pump A feeds booster pump B, whose speed controller follows A's flow. A seal leak
 /// on A starts in the troubleshooting window; troubleshooting B (with A as its upstream twin)
 /// must put A's broken relation first.
-#[test]
-fn c_upstream_fault_is_ranked_first() {
+fn booster_causes(leak: bool) -> (Vec<doppel_analytics::sysid::Cause>, i64) {
     let mut up = SimPump::new("pump-up", 21);
     let mut down = SimPump::new("pump-down", 22);
     let mut su = Schedule::new(21);
@@ -234,9 +246,11 @@ fn c_upstream_fault_is_ranked_first() {
     let fault_after_s = 600.0;
     let window_start = up.t + ((train_s + baseline_s) * NS as f64) as i64;
     let onset = window_start + (fault_after_s * NS as f64) as i64;
-    up.pump
-        .inject(FaultSpec::new(FaultKind::SealLeak, onset, 0.6))
-        .expect("a pump can leak");
+    if leak {
+        up.pump
+            .inject(FaultSpec::new(FaultKind::SealLeak, onset, 0.6))
+            .expect("a pump can leak");
+    }
     let i_flow = up.index("flow");
     let mut flow_up: f64 = up.step(1.0)[i_flow];
     down.step(1.0);
@@ -296,6 +310,12 @@ fn c_upstream_fault_is_ranked_first() {
         &TroubleshootConfig::default(),
     )
     .expect("troubleshooting runs");
+    (causes, onset)
+}
+
+#[test]
+fn c_upstream_fault_is_ranked_first() {
+    let (causes, onset) = booster_causes(true);
     let listed: Vec<_> = causes
         .iter()
         .take(8)
@@ -307,7 +327,12 @@ fn c_upstream_fault_is_ranked_first() {
         .collect();
     println!(
         "SYSID_FIGURES {}",
-        json!({"test": "troubleshoot_upstream_seal_leak", "causes": causes.len(), "top": listed})
+        json!({"test": "troubleshoot_upstream_seal_leak", "causes": causes.len(),
+               "first_downstream_rank": causes.iter().position(|c| c.twin == "pump-down"),
+               "downstream_relation_breaks": causes.iter()
+                   .filter(|c| c.twin == "pump-down" && c.kind == CauseKind::RelationBreak)
+                   .count(),
+               "top": listed})
     );
     let top = causes.first().expect("something deviates");
     assert_eq!(top.twin, "pump-up", "top cause: {top:?}");
@@ -333,4 +358,20 @@ fn c_upstream_fault_is_ranked_first() {
     if let Some(i) = first_down {
         assert!(causes[..i].iter().all(|c| c.twin == "pump-up"));
     }
+}
+
+/// The same plant without the leak: nothing may be reported as a broken relation.
+#[test]
+fn c_healthy_plant_breaks_no_relation() {
+    let (causes, _) = booster_causes(false);
+    let broken: Vec<_> = causes
+        .iter()
+        .filter(|c| c.kind == CauseKind::RelationBreak)
+        .map(|c| format!("{} {}", c.twin, c.signal))
+        .collect();
+    println!(
+        "SYSID_FIGURES {}",
+        json!({"test": "troubleshoot_healthy", "causes": causes.len(), "relation_breaks": broken})
+    );
+    assert!(broken.is_empty(), "false relation breaks: {broken:?}");
 }

@@ -116,15 +116,16 @@ pub struct LimitCrossing {
     pub value: f64,
 }
 
-/// One output over the scenario.
+/// One output over the scenario. Points are single precision: seven significant digits are
+/// beyond any sensor, and a day at 1 s for every output of a twin is then half the memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputTrajectory {
     pub signal: String,
     /// At `start + i × step_s`.
-    pub values: Vec<f64>,
+    pub values: Vec<f32>,
     /// The prediction band (coverage [`SysIdModel::band_coverage`]).
-    pub lower: Vec<f64>,
-    pub upper: Vec<f64>,
+    pub lower: Vec<f32>,
+    pub upper: Vec<f32>,
     /// Mean of `values` over the horizon.
     pub mean: f64,
     /// First crossing of the normal range by the trajectory.
@@ -436,16 +437,16 @@ pub(crate) fn run_bins(
 }
 
 fn first_crossing(
-    values: &[f64],
+    values: &[f32],
     step: f64,
     min: Option<f64>,
     max: Option<f64>,
-    edge: Option<(&[f64], &[f64])>,
+    edge: Option<(&[f32], &[f32])>,
 ) -> Option<LimitCrossing> {
     for (i, &v) in values.iter().enumerate() {
         let (lo, hi) = match edge {
-            Some((l, u)) => (l[i], u[i]),
-            None => (v, v),
+            Some((l, u)) => (f64::from(l[i]), f64::from(u[i])),
+            None => (f64::from(v), f64::from(v)),
         };
         if let Some(mx) = max {
             if hi > mx {
@@ -523,11 +524,11 @@ pub(crate) fn simulate_from(
             let f = p - k as f64;
             let v = ys[k] + f * (ys[k + 1] - ys[k]);
             let half = hb[k] + f * (hb[k + 1] - hb[k]);
-            values.push(v);
-            lower.push(v - half);
-            upper.push(v + half);
+            values.push(v as f32);
+            lower.push((v - half) as f32);
+            upper.push((v + half) as f32);
         }
-        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
         let crossing = first_crossing(&values, out_step, om.min, om.max, None);
         let band_crossing =
             first_crossing(&values, out_step, om.min, om.max, Some((&lower, &upper)));
@@ -617,11 +618,11 @@ pub fn compare(
         if n == 0 {
             continue;
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
+        let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64;
         let (bm, sm) = (mean(&b.values[..n]), mean(&s.values[..n]));
         let (mut max_abs, mut max_at) = (0.0f64, 0.0);
         for i in 0..n {
-            let d = (s.values[i] - b.values[i]).abs();
+            let d = (f64::from(s.values[i]) - f64::from(b.values[i])).abs();
             if d > max_abs {
                 max_abs = d;
                 max_at = i as f64 * baseline.step_s;
@@ -632,7 +633,7 @@ pub fn compare(
             baseline_mean: bm,
             scenario_mean: sm,
             mean_delta: sm - bm,
-            final_delta: s.values[n - 1] - b.values[n - 1],
+            final_delta: f64::from(s.values[n - 1]) - f64::from(b.values[n - 1]),
             max_abs_delta: max_abs,
             max_abs_delta_at_s: max_at,
             baseline_crossing: b.crossing.clone(),
@@ -748,7 +749,7 @@ pub fn simulate_graph(
                 .iter()
                 .enumerate()
                 .step_by(every)
-                .map(|(j, v)| (offset + j as f64 * up.step_s, *v))
+                .map(|(j, v)| (offset + j as f64 * up.step_s, f64::from(*v)))
                 .collect();
             spec.changes.push(InputChange {
                 signal: l.to_signal.clone(),

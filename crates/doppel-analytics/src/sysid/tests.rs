@@ -287,7 +287,7 @@ fn graph_runs_upstream_first_and_refuses_cycles() {
         .expect("u")
         .values;
     let last_u = *down_u.last().expect("values");
-    assert!((last_u - up_temp.values.last().copied().expect("v")).abs() < 0.5);
+    assert!((last_u - f64::from(up_temp.values.last().copied().expect("v"))).abs() < 0.5);
     let cyc = [
         links[0].clone(),
         GraphLink {
