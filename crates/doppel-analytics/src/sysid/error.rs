@@ -8,6 +8,8 @@ pub enum SysIdError {
     EmptyHistory,
     #[error("history spans {got_s:.0} s, need at least {needed_s:.0} s to fit, validate and test")]
     TooShort { needed_s: f64, got_s: f64 },
+    #[error("the history spans {bins} model steps, more than {max}: a timestamp is far off, or the step is too fine")]
+    TooLong { bins: usize, max: usize },
     #[error("signal {signal:?}: {problem}")]
     Signal { signal: String, problem: String },
     #[error("no input or disturbance signal varies in the history, so nothing drives the outputs")]

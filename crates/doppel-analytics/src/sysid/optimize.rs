@@ -116,6 +116,10 @@ pub struct OptimizeResult {
     pub outcome: ScenarioResult,
 }
 
+/// Most inputs searched at once: the grid has at least three points per input, so six
+/// inputs already cost 729 model runs.
+const MAX_SEARCHED: usize = 6;
+
 struct Problem<'a> {
     model: &'a SysIdModel,
     start: super::scenario::Start,
@@ -213,6 +217,23 @@ pub fn optimize(
     }
     if spec.inputs.is_empty() {
         problems.push("no input to search".into());
+    }
+    if spec.inputs.len() > MAX_SEARCHED {
+        problems.push(format!(
+            "{} inputs to search; at most {MAX_SEARCHED} at once",
+            spec.inputs.len()
+        ));
+    }
+    for (i, r) in spec.inputs.iter().enumerate() {
+        if spec.inputs[..i].iter().any(|o| o.signal == r.signal) {
+            problems.push(format!("{:?} is listed twice among the inputs", r.signal));
+        }
+    }
+    if !(spec.output_step_s.is_finite() && spec.output_step_s > 0.0) {
+        problems.push(format!(
+            "output_step_s must be positive, got {}",
+            spec.output_step_s
+        ));
     }
     let mut searched = Vec::new();
     for r in &spec.inputs {
@@ -371,7 +392,7 @@ pub fn optimize(
         &p.start,
         &ScenarioSpec {
             horizon_s: spec.horizon_s,
-            output_step_s: spec.output_step_s.max(1e-3),
+            output_step_s: spec.output_step_s,
             changes: changes.clone(),
             baseline: spec.baseline,
         },

@@ -10,6 +10,10 @@ use crate::Timestamp;
 
 const NS_PER_S: f64 = 1e9;
 
+/// Most bins one history may resample into (about 4.7 years at 30 s): a stray timestamp
+/// decades away must be an error, not an allocation of gigabytes.
+pub(crate) const MAX_BINS: usize = 5_000_000;
+
 /// The readings of one signal: `(timestamp ns, value)`, in any order. Non-finite values (a
 /// lost reading) are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,6 +23,7 @@ pub struct Series {
 }
 
 impl Series {
+    /// A series of `signal` from `(timestamp ns, value)` points.
     pub fn new(signal: impl Into<String>, points: Vec<(Timestamp, f64)>) -> Self {
         Series {
             signal: signal.into(),
@@ -56,10 +61,16 @@ impl Grid {
         let first_end = ceil_div(lo, step_ns).saturating_mul(step_ns);
         let last_end = hi.div_euclid(step_ns).saturating_mul(step_ns);
         let len = if last_end >= first_end {
-            ((last_end - first_end) / step_ns) as usize + 1
+            (last_end.saturating_sub(first_end) / step_ns) as usize + 1
         } else {
             0
         };
+        if len > MAX_BINS {
+            return Err(SysIdError::TooLong {
+                bins: len,
+                max: MAX_BINS,
+            });
+        }
         Ok(Grid {
             first_end,
             step_ns,
@@ -81,7 +92,7 @@ impl Grid {
 
     /// The bin a reading at `t` falls in, if any.
     fn bin(&self, t: Timestamp) -> Option<usize> {
-        let d = t.checked_sub(self.first_end - self.step_ns)?;
+        let d = t.checked_sub(self.first_end.saturating_sub(self.step_ns))?;
         if d <= 0 {
             return None;
         }

@@ -26,6 +26,9 @@ const SUBSAMPLES: usize = 8;
 /// Most output points one scenario may return (all outputs together): beyond this the answer
 /// would not fit in memory comfortably; coarsen `output_step_s` instead.
 const MAX_POINTS: usize = 50_000_000;
+/// Longest scenario: a month. The model's band is calibrated one horizon ahead and held
+/// beyond; months ahead, a twin's operation is better asked as several scenarios.
+const MAX_HORIZON_S: f64 = 31.0 * 86_400.0;
 
 /// A change of one input over the scenario. Times are seconds from the scenario start (the end
 /// of the last complete bin of the history).
@@ -216,9 +219,9 @@ pub(crate) fn prepare(model: &SysIdModel, history: &[Series]) -> Result<Start, S
 
 fn check_spec(model: &SysIdModel, spec: &ScenarioSpec) -> Result<(), SysIdError> {
     let mut problems = Vec::new();
-    if !(spec.horizon_s.is_finite() && spec.horizon_s > 0.0 && spec.horizon_s <= 366.0 * 86_400.0) {
+    if !(spec.horizon_s.is_finite() && spec.horizon_s > 0.0 && spec.horizon_s <= MAX_HORIZON_S) {
         problems.push(format!(
-            "horizon_s must be in (0, 1 year], got {}",
+            "horizon_s must be in (0, {MAX_HORIZON_S}] (31 days), got {}",
             spec.horizon_s
         ));
     }

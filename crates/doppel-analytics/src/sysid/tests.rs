@@ -125,6 +125,12 @@ fn bad_histories_are_errors_not_panics() {
         fit(&asset(), &no_input, &cfg),
         Err(SysIdError::Signal { .. })
     ));
+    let mut stray = history(30.0, 1);
+    stray[1].points.push((i64::MAX - 5, 1.0));
+    assert!(matches!(
+        fit(&asset(), &stray, &cfg),
+        Err(SysIdError::TooLong { .. })
+    ));
     let bad = FitConfig {
         step_s: f64::NAN,
         ..FitConfig::default()
