@@ -74,6 +74,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("optimize_speed_valve_4h_pump", |b| {
         b.iter(|| optimize(&model, &tail, &opt).expect("runs"))
     });
+    let day = OptimizeSpec {
+        horizon_s: 86_400.0,
+        ..opt.clone()
+    };
+    g.bench_function("optimize_speed_valve_24h_pump", |b| {
+        b.iter(|| optimize(&model, &tail, &day).expect("runs"))
+    });
     g.finish();
 }
 

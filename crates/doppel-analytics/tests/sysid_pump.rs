@@ -149,6 +149,11 @@ fn what_if(input: &str, delta: f64, mid: f64) {
     base_spec.changes.push(ambient_change);
     let predicted = simulate(model, &tail, &spec).expect("scenario runs");
     let predicted_base = simulate(model, &tail, &base_spec).expect("baseline runs");
+    // For the record, not the target: the same question with the ambient held at its last
+    // value instead of replayed, as a scenario without a weather forecast would run.
+    let mut held_spec = spec.clone();
+    held_spec.changes.remove(0);
+    let predicted_held = simulate(model, &tail, &held_spec).expect("scenario runs");
     assert_eq!(predicted.start, t0);
 
     let mut rows = Vec::new();
@@ -169,6 +174,24 @@ fn what_if(input: &str, delta: f64, mid: f64) {
             }
         }
         let coverage = inside as f64 / n as f64;
+        let held = predicted_held.output(name).expect("output predicted");
+        let inside_held = truth
+            .iter()
+            .filter(|&&(t, v)| {
+                let j = t.round() as usize;
+                j < held.values.len()
+                    && f64::from(held.lower[j]) <= v
+                    && v <= f64::from(held.upper[j])
+            })
+            .count();
+        let coverage_ambient_held = inside_held as f64 / n as f64;
+        let half_width_held = held
+            .upper
+            .iter()
+            .zip(&held.lower)
+            .map(|(u, l)| 0.5 * f64::from(u - l))
+            .sum::<f64>()
+            / held.values.len() as f64;
         // The effect of the change over the last hour: predicted vs true.
         let last_hour = |v: &[(f64, f64)]| {
             let xs: Vec<f64> = v
@@ -194,6 +217,8 @@ fn what_if(input: &str, delta: f64, mid: f64) {
             / traj.values.len() as f64;
         rows.push(json!({
             "signal": name, "coverage": coverage, "points": n,
+            "coverage_ambient_held": coverage_ambient_held,
+            "mean_band_half_width_ambient_held": half_width_held,
             "true_effect_last_hour": true_effect, "predicted_effect_last_hour": predicted_effect,
             "mean_band_half_width": mean_half_width,
         }));

@@ -195,9 +195,38 @@ pub struct InputScale {
     /// False when the signal did not vary in the history: its effect cannot be learned, and
     /// scenarios that change it are refused.
     pub identified: bool,
+    /// For a disturbance: how far it drifts from its current value over a lag,
+    /// `(lag seconds, band_coverage quantile of |d(t + lag) − d(t)|)`, measured on the
+    /// history. A scenario that holds a disturbance (no forecast given) widens each output's
+    /// band by this drift times the output's sensitivity to it. Empty for inputs.
+    #[serde(default)]
+    pub drift: Vec<(f64, f64)>,
 }
 
 impl InputScale {
+    /// The drift quantile at `lag_s` seconds, interpolated; 0 at 0 and held beyond the last
+    /// lag measured.
+    pub(crate) fn drift_at(&self, lag_s: f64) -> f64 {
+        let Some(&(last_t, last_q)) = self.drift.last() else {
+            return 0.0;
+        };
+        if lag_s >= last_t {
+            return last_q;
+        }
+        let mut prev = (0.0, 0.0);
+        for &(t, q) in &self.drift {
+            if lag_s <= t {
+                let f = if t > prev.0 {
+                    (lag_s - prev.0) / (t - prev.0)
+                } else {
+                    1.0
+                };
+                return prev.1 + f.clamp(0.0, 1.0) * (q - prev.1);
+            }
+            prev = (t, q);
+        }
+        last_q
+    }
     /// Scaled value, clipped a quarter of the range beyond what was seen: a polynomial must
     /// not be extrapolated far.
     pub(crate) fn scale(&self, u: f64) -> f64 {
@@ -274,6 +303,19 @@ impl OutputModel {
             s += row.iter().zip(coef).map(|(a, b)| a * b).sum::<f64>();
         }
         s
+    }
+
+    /// The steady state (signal units) the output settles to with the feature row `row`
+    /// held at every lag.
+    pub(crate) fn steady_state(&self, row: &[f64], m: usize) -> f64 {
+        let f = self.features_used(m);
+        let mut s = self.constant;
+        for j in 0..self.nb {
+            let coef = &self.b[j * f..(j + 1) * f];
+            s += row[..f].iter().zip(coef).map(|(a, b)| a * b).sum::<f64>();
+        }
+        let gain = 1.0 - self.ar.iter().sum::<f64>();
+        s / gain * self.scale + self.mean
     }
 
     /// Steps of input history the model needs before the first predicted step.
@@ -594,6 +636,11 @@ pub fn fit(
                 center: 0.5 * (lo + hi),
                 half_range: if flat { 1.0 } else { 0.5 * (hi - lo) },
                 identified: !flat,
+                drift: if spec.role == SignalRole::Disturbance && !flat {
+                    drift(&r.values, config)
+                } else {
+                    Vec::new()
+                },
             });
             input_cols.push(r.values);
         } else if flat {
@@ -902,6 +949,32 @@ impl Ctx<'_> {
             },
         })
     }
+}
+
+/// Drift quantiles of a disturbance at lags growing geometrically from one step to a day
+/// (or half the history): enough points to interpolate a smooth curve, at a bounded cost.
+fn drift(values: &[f64], config: &FitConfig) -> Vec<(f64, f64)> {
+    let n = values.len();
+    let max_lag = ((86_400.0 / config.step_s).round() as usize)
+        .min(n / 2)
+        .max(1);
+    let mut out = Vec::new();
+    let mut lag = 1usize;
+    let mut running = 0.0f64;
+    let mut diffs = Vec::new();
+    while lag <= max_lag {
+        let stride = ((n - lag) / 4_000).max(1);
+        diffs.clear();
+        diffs.extend(
+            (0..n - lag)
+                .step_by(stride)
+                .map(|k| (values[k + lag] - values[k]).abs()),
+        );
+        running = running.max(quantile(&mut diffs, config.band_coverage).unwrap_or(0.0));
+        out.push((lag as f64 * config.step_s, running));
+        lag = (lag * 3 / 2).max(lag + 1);
+    }
+    out
 }
 
 /// Whether the autoregressive part is stable with a margin (roots inside radius 0.999): a

@@ -9,12 +9,17 @@
 //!
 //! The band at `h` model steps ahead is the held-out free-run error quantile at `h`
 //! ([`OutputModel::band`]); when the output step is finer than the model step, the band is
-//! for single readings and adds `z × reading_sd` (the sensor noise around a bin mean).
+//! for single readings and adds `z × reading_sd` (the sensor noise around a bin mean). A
+//! disturbance the scenario holds (no profile given for it: nobody said what the weather
+//! will do) adds its historical drift over the lag ([`InputScale::drift`]) times the output's
+//! steady-state sensitivity to it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+#[allow(unused_imports, reason = "linked from the module documentation")]
+use super::fit::InputScale;
 use super::fit::{feature_rows, table_for, OutputModel, SysIdModel};
 use super::linalg::normal_quantile;
 use super::resample::Series;
@@ -439,6 +444,65 @@ pub(crate) fn run_bins(
         .collect()
 }
 
+/// Per output, `(disturbance index, |∂y/∂d|)` for every disturbance the scenario holds at
+/// its last value (no change given for it): the steady-state sensitivity, the larger of the
+/// ones at the first and the last scenario bin. The band widens by it times the
+/// disturbance's historical drift, because nobody told the model what the weather will do.
+fn held_disturbance_widening(
+    model: &SysIdModel,
+    spec: &ScenarioSpec,
+    inputs: &[Vec<f64>],
+) -> Vec<Vec<(usize, f64)>> {
+    let held: Vec<usize> = model
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.role == doppel_model::SignalRole::Disturbance
+                && s.identified
+                && !s.drift.is_empty()
+                && !spec.changes.iter().any(|c| c.signal == s.signal)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let m = model.m();
+    let mut z = Vec::with_capacity(m);
+    let mut row = Vec::with_capacity(model.width());
+    let mut widen = vec![Vec::new(); model.outputs.len()];
+    if held.is_empty() {
+        return widen;
+    }
+    let k_max = inputs.first().map_or(0, Vec::len);
+    let at = |k: usize| -> Vec<f64> { inputs.iter().map(|c| c[k]).collect() };
+    let points: Vec<Vec<f64>> = [0, k_max.saturating_sub(1)]
+        .iter()
+        .map(|&k| at(k))
+        .collect();
+    for &d in &held {
+        let delta = 0.05 * model.inputs[d].half_range;
+        for (o, om) in model.outputs.iter().enumerate() {
+            let mut gain = 0.0f64;
+            for u in &points {
+                let mut up = u.clone();
+                up[d] += delta;
+                let mut down = u.clone();
+                down[d] -= delta;
+                row.clear();
+                model.push_features(&up, &mut z, &mut row);
+                let hi = om.steady_state(&row, m);
+                row.clear();
+                model.push_features(&down, &mut z, &mut row);
+                let lo = om.steady_state(&row, m);
+                gain = gain.max(((hi - lo) / (2.0 * delta)).abs());
+            }
+            if gain.is_finite() && gain > 0.0 {
+                widen[o].push((d, gain));
+            }
+        }
+    }
+    widen
+}
+
 fn first_crossing(
     values: &[f32],
     step: f64,
@@ -501,6 +565,7 @@ pub(crate) fn simulate_from(
     let n_out = (spec.horizon_s / out_step).floor() as usize + 1;
     let z = normal_quantile(0.5 + 0.5 * model.band_coverage);
     let finer = out_step < step;
+    let widen = held_disturbance_widening(model, spec, &inputs);
     let mut outputs = Vec::with_capacity(model.outputs.len());
     for (o, om) in model.outputs.iter().enumerate() {
         // Bin k (k = 0 is the last history bin) is centred at (k − ½)·step; one extra
@@ -515,7 +580,14 @@ pub(crate) fn simulate_from(
         // sensor is noisier than its historical median (noise that grows with the level, as
         // a flow meter's does).
         let hb: Vec<f64> = (0..k_max + 2)
-            .map(|k| om.band_at(k as f64) + noise)
+            .map(|k| {
+                let lag_s = k as f64 * step;
+                let drift: f64 = widen[o]
+                    .iter()
+                    .map(|&(d, gain)| gain * model.inputs[d].drift_at(lag_s))
+                    .sum();
+                om.band_at(k as f64) + noise + drift
+            })
             .collect();
         let ratio = out_step / step;
         let mut values = Vec::with_capacity(n_out);
