@@ -54,7 +54,7 @@ fn a_free_run_one_hour_ahead_is_within_ten_percent() {
         .map(|o| {
             json!({
                 "signal": o.signal,
-                "structure": format!("na={} nb={} delay={} {:?}", o.na, o.nb, o.delay, o.nonlinearity),
+                "structure": format!("na={} nb={} delay={} {:?}{}", o.na, o.nb, o.delay, o.nonlinearity, if o.integrating { " integrating" } else { "" }),
                 "nrmse_one_step": o.quality.nrmse_one_step,
                 "nrmse_1h": o.quality.nrmse_horizon,
                 "nrmse_std_1h": o.quality.nrmse_std_horizon,

@@ -261,7 +261,8 @@ pub struct FitQuality {
 
 /// The learned dynamics of one output, on the standardized scale `ỹ = (y − mean) / scale`:
 /// `ỹ[k] = Σ_{i<na} ar[i]·ỹ[k−1−i] + Σ_{j<nb} Σ_f b[j·F + f]·φ_f(z[k−delay−j]) + constant`,
-/// with `F` features of [`OutputModel::nonlinearity`].
+/// with `F` features of [`OutputModel::nonlinearity`] (plus `ỹ[k−1]` when
+/// [`OutputModel::integrating`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputModel {
     pub signal: String,
@@ -269,6 +270,9 @@ pub struct OutputModel {
     pub nb: usize,
     pub delay: usize,
     pub nonlinearity: Nonlinearity,
+    /// An integrator: `ỹ[k] = ỹ[k−1] + exogenous part` (then `na = 0`).
+    #[serde(default)]
+    pub integrating: bool,
     pub mean: f64,
     pub scale: f64,
     pub ar: Vec<f64>,
@@ -314,6 +318,10 @@ impl OutputModel {
             let coef = &self.b[j * f..(j + 1) * f];
             s += row[..f].iter().zip(coef).map(|(a, b)| a * b).sum::<f64>();
         }
+        if self.integrating {
+            // No steady state: the output ramps for as long as the inputs drive it.
+            return f64::NAN;
+        }
         let gain = 1.0 - self.ar.iter().sum::<f64>();
         s / gain * self.scale + self.mean
     }
@@ -329,6 +337,9 @@ impl OutputModel {
         let (mut y1, mut y2) = (prev[0], prev[1]);
         for &e in exo {
             let mut y = e;
+            if self.integrating {
+                y += y1;
+            }
             if self.na >= 1 {
                 y += self.ar[0] * y1;
             }
@@ -541,6 +552,7 @@ struct Structure {
     nb: usize,
     delay: usize,
     level: Nonlinearity,
+    integrating: bool,
 }
 
 /// Identifies `asset`'s dynamics from `history` (readings of its signals, any order, any
@@ -704,7 +716,19 @@ pub fn fit(
                         nb,
                         delay,
                         level,
+                        integrating: false,
                     });
+                    // An integrator (a level, a counter, an energy meter) in place of the
+                    // autoregressive terms: its increment is what the inputs drive.
+                    if na == 0 {
+                        structures.push(Structure {
+                            na: 0,
+                            nb,
+                            delay,
+                            level,
+                            integrating: true,
+                        });
+                    }
                 }
             }
         }
@@ -745,7 +769,7 @@ pub fn fit(
                 continue;
             }
             // A small price per coefficient: prefer the simpler of two near-equal structures.
-            let params = s.na + s.nb * s.level.width(m) + 1;
+            let params = s.na + s.nb * s.level.width(m) + 1 + usize::from(s.integrating);
             let score = e * (1.0 + 0.002 * params as f64);
             if best.is_none_or(|(b, _)| score < b) {
                 best = Some((score, s));
@@ -809,6 +833,9 @@ fn test_block(
     let one: Vec<f64> = (from..n)
         .map(|k| {
             let mut v = exo[k - from];
+            if om.integrating {
+                v += yt[k - 1];
+            }
             for (i, a) in om.ar.iter().enumerate() {
                 v += a * yt[k - 1 - i];
             }
@@ -879,12 +906,14 @@ impl Ctx<'_> {
         self.max_na + self.lags * self.w + 1
     }
 
-    /// `XᵀX` and `Xᵀy` of the full regressor over steps `from..to`.
-    fn normal_equations(&self, from: usize, to: usize) -> (DMatrix<f64>, DVector<f64>) {
+    /// `XᵀX` and `Xᵀy`, `XᵀΔy` (for integrating structures) of the full regressor over
+    /// steps `from..to`.
+    fn normal_equations(&self, from: usize, to: usize) -> (DMatrix<f64>, [DVector<f64>; 2]) {
         let p = self.width();
         let rows = to.saturating_sub(from.max(self.warm));
         let mut x = DMatrix::<f64>::zeros(rows, p);
         let mut t = DVector::<f64>::zeros(rows);
+        let mut dt = DVector::<f64>::zeros(rows);
         for (r, k) in (from.max(self.warm)..to).enumerate() {
             for i in 0..self.max_na {
                 x[(r, i)] = self.yt[k - 1 - i];
@@ -897,18 +926,20 @@ impl Ctx<'_> {
             }
             x[(r, p - 1)] = 1.0;
             t[r] = self.yt[k];
+            dt[r] = self.yt[k] - self.yt[k - 1];
         }
         let xt = x.transpose();
-        (&xt * &x, &xt * &t)
+        (&xt * &x, [&xt * &t, &xt * &dt])
     }
 
     fn solve(
         &self,
         g: &DMatrix<f64>,
-        b: &DVector<f64>,
+        b: &[DVector<f64>; 2],
         s: Structure,
         signal: &str,
     ) -> Option<OutputModel> {
+        let b = &b[usize::from(s.integrating)];
         let p_full = self.width();
         let f = s.level.width(self.m);
         let mut cols: Vec<usize> = (0..s.na).collect();
@@ -928,6 +959,7 @@ impl Ctx<'_> {
             nb: s.nb,
             delay: s.delay,
             nonlinearity: s.level,
+            integrating: s.integrating,
             mean: 0.0,
             scale: 1.0,
             ar: theta.as_slice()[..s.na].to_vec(),
