@@ -1,5 +1,6 @@
-//! Cost of asking an identified pump model: a 24 h what-if at 1 s resolution (every output
-//! with its band and limit crossings), and one optimization of speed and valve over 4 h.
+//! Cost of identifying a pump from three days of readings, and of asking the model: a 24 h
+//! what-if at 1 s resolution (every output with its band and limit crossings), the same at
+//! the model step, and optimizations of speed and valve over 4 h and 24 h.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use doppel_analytics::sysid::{
@@ -60,6 +61,9 @@ fn bench(c: &mut Criterion) {
     };
     let mut g = c.benchmark_group("sysid");
     g.sample_size(10);
+    g.bench_function("fit_pump_3_days", |b| {
+        b.iter(|| fit(&plant::pump_model(), &history, &FitConfig::default()).expect("fits"))
+    });
     g.bench_function("scenario_24h_at_1s_pump", |b| {
         b.iter(|| simulate(&model, &tail, &spec).expect("runs"))
     });

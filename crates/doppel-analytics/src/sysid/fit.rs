@@ -566,12 +566,12 @@ pub fn fit(
 ) -> Result<SysIdModel, SysIdError> {
     config.validate()?;
     let known: Vec<&str> = asset.signals.iter().map(|s| s.name.as_str()).collect();
-    let relevant: Vec<Series> = history
-        .iter()
-        .filter(|s| known.contains(&s.signal.as_str()))
-        .cloned()
-        .collect();
-    let grid = Grid::covering(&relevant, config.step_s)?;
+    let grid = Grid::covering(
+        history
+            .iter()
+            .filter(|s| known.contains(&s.signal.as_str())),
+        config.step_s,
+    )?;
     let horizon = config.horizon_steps();
     let lags = config.max_delay + config.max_nb;
     let warm = config.max_na.max(lags);
@@ -598,7 +598,7 @@ pub fn fit(
             });
             continue;
         }
-        let Some(r) = find(&relevant, &spec.name).and_then(|s| resample(s, &grid)) else {
+        let Some(r) = find(history, &spec.name).and_then(|s| resample(s, &grid)) else {
             if is_input {
                 return Err(SysIdError::Signal {
                     signal: spec.name.clone(),

@@ -43,7 +43,10 @@ pub(crate) struct Grid {
 impl Grid {
     /// The complete bins covered by the finite readings of `history` (a partial last bin is
     /// left out: its mean would be biased toward its first readings).
-    pub fn covering(history: &[Series], step_s: f64) -> Result<Grid, SysIdError> {
+    pub fn covering<'a>(
+        history: impl IntoIterator<Item = &'a Series>,
+        step_s: f64,
+    ) -> Result<Grid, SysIdError> {
         let step_ns = step_ns(step_s)?;
         let mut lo = i64::MAX;
         let mut hi = i64::MIN;

@@ -779,7 +779,8 @@ pub fn simulate_graph(
     let mut order = Vec::with_capacity(nodes.len());
     let mut ready: Vec<usize> = (0..nodes.len()).filter(|&i| indegree[i] == 0).collect();
     let mut remaining = indegree.clone();
-    while let Some(i) = (!ready.is_empty()).then(|| ready.remove(0)) {
+    while !ready.is_empty() {
+        let i = ready.remove(0);
         order.push(i);
         for l in links.iter().filter(|l| l.from_twin == nodes[i].twin) {
             let to = index[l.to_twin.as_str()];
