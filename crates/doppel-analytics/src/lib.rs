@@ -2,11 +2,14 @@
 //! change, stuck, dropout, normal range, CUSUM shift), a multivariate PCA model over a twin's
 //! signals, and [`TwinDetector`], which combines them into one explainable [`Score`] per
 //! reading with a persistent, feedback-adapted alarm decision. [`rul`] learns the remaining
-//! useful life from a fleet of run-to-failure histories.
+//! useful life from a fleet of run-to-failure histories. [`sysid`] identifies how a twin's
+//! outputs respond to its inputs and answers what-if scenarios, input optimization and
+//! troubleshooting with the learned model.
 //!
 //! Architecture Invariant: this crate has no async, no IO and no clock; detectors are driven
 //! by the timestamps they are given, so every score is reproducible from a recorded stream,
-//! and a RUL model is a pure function of its training runs, configuration and seed.
+//! and a RUL model is a pure function of its training runs, configuration and seed; a
+//! system-identification model of its history and configuration.
 //! The `eval` module (feature `eval`) reads CSV and C-MAPSS files for offline evaluation;
 //! the detector and RUL cores never touch it.
 
@@ -15,6 +18,7 @@ mod multivariate;
 pub mod rul;
 mod signal;
 mod stats;
+pub mod sysid;
 mod twin;
 
 #[cfg(feature = "eval")]
@@ -25,4 +29,5 @@ pub use doppel_model::Timestamp;
 pub use multivariate::Multivariate;
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};
+pub use sysid::SysIdError;
 pub use twin::{Score, SignalContribution, TwinDetector};
