@@ -21,7 +21,11 @@ use crate::alarm_service::{self, AlarmInput, OperatorOp};
 use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
 use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
+use crate::whatif::{self, Identified, WhatIfAnswer};
 use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
+use doppel_analytics::sysid::{
+    Cause, FitConfig, OptimizeResult, OptimizeSpec, ScenarioSpec, TroubleshootConfig,
+};
 
 /// How the engine is set up.
 #[derive(Debug, Clone)]
@@ -161,6 +165,7 @@ pub struct Engine {
     closing: AtomicBool,
     alarm_book: Arc<Mutex<AlarmBook>>,
     alarm_tx: mpsc::Sender<AlarmInput>,
+    whatif: Arc<whatif::Models>,
 }
 
 impl Engine {
@@ -240,6 +245,7 @@ impl Engine {
             closing: AtomicBool::new(false),
             alarm_book,
             alarm_tx,
+            whatif: Arc::new(whatif::Models::new(&dir)),
         });
         let store = engine.store.clone();
         let latest = tokio::task::spawn_blocking(move || store.latest_all())
@@ -506,6 +512,7 @@ impl Engine {
                 path: self.config.data_dir.clone(),
                 source: std::io::Error::other(e),
             })??;
+        self.whatif.remove(id);
         let twin: Arc<str> = Arc::from(id);
         let tx = &self.shards[shard::shard_of(&twin, self.shards.len())];
         let _ = tx.send(ShardCmd::Remove { twin }).await;
@@ -737,6 +744,98 @@ impl Engine {
                     })
                 })
                 .collect::<Result<Vec<_>, EngineError>>()
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Identifies `twin`'s dynamics from its history in `[from, to)` (default: the week
+    /// before its last reading), keeps the model (memory and disk) and returns it.
+    pub async fn identify(
+        &self,
+        twin: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        config: FitConfig,
+    ) -> Result<Arc<Identified>, EngineError> {
+        let (store, catalog, models) = (self.store.clone(), self.catalog(), self.whatif.clone());
+        let twin = twin.to_string();
+        tokio::task::spawn_blocking(move || {
+            let id = whatif::identify(&store, &catalog, &twin, from, to, &config)?;
+            models.put(id)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// `twin`'s identified model, if it has one.
+    pub fn identified(&self, twin: &str) -> Result<Option<Arc<Identified>>, EngineError> {
+        if self.catalog().twin(twin).is_none() {
+            return Err(EngineError::TwinNotFound(twin.to_string()));
+        }
+        Ok(self.whatif.get(twin))
+    }
+
+    /// The twin's model, identified now with the defaults when it has none yet.
+    async fn model_for(&self, twin: &str) -> Result<Arc<Identified>, EngineError> {
+        match self.identified(twin)? {
+            Some(m) => Ok(m),
+            None => self.identify(twin, None, None, FitConfig::default()).await,
+        }
+    }
+
+    /// Simulates what-if scenarios on `twin` from `start` (default: its last reading) with its
+    /// learned model, against the baseline (nothing changed). Reads only: the twin's state and
+    /// history are untouched. Without scenarios, `alone` says the baseline's horizon and step.
+    pub async fn scenarios(
+        &self,
+        twin: &str,
+        start: Option<Timestamp>,
+        scenarios: Vec<(Option<String>, ScenarioSpec)>,
+        alone: ScenarioSpec,
+    ) -> Result<WhatIfAnswer, EngineError> {
+        let id = self.model_for(twin).await?;
+        let (store, catalog) = (self.store.clone(), self.catalog());
+        let twin = twin.to_string();
+        tokio::task::spawn_blocking(move || {
+            let start = start.unwrap_or(id.history_to).max(i64::MIN + 1);
+            let tail = whatif::tail(&store, &catalog, &twin, id.model.step_s, start)?;
+            whatif::run_scenarios(&id, &tail, &scenarios, alone)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Searches `twin`'s inputs for the settings that best meet `spec`, from its last reading.
+    pub async fn optimize(
+        &self,
+        twin: &str,
+        spec: OptimizeSpec,
+    ) -> Result<OptimizeResult, EngineError> {
+        let id = self.model_for(twin).await?;
+        let (store, catalog) = (self.store.clone(), self.catalog());
+        let twin = twin.to_string();
+        tokio::task::spawn_blocking(move || {
+            let tail = whatif::tail(&store, &catalog, &twin, id.model.step_s, id.history_to)?;
+            whatif::optimize(&id, &tail, &spec)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Ranks candidate causes of what happened to `twin` in `[from, to)`: which signal left
+    /// its baseline first, which learned relation broke, which related twin deviated earlier.
+    pub async fn troubleshoot(
+        &self,
+        twin: &str,
+        from: Timestamp,
+        to: Timestamp,
+        config: TroubleshootConfig,
+    ) -> Result<Vec<Cause>, EngineError> {
+        let (store, catalog, models) = (self.store.clone(), self.catalog(), self.whatif.clone());
+        let twin = twin.to_string();
+        tokio::task::spawn_blocking(move || {
+            whatif::troubleshoot(&store, &catalog, &models, &twin, from, to, &config)
         })
         .await
         .map_err(|_| EngineError::ShuttingDown)?

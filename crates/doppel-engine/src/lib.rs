@@ -16,6 +16,7 @@ mod error;
 mod live;
 mod metrics;
 mod shard;
+pub mod whatif;
 
 pub use alarms::{Alarm, AlarmChange, AlarmQuery, AlarmState, Severity, Verdict};
 pub use detect::{TwinHealth, SCORE_SIGNAL};

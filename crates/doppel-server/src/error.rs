@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use doppel_analytics::sysid::SysIdError;
 use doppel_engine::EngineError;
 use doppel_model::{FieldError, ModelError, ValidationErrors};
 use doppel_store::StoreError;
@@ -122,6 +123,21 @@ impl From<EngineError> for ApiError {
                 tracing::error!(error = %msg, "storage full");
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, msg)
             }
+            EngineError::WhatIf(ref w) => match w {
+                SysIdError::InvalidScenario { .. } => ApiError::field("scenarios", msg),
+                SysIdError::InvalidConfig { .. } => ApiError::field("config", msg),
+                SysIdError::Signal { signal, .. } => ApiError::field(signal.clone(), msg),
+                SysIdError::ModelMismatch { .. }
+                | SysIdError::Twin { .. }
+                | SysIdError::Cycle { .. } => ApiError::new(StatusCode::BAD_REQUEST, msg),
+                // The twin's history cannot answer yet: too short, empty, nothing varies.
+                SysIdError::EmptyHistory
+                | SysIdError::TooShort { .. }
+                | SysIdError::TooLong { .. }
+                | SysIdError::NoInputs
+                | SysIdError::NoOutputs { .. }
+                | SysIdError::Singular { .. } => ApiError::new(StatusCode::CONFLICT, msg),
+            },
             EngineError::ShuttingDown => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg),
             EngineError::Store(_)
             | EngineError::Persist { .. }

@@ -311,3 +311,168 @@ fn demo_starts_fresh_unless_kept_and_never_clears_a_directory_it_did_not_create(
     assert!(empty.join(".doppel-demo").is_file());
     demo.stop_with(Signal::SIGTERM);
 }
+
+fn post_json(base: &str, path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let auth = format!("Bearer {token}");
+    let text = body.to_string();
+    let (status, body) = http_text(
+        &agent(),
+        base,
+        "POST",
+        path,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(text.as_bytes()),
+    )
+    .unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// The virtual testing ground on a demo twin: its dynamics are identified from the
+/// backfilled history, a what-if of a lower speed returns trajectories inside their bands and
+/// moves the outputs the way physics says, the optimizer stays inside the allowed inputs,
+/// troubleshooting answers, and none of it writes to the twin's history.
+#[test]
+fn what_if_on_a_demo_twin_leaves_its_history_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut demo = Demo::spawn(
+        &tmp.path().join("data"),
+        tmp.path().join("demo.log"),
+        &["--backfill", "8h", "--tick", "10s"],
+    );
+    let started = Instant::now();
+    let (base, token) = loop {
+        if let (Some(b), Some(t)) = (demo.http_url(), demo.token()) {
+            break (b, t);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            demo.fail("the demo did not start within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // History of pump-1 before the scenarios: per-hour counts of one output.
+    let counts = |upto: i64| {
+        get_json(
+            &base,
+            &format!("/api/v1/twins/pump-1/signals/flow/history?to={upto}&step=1h&agg=count"),
+            &token,
+        )
+        .unwrap()
+    };
+
+    let (status, dynamics) = post_json(
+        &base,
+        "/api/v1/twins/pump-1/dynamics",
+        &token,
+        &serde_json::json!({}),
+    );
+    if status != 200 {
+        demo.fail(&format!("fitting the dynamics: {status} {dynamics}"));
+    }
+    let outputs = dynamics["outputs"].as_array().unwrap();
+    assert!(outputs.iter().any(|o| o["signal"] == "flow"), "{dynamics}");
+    for o in outputs {
+        let q = o["nrmse_horizon"].as_f64().unwrap();
+        assert!(q.is_finite() && q >= 0.0, "{o}");
+    }
+    let upto_ms = dynamics["history_to"].as_i64().unwrap() / 1_000_000;
+    let before = counts(upto_ms);
+
+    let ask = serde_json::json!({"scenarios": [{
+        "name": "slower",
+        "horizon_s": 7200,
+        "output_step_s": 60,
+        "changes": [{"signal": "speed_cmd", "kind": "step", "at_s": 600, "value": 1600}]
+    }]});
+    let (status, answer) = post_json(&base, "/api/v1/twins/pump-1/scenarios", &token, &ask);
+    if status != 200 {
+        demo.fail(&format!("scenario: {status} {answer}"));
+    }
+    let scenario = &answer["scenarios"][0];
+    assert_eq!(scenario["name"], "slower");
+    for o in scenario["result"]["outputs"].as_array().unwrap() {
+        let v = o["values"].as_array().unwrap();
+        let (lo, hi) = (
+            o["lower"].as_array().unwrap(),
+            o["upper"].as_array().unwrap(),
+        );
+        assert_eq!(
+            v.len(),
+            121,
+            "two hours at one minute, both ends: {}",
+            o["signal"]
+        );
+        for i in 0..v.len() {
+            let (l, x, h) = (
+                lo[i].as_f64().unwrap(),
+                v[i].as_f64().unwrap(),
+                hi[i].as_f64().unwrap(),
+            );
+            assert!(l <= x && x <= h, "{} at {i}: {l} {x} {h}", o["signal"]);
+        }
+    }
+    // Affinity laws: less speed, less flow and less power than the baseline.
+    let delta = |signal: &str| {
+        scenario["comparison"]["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["signal"] == signal)
+            .map(|o| o["mean_delta"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("no {signal} in {scenario}"))
+    };
+    assert!(delta("speed") < 0.0 && delta("flow") < 0.0 && delta("motor_power") < 0.0);
+    assert!(answer["baseline"]["outputs"].as_array().unwrap().len() >= outputs.len());
+
+    let (status, best) = post_json(
+        &base,
+        "/api/v1/twins/pump-1/optimize",
+        &token,
+        &serde_json::json!({
+            "horizon_s": 3600,
+            "objective": {"sense": "minimize", "terms": [{"signal": "motor_power"}]},
+            "inputs": [{"signal": "speed_cmd", "min": 1600, "max": 2400}]
+        }),
+    );
+    assert_eq!(status, 200, "{best}");
+    let speed = best["settings"][0]["value"].as_f64().unwrap();
+    assert!((1600.0..=2400.0).contains(&speed), "{best}");
+
+    let from_ms = upto_ms - 3_600_000;
+    let trouble = get_json(
+        &base,
+        &format!("/api/v1/twins/pump-1/troubleshoot?from={from_ms}&to={upto_ms}"),
+        &token,
+    )
+    .unwrap();
+    assert!(trouble["causes"].is_array(), "{trouble}");
+
+    // A scenario on an input the model does not have is refused, naming the field.
+    let (status, err) = post_json(
+        &base,
+        "/api/v1/twins/pump-1/scenarios",
+        &token,
+        &serde_json::json!({"scenarios": [{"horizon_s": 600,
+            "changes": [{"signal": "warp_drive", "kind": "step", "at_s": 0, "value": 1}]}]}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(err["field"].is_string(), "{err}");
+
+    // Nothing was written: the history up to the fit is what it was, and nothing exists
+    // beyond the live readings (the scenario's future is not in history).
+    assert_eq!(counts(upto_ms), before);
+    let ahead = get_json(
+        &base,
+        &format!(
+            "/api/v1/twins/pump-1/signals/flow/history?from={}",
+            upto_ms + 2 * 3_600_000
+        ),
+        &token,
+    )
+    .unwrap();
+    assert_eq!(ahead["points"].as_array().unwrap().len(), 0, "{ahead}");
+
+    demo.stop_with(Signal::SIGINT);
+}

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod history;
 pub mod readings;
 pub mod webhooks;
+pub mod whatif;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -40,14 +41,15 @@ impl Modify for SecurityAddon {
         catalog::list_models, catalog::create_model, catalog::get_model, catalog::put_model,
         catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
         catalog::put_twin, catalog::delete_twin, catalog::children, catalog::export,
-        catalog::import,
+        catalog::import, whatif::get_dynamics, whatif::fit_dynamics, whatif::scenarios,
+        whatif::optimize, whatif::troubleshoot_twin, whatif::troubleshoot_alarm,
         readings::post_readings, readings::post_bulk, readings::write_lp,
         history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
         alarms::unshelve, alarms::feedback, webhooks::list, webhooks::create, webhooks::delete,
     ),
     modifiers(&SecurityAddon),
-    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "webhooks"))
+    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "webhooks"), (name = "what-if"))
 )]
 pub struct ApiDoc;
 
@@ -113,6 +115,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/models/{id}/signals/{signal}/fleet", get(history::fleet))
         .route("/catalog", get(catalog::export).post(catalog::import))
+        .route(
+            "/twins/{id}/dynamics",
+            get(whatif::get_dynamics).post(whatif::fit_dynamics),
+        )
+        .route("/twins/{id}/scenarios", post(whatif::scenarios))
+        .route("/twins/{id}/optimize", post(whatif::optimize))
+        .route("/twins/{id}/troubleshoot", get(whatif::troubleshoot_twin))
+        .route("/alarms/{id}/troubleshoot", get(whatif::troubleshoot_alarm))
         .route("/twins/{id}/children", get(catalog::children))
         .route("/twins/{id}/readings", post(readings::post_readings))
         .route(
@@ -173,6 +183,11 @@ mod tests {
             "/api/v1/twins/{id}/signals/{signal}/history",
             "/api/v1/models/{id}/signals/{signal}/fleet",
             "/api/v1/catalog",
+            "/api/v1/twins/{id}/dynamics",
+            "/api/v1/twins/{id}/scenarios",
+            "/api/v1/twins/{id}/optimize",
+            "/api/v1/twins/{id}/troubleshoot",
+            "/api/v1/alarms/{id}/troubleshoot",
             "/api/v1/readings",
             "/api/v1/write",
             "/api/v1/stream",
@@ -190,7 +205,7 @@ mod tests {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 30, "every handler documented once");
+        assert_eq!(methods, 36, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"

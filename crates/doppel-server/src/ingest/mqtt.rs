@@ -410,10 +410,10 @@ impl Hooks {
                 EngineError::Persist { .. } | EngineError::CatalogCorrupt { .. } => {
                     refusal.server_fault(Some("storage"), &e)
                 }
-                // Ingest never touches alarms.
-                EngineError::AlarmNotFound(_) | EngineError::AlarmConflict(_) => {
-                    refusal.server_fault(None, &e)
-                }
+                // Ingest never touches alarms or what-if models.
+                EngineError::AlarmNotFound(_)
+                | EngineError::AlarmConflict(_)
+                | EngineError::WhatIf(_) => refusal.server_fault(None, &e),
             },
         }
     }
