@@ -367,8 +367,9 @@ pub fn optimize(
             .iter()
             .map(|(lo, hi)| (hi - lo) / (per - 1) as f64)
             .collect();
-        let tiny: Vec<f64> = ranges.iter().map(|(lo, hi)| (hi - lo) * 1e-3).collect();
-        while cell.iter().zip(&tiny).any(|(c, t)| c > t) && p.evaluations < MAX_EVALUATIONS {
+        // Zoom to a hundredth of each range; the pattern searches take it from there.
+        let fine: Vec<f64> = ranges.iter().map(|(lo, hi)| (hi - lo) * 1e-2).collect();
+        while cell.iter().zip(&fine).any(|(c, t)| c > t) && p.evaluations < MAX_EVALUATIONS {
             let centre = candidates
                 .iter()
                 .fold(&candidates[0], |b, c| if better(c.0, b.0) { c } else { b })
