@@ -400,3 +400,127 @@ fn c_healthy_plant_breaks_no_relation() {
     );
     assert!(broken.is_empty(), "false relation breaks: {broken:?}");
 }
+
+/// The settings the optimizer picks, applied to the simulator: minimum power for at least
+/// 90 m³/h. The simulator must deliver the flow and draw the power the model predicted, and
+/// no point of a brute-force grid of steady simulator runs may do better by more than the
+/// power band.
+#[test]
+fn d_optimized_settings_hold_on_the_simulator() {
+    use doppel_analytics::sysid::{
+        optimize, Constraint, InputRange, Objective, ObjectiveTerm, OptimizeSpec, Sense,
+    };
+    let model = fixture();
+    let mut sim = pump_history(SEED, DAYS);
+    let t0 = sim.t;
+    let tail = sim.history_since(t0 - 12 * 3_600 * NS);
+    let horizon = 2.0 * 3_600.0;
+    let spec = OptimizeSpec {
+        horizon_s: horizon,
+        objective: Objective {
+            sense: Sense::Minimize,
+            terms: vec![ObjectiveTerm {
+                signal: "motor_power".into(),
+                weight: 1.0,
+            }],
+        },
+        constraints: vec![Constraint {
+            signal: "flow".into(),
+            min: Some(90.0),
+            max: None,
+        }],
+        normal_range_constraints: true,
+        inputs: vec![
+            InputRange {
+                signal: "speed_cmd".into(),
+                min: 1_800.0,
+                max: 3_000.0,
+            },
+            InputRange {
+                signal: "valve_opening".into(),
+                min: 35.0,
+                max: 100.0,
+            },
+        ],
+        baseline: Default::default(),
+        output_step_s: 60.0,
+    };
+    let best = optimize(model, &tail, &spec).expect("optimizes");
+    let setting = |name: &str| {
+        best.settings
+            .iter()
+            .find(|s| s.signal == name)
+            .map(|s| s.value)
+            .expect("setting")
+    };
+    let (speed, valve) = (setting("speed_cmd"), setting("valve_opening"));
+    sim.set("speed_cmd", speed);
+    sim.set("valve_opening", valve);
+    for _ in 0..horizon as usize {
+        sim.step(1.0);
+    }
+    let mean_after = |name: &str, from_s: f64| {
+        let v: Vec<f64> = after(&sim, name, t0)
+            .into_iter()
+            .filter(|p| p.0 >= from_s)
+            .map(|p| p.1)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    // Skip the first minute: the drive and the valve need seconds to get there.
+    let true_flow = mean_after("flow", 60.0);
+    let true_power = mean_after("motor_power", 60.0);
+    let predicted = |name: &str| best.outcome.output(name).expect("predicted").mean;
+    let band = |name: &str| {
+        let o = best.outcome.output(name).expect("predicted");
+        let i = o.values.len() - 1;
+        0.5 * f64::from(o.upper[i] - o.lower[i])
+    };
+    // The simulator's own optimum on a grid: a unit with the same seed, one minute per point.
+    let mut grid_best = (f64::INFINITY, 0.0, 0.0);
+    let mut probe = SimPump::new("pump-1", SEED);
+    let (i_flow, i_power) = (probe.index("flow"), probe.index("motor_power"));
+    for speed_i in 0..=24 {
+        for valve_i in 0..=13 {
+            let sp = 1_800.0 + 50.0 * f64::from(speed_i);
+            let va = 35.0 + 5.0 * f64::from(valve_i);
+            probe.set("speed_cmd", sp);
+            probe.set("valve_opening", va);
+            let (mut q, mut p) = (0.0, 0.0);
+            for k in 0..60 {
+                let r = probe.step(1.0);
+                if k >= 30 {
+                    q += r[i_flow] / 30.0;
+                    p += r[i_power] / 30.0;
+                }
+            }
+            if q >= 90.0 && p < grid_best.0 {
+                grid_best = (p, sp, va);
+            }
+        }
+    }
+    println!(
+        "SYSID_FIGURES {}",
+        json!({"test": "optimize_min_power_for_flow", "speed_cmd": speed, "valve_opening": valve,
+               "evaluations": best.evaluations, "feasible": best.feasible,
+               "predicted_power": predicted("motor_power"), "true_power": true_power,
+               "predicted_flow": predicted("flow"), "true_flow": true_flow,
+               "baseline_power": best.baseline_objective,
+               "simulator_grid_best": {"power": grid_best.0, "speed_cmd": grid_best.1,
+                                       "valve_opening": grid_best.2}})
+    );
+    assert!(best.feasible, "{:?}", best.violations);
+    assert!(
+        true_flow >= 90.0 - band("flow"),
+        "the simulator delivers {true_flow:.2} m³/h"
+    );
+    assert!(
+        true_power <= grid_best.0 + band("motor_power"),
+        "the simulator's grid does better: {grid_best:?} vs {true_power:.2} kW"
+    );
+    assert!(
+        (true_power - predicted("motor_power")).abs() <= band("motor_power"),
+        "power: predicted {:.2} kW, simulator {true_power:.2} kW",
+        predicted("motor_power")
+    );
+}

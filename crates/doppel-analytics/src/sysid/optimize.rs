@@ -1,8 +1,10 @@
 //! Input optimization: the settings of chosen inputs, held from the scenario start, that best
 //! meet an objective on the predicted outputs while keeping outputs within their limits.
 //!
-//! Deterministic search: a coarse grid over the allowed box, then a compass (pattern) search
-//! from the best grid point that halves its step until it is a thousandth of each range.
+//! Deterministic search: a coarse grid over the allowed box, zooming grids around the best
+//! point (up to three inputs), then pattern searches (coordinate and pairwise diagonal
+//! moves) from the best four points found, each halving its step until it is a thousandth
+//! of each range.
 //! Candidates are ranked lexicographically: smaller constraint violation first, then the
 //! better objective, so a feasible point always beats an infeasible one and no penalty weight
 //! has to be tuned.
@@ -119,6 +121,11 @@ pub struct OptimizeResult {
 /// Most inputs searched at once: the grid has at least three points per input, so six
 /// inputs already cost 729 model runs.
 const MAX_SEARCHED: usize = 6;
+/// Budget of the pattern searches after the grid (a pump's 4 h question costs ~0.1 ms per
+/// run), shared by the starts.
+const MAX_EVALUATIONS: usize = 1_200;
+/// Pattern searches started from the best grid points.
+const STARTS: usize = 4;
 
 struct Problem<'a> {
     model: &'a SysIdModel,
@@ -329,49 +336,118 @@ pub fn optimize(
     let n = p.searched.len();
     let per = ((150f64).powf(1.0 / n as f64).floor() as usize).clamp(3, 11);
     let ranges: Vec<(f64, f64)> = p.searched.iter().map(|&(_, lo, hi)| (lo, hi)).collect();
-    let mut best_x: Vec<f64> = ranges.iter().map(|(lo, hi)| 0.5 * (lo + hi)).collect();
-    let mut best = p.eval(&best_x);
+    let mut candidates: Vec<((f64, f64, f64), Vec<f64>)> = Vec::new();
+    let centre: Vec<f64> = ranges.iter().map(|(lo, hi)| 0.5 * (lo + hi)).collect();
+    candidates.push((p.eval(&centre), centre));
     let total = per.saturating_pow(n as u32);
-    let mut x = vec![0.0; n];
     for idx in 0..total {
         let mut r = idx;
-        for (d, (lo, hi)) in ranges.iter().enumerate() {
-            let g = r % per;
-            r /= per;
-            x[d] = lo + (hi - lo) * g as f64 / (per - 1) as f64;
-        }
-        let v = p.eval(&x);
-        if better(v, best) {
-            best = v;
-            best_x.clone_from(&x);
+        let x: Vec<f64> = ranges
+            .iter()
+            .map(|(lo, hi)| {
+                let g = r % per;
+                r /= per;
+                lo + (hi - lo) * g as f64 / (per - 1) as f64
+            })
+            .collect();
+        candidates.push((p.eval(&x), x));
+    }
+    // Zoom: grids over a window of one coarse cell around the best point so far, each finer
+    // than the last. Unlike moves from a point, a grid does not stall on a constraint
+    // boundary that is not aligned with the inputs (least power for a required flow lies
+    // where opening the valve and slowing the pump balance). Only for up to three inputs:
+    // beyond, even a 5-point zoom grid costs too many runs and the pattern search alone goes on.
+    let zoom_per: usize = match n {
+        1 | 2 => 9,
+        3 => 5,
+        _ => 0,
+    };
+    if zoom_per > 0 {
+        let mut cell: Vec<f64> = ranges
+            .iter()
+            .map(|(lo, hi)| (hi - lo) / (per - 1) as f64)
+            .collect();
+        // Zoom to a hundredth of each range; the pattern searches take it from there.
+        let fine: Vec<f64> = ranges.iter().map(|(lo, hi)| (hi - lo) * 1e-2).collect();
+        while cell.iter().zip(&fine).any(|(c, t)| c > t) && p.evaluations < MAX_EVALUATIONS {
+            let centre = candidates
+                .iter()
+                .fold(&candidates[0], |b, c| if better(c.0, b.0) { c } else { b })
+                .1
+                .clone();
+            let total = zoom_per.pow(n as u32);
+            for idx in 0..total {
+                let mut r = idx;
+                let x: Vec<f64> = (0..n)
+                    .map(|d| {
+                        let g = r % zoom_per;
+                        r /= zoom_per;
+                        let off = -1.0 + 2.0 * g as f64 / (zoom_per - 1) as f64;
+                        (centre[d] + off * cell[d]).clamp(ranges[d].0, ranges[d].1)
+                    })
+                    .collect();
+                candidates.push((p.eval(&x), x));
+            }
+            cell.iter_mut()
+                .for_each(|c| *c *= 2.0 / (zoom_per - 1) as f64);
         }
     }
-    // Compass search from the best grid point.
-    let mut steps: Vec<f64> = ranges
-        .iter()
-        .map(|(lo, hi)| (hi - lo) / (per - 1) as f64 / 2.0)
-        .collect();
+    // Stable sort: ties keep evaluation order, so the result is deterministic.
+    candidates.sort_by(|a, b| a.0 .0.total_cmp(&b.0 .0).then(a.0 .1.total_cmp(&b.0 .1)));
+
+    // Pattern search from each of the best few grid points (the best grid point can sit just
+    // inside a constraint on the wrong side of the optimum; another start reaches it along
+    // an input bound). Besides the coordinate directions it polls the pairwise diagonals, so
+    // two inputs can move at once along a constraint boundary that is not axis-aligned.
+    let mut directions: Vec<Vec<(usize, f64)>> = Vec::new();
+    for d in 0..n {
+        for dir in [1.0, -1.0] {
+            directions.push(vec![(d, dir)]);
+        }
+    }
+    for a in 0..n {
+        for b in a + 1..n {
+            for (da, db) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)] {
+                directions.push(vec![(a, da), (b, db)]);
+            }
+        }
+    }
     let tiny: Vec<f64> = ranges.iter().map(|(lo, hi)| (hi - lo) * 1e-3).collect();
-    while p.evaluations < 600 && steps.iter().zip(&tiny).any(|(s, t)| s > t) {
-        let mut improved = false;
-        for d in 0..n {
-            for dir in [1.0, -1.0] {
-                let mut y = best_x.clone();
-                y[d] = (y[d] + dir * steps[d]).clamp(ranges[d].0, ranges[d].1);
-                if y[d] == best_x[d] {
+    let starts = candidates.len().min(STARTS);
+    let budget = MAX_EVALUATIONS.saturating_sub(p.evaluations).max(100) / starts;
+    let (mut best, mut best_x) = candidates[0].clone();
+    for (start_value, start_x) in candidates.into_iter().take(starts) {
+        let (mut value, mut x) = (start_value, start_x);
+        let until = p.evaluations + budget;
+        let mut steps: Vec<f64> = ranges
+            .iter()
+            .map(|(lo, hi)| (hi - lo) / (per - 1) as f64 / 2.0)
+            .collect();
+        while p.evaluations < until && steps.iter().zip(&tiny).any(|(s, t)| s > t) {
+            let mut improved = false;
+            for dir in &directions {
+                let mut y = x.clone();
+                for &(d, sign) in dir {
+                    y[d] = (y[d] + sign * steps[d]).clamp(ranges[d].0, ranges[d].1);
+                }
+                if y == x {
                     continue;
                 }
                 let v = p.eval(&y);
-                if better(v, best) {
-                    best = v;
-                    best_x = y;
+                if better(v, value) {
+                    value = v;
+                    x = y;
                     improved = true;
                     break;
                 }
             }
+            if !improved {
+                steps.iter_mut().for_each(|s| *s *= 0.5);
+            }
         }
-        if !improved {
-            steps.iter_mut().for_each(|s| *s *= 0.5);
+        if better(value, best) {
+            best = value;
+            best_x = x;
         }
     }
 
