@@ -38,6 +38,9 @@ enum Command {
     /// Offline evaluation: anomaly detectors on labelled CSV files, the RUL model on C-MAPSS.
     #[command(subcommand)]
     Eval(commands::eval::EvalCommand),
+    /// Ask a twin's learned model what-if questions (a scenario file against a server) and
+    /// print how each output would differ from the baseline.
+    Whatif(commands::whatif::WhatIfArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(cmd) => commands::bench::run(cmd),
         Command::Store(cmd) => commands::store::run(cmd),
         Command::Eval(cmd) => commands::eval::run(cmd),
+        Command::Whatif(args) => commands::whatif::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -460,6 +460,36 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
     assert_eq!(status, 400, "{err}");
     assert!(err["field"].is_string(), "{err}");
 
+    // The CLI: the example scenario file, as a table.
+    let out = run_bounded(
+        Command::new(doppel_bin())
+            .args(["whatif", "--url", &base, "--token", &token])
+            .arg("../../examples/whatif/pump-speed.json"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "doppel whatif: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("what-if on pump-1 from "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("scenario ramp to 2600 rpm over 30 min"),
+        "{}",
+        out.stdout
+    );
+    let flow = out
+        .stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("flow "))
+        .count();
+    assert_eq!(flow, 2, "one flow line per scenario: {}", out.stdout);
+
     // Nothing was written: the history up to the fit is what it was, and nothing exists
     // beyond the live readings (the scenario's future is not in history).
     assert_eq!(counts(upto_ms), before);

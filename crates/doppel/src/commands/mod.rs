@@ -8,6 +8,7 @@ pub mod serve;
 pub mod sim;
 pub mod store;
 pub mod token;
+pub mod whatif;
 
 use std::path::PathBuf;
 
