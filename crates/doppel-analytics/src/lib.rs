@@ -11,6 +11,7 @@
 //! the detector and RUL cores never touch it.
 
 mod config;
+pub mod forecast;
 mod multivariate;
 pub mod rul;
 mod signal;
@@ -22,6 +23,10 @@ pub mod eval;
 
 pub use config::DetectorConfig;
 pub use doppel_model::Timestamp;
+pub use forecast::{
+    forecast, time_to_threshold, time_to_threshold_of, Forecast, ForecastConfig, ForecastError,
+    RegularSeries, SignalHistory, Threshold, TimeToThreshold, TwinHistory,
+};
 pub use multivariate::Multivariate;
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};
