@@ -346,7 +346,7 @@ pub fn forecast(
         return Err(ForecastError::TooLittleData { have: filled, need });
     }
     let season = season_len(series.step_ns, values.len(), config);
-    let seasonal_init = season.map(|m| initial_seasonal(values, m, start, series.step_ns));
+    let seasonal_init = season.map(|m| initial_seasonal(values, m));
 
     let mut best: Option<(f64, Fit)> = None;
     for &phi in &config.phi_grid {
@@ -455,28 +455,51 @@ fn season_len(step_ns: i64, n: usize, config: &ForecastConfig) -> Option<usize> 
     (m >= 2 && n >= 2 * m).then_some(m)
 }
 
-/// Seasonal indices by bucket of the day, from the first two days, anchored so that index 0
-/// is the season position of the first bucket.
-fn initial_seasonal(values: &[Option<f64>], m: usize, _start: Timestamp, _step: i64) -> Vec<f64> {
-    let mut sums = vec![(0.0, 0u32); m];
-    for (i, v) in values.iter().take(2 * m).enumerate() {
-        if let Some(x) = v {
-            sums[i % m].0 += x;
-            sums[i % m].1 += 1;
-        }
-    }
-    let present: Vec<f64> = sums
+/// Seasonal indices by bucket of the day from the first two days, after removing their
+/// linear trend (otherwise a trend would be taken for a within-day pattern and then
+/// subtracted from every day).
+fn initial_seasonal(values: &[Option<f64>], m: usize) -> Vec<f64> {
+    let pts: Vec<(f64, f64)> = values
         .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| s / f64::from(*n))
+        .take(2 * m)
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|x| (i as f64, x)))
         .collect();
+    // The trend from the difference of the two days' means: a whole day of the season
+    // averages out of each, which a least-squares line over the two days would not do.
+    let day_mean = |d: usize| {
+        let xs: Vec<f64> = pts
+            .iter()
+            .filter(|p| (p.0 as usize) / m == d)
+            .map(|p| p.1)
+            .collect();
+        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    };
+    let b = match (day_mean(0), day_mean(1)) {
+        (Some(a), Some(c)) => finite_or((c - a) / m as f64, 0.0),
+        _ => 0.0,
+    };
+    let n = pts.len().max(1) as f64;
+    let mt = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let mx = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let mut sums = vec![(0.0, 0u32); m];
+    for &(t, x) in &pts {
+        let i = t as usize % m;
+        sums[i].0 += x - mx - b * (t - mt);
+        sums[i].1 += 1;
+    }
+    let idx: Vec<Option<f64>> = sums
+        .iter()
+        .map(|&(s, c)| (c > 0).then(|| s / f64::from(c)))
+        .collect();
+    let present: Vec<f64> = idx.iter().flatten().copied().collect();
     let mean = if present.is_empty() {
         0.0
     } else {
         present.iter().sum::<f64>() / present.len() as f64
     };
-    sums.iter()
-        .map(|&(s, n)| if n > 0 { s / f64::from(n) - mean } else { 0.0 })
+    idx.iter()
+        .map(|v| v.map_or(0.0, |x| finite_or(x - mean, 0.0)))
         .collect()
 }
 
@@ -878,6 +901,19 @@ mod tests {
             matches!(&r, TimeToThreshold::NotPredicted { why: NoCrossing::CannotForecast(m), .. } if m.contains("need")),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn a_trend_is_kept_when_the_daily_season_is_fitted() {
+        let s = hourly(72, |i| {
+            0.1 + 0.006 * i as f64
+                + 0.02 * (i as f64 / 24.0 * std::f64::consts::TAU).sin()
+                + 0.005 * noise(i as u64)
+        });
+        let f = forecast(&s, &ForecastConfig::default()).unwrap();
+        assert!(f.seasonal);
+        assert!((f.slope.per_hour - 0.006).abs() < 0.001, "{:?}", f.slope);
+        assert!(f.slope.t_stat() > 10.0, "{:?}", f.slope);
     }
 
     #[test]

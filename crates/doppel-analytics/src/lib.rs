@@ -10,6 +10,7 @@
 //! The `eval` module (feature `eval`) reads CSV and C-MAPSS files for offline evaluation;
 //! the detector and RUL cores never touch it.
 
+pub mod advice;
 mod config;
 pub mod forecast;
 mod multivariate;
@@ -21,6 +22,10 @@ mod twin;
 #[cfg(feature = "eval")]
 pub mod eval;
 
+pub use advice::{
+    recommend, AdviceConfig, AdviceEvent, AdviceInput, AdviceTracker, AdviceUpdate,
+    ExplanationWindow, MaintenanceAdvice, PastCase, Recommendation, RemainingLife,
+};
 pub use config::DetectorConfig;
 pub use doppel_model::Timestamp;
 pub use forecast::{
