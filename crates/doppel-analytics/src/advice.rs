@@ -11,8 +11,10 @@
 //! recent trend that has moved the signal by a meaningful share of its normal span, and (c) a
 //! predicted crossing of the signal's model limit within the mode's horizon. The mode's match
 //! is the weighted mean over its signature; it is a candidate only when a heaviest signal of
-//! the signature is in evidence and the twin is off normal on the mode's signals (detector
-//! above threshold or a limit crossing predicted), so trends alone never raise advice.
+//! the signature shows persistent evidence (a deseasonalised trend or a limit crossing: the
+//! detector alone also fires on operating changes a failure mode does not make) and the
+//! twin is off normal on the mode's signals (detector above threshold or a limit crossing
+//! predicted), so trends alone never raise advice either.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,7 +34,8 @@ const NS_PER_HOUR: f64 = 3_600e9;
 #[serde(default)]
 pub struct AdviceConfig {
     pub forecast: ForecastConfig,
-    /// Evidence a heaviest signature signal needs for the mode to be a candidate.
+    /// Persistent evidence (a trend or a limit crossing, not only the detector) a heaviest
+    /// signature signal needs for the mode to be a candidate.
     pub min_primary_evidence: f64,
     /// Confidence to open advice, and to keep it open (hysteresis).
     pub open_confidence: f64,
@@ -305,6 +308,7 @@ pub fn recommend(input: &AdviceInput<'_>, config: &AdviceConfig) -> Vec<Recommen
         }
     }
     let observed = observed_set(&facts, config);
+    let steady = operating_point_is_steady(input, config);
     let total_explained: f64 = input
         .contributions
         .iter()
@@ -315,7 +319,15 @@ pub fn recommend(input: &AdviceInput<'_>, config: &AdviceConfig) -> Vec<Recommen
     let mut recs: Vec<Recommendation> = model
         .failure_modes
         .iter()
-        .filter_map(|m| mode_recommendation(m, input, &facts, &observed, total_explained, config))
+        .filter_map(|m| {
+            let ctx = ModeContext {
+                facts: &facts,
+                observed: &observed,
+                total_explained,
+                steady,
+            };
+            mode_recommendation(m, input, &ctx, config)
+        })
         .collect();
     recs.sort_by(|a, b| {
         b.confidence
@@ -374,14 +386,50 @@ fn similarity(case: &PastCase, observed: &[CaseSignal]) -> f64 {
     }
 }
 
+/// Whether the twin's inputs and disturbances (setpoints, load, speed, weather) have held
+/// steady over the slope window: none has a significant trend that moved it by a meaningful
+/// share of its span. When one has, the outputs' trends follow the operating point (a
+/// weekend's lower production, a hot afternoon), not a failure, and are not evidence.
+fn operating_point_is_steady(input: &AdviceInput<'_>, config: &AdviceConfig) -> bool {
+    input
+        .model
+        .signals
+        .iter()
+        .filter(|s| s.role != doppel_model::SignalRole::Output)
+        .filter(|s| matches!(s.kind, doppel_model::ValueKind::Float | doppel_model::ValueKind::Int))
+        .all(|s| {
+            let Some(fc) = input
+                .history
+                .signal(&s.name)
+                .and_then(|h| forecast(&h.series(input.now), &config.forecast).ok())
+            else {
+                return true;
+            };
+            let span = s.min.zip(s.max).map(|(a, b)| b - a).filter(|d| *d > 0.0);
+            let change = (fc.slope.per_hour * fc.slope.window_h).abs();
+            let big = match span {
+                Some(span) => change >= config.min_change_share * span,
+                None => change >= 3.0 * fc.residual_std,
+            };
+            !(big && fc.slope.t_stat().abs() >= config.trend_t)
+        })
+}
+
+/// What every mode of one evaluation shares.
+struct ModeContext<'a, 'b> {
+    facts: &'a BTreeMap<&'b str, SignalFacts>,
+    observed: &'a [CaseSignal],
+    total_explained: f64,
+    steady: bool,
+}
+
 fn mode_recommendation(
     m: &FailureMode,
     input: &AdviceInput<'_>,
-    facts: &BTreeMap<&str, SignalFacts>,
-    observed: &[CaseSignal],
-    total_explained: f64,
+    ctx: &ModeContext<'_, '_>,
     config: &AdviceConfig,
 ) -> Option<Recommendation> {
+    let (facts, observed, total_explained) = (ctx.facts, ctx.observed, ctx.total_explained);
     let horizon_h = m.typical_horizon_h.unwrap_or(168.0);
     let mut evidence = Vec::with_capacity(m.signature.len());
     let mut weighted = 0.0;
@@ -439,7 +487,10 @@ fn mode_recommendation(
                 Some(span) => change >= config.min_change_share * span,
                 None => change >= 3.0 * fc.residual_std,
             };
-            if t.abs() >= config.trend_t && big_enough {
+            // Before a daily season can be fitted, a slope over the last day is mostly the
+            // daily cycle: no trend evidence then.
+            let deseasonalised = fc.seasonal || !config.forecast.daily_seasonality;
+            if ctx.steady && deseasonalised && t.abs() >= config.trend_t && big_enough {
                 trend_dir = Some(dir);
                 if agrees(p.direction, dir) {
                     trend_strength = clamp01(t.abs() / (2.0 * config.trend_t));
@@ -477,7 +528,7 @@ fn mode_recommendation(
         }
         let strength = det_strength.max(trend_strength).max(limit_strength);
         if p.weight >= heaviest {
-            primary = primary.max(strength);
+            primary = primary.max(trend_strength.max(limit_strength));
         }
         weighted += p.weight * strength;
         weights += p.weight;
