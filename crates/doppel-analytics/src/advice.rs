@@ -28,6 +28,8 @@ use crate::forecast::{
 use crate::{ContributionKind, Score, SignalContribution, Timestamp};
 
 const NS_PER_HOUR: f64 = 3_600e9;
+/// Buckets at the end of an input's history checked against its forecast from before them.
+const HOLDOUT_BUCKETS: usize = 6;
 
 /// Settings of the advice engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -396,13 +398,33 @@ fn operating_point_is_steady(input: &AdviceInput<'_>, config: &AdviceConfig) -> 
         .signals
         .iter()
         .filter(|s| s.role != doppel_model::SignalRole::Output)
-        .filter(|s| matches!(s.kind, doppel_model::ValueKind::Float | doppel_model::ValueKind::Int))
+        .filter(|s| {
+            matches!(
+                s.kind,
+                doppel_model::ValueKind::Float | doppel_model::ValueKind::Int
+            )
+        })
         .all(|s| {
-            let Some(fc) = input
-                .history
-                .signal(&s.name)
-                .and_then(|h| forecast(&h.series(input.now), &config.forecast).ok())
-            else {
+            let Some(series) = input.history.signal(&s.name).map(|h| h.series(input.now)) else {
+                return true;
+            };
+            // A recent change its daily pattern does not predict (a weekend, a new setpoint):
+            // forecast the last few buckets from the ones before and compare.
+            let n = series.values.len();
+            if n > HOLDOUT_BUCKETS {
+                let mut earlier = series.clone();
+                earlier.values.truncate(n - HOLDOUT_BUCKETS);
+                if let Ok(fc) = forecast(&earlier, &config.forecast) {
+                    let surprised = series.values[n - HOLDOUT_BUCKETS..]
+                        .iter()
+                        .zip(&fc.points)
+                        .any(|(x, p)| x.is_some_and(|x| x < p.lower || x > p.upper));
+                    if surprised {
+                        return false;
+                    }
+                }
+            }
+            let Ok(fc) = forecast(&series, &config.forecast) else {
                 return true;
             };
             let span = s.min.zip(s.max).map(|(a, b)| b - a).filter(|d| *d > 0.0);
@@ -489,8 +511,8 @@ fn mode_recommendation(
             };
             // Before a daily season can be fitted, a slope over the last day is mostly the
             // daily cycle: no trend evidence then.
-            let deseasonalised = fc.seasonal || !config.forecast.daily_seasonality;
-            if ctx.steady && deseasonalised && t.abs() >= config.trend_t && big_enough {
+            let trend_usable = ctx.steady && (fc.seasonal || !config.forecast.daily_seasonality);
+            if trend_usable && t.abs() >= config.trend_t && big_enough {
                 trend_dir = Some(dir);
                 if agrees(p.direction, dir) {
                     trend_strength = clamp01(t.abs() / (2.0 * config.trend_t));
@@ -513,12 +535,14 @@ fn mode_recommendation(
                 let r = time_to_threshold(fc, Threshold { value, upper });
                 match &r {
                     TimeToThreshold::AlreadyBeyond { .. } => limit_strength = 1.0,
-                    TimeToThreshold::Predicted { likely_h, .. } => {
+                    // A predicted crossing extrapolates the trend: it counts only when the
+                    // trend would (season fitted, operating point steady).
+                    TimeToThreshold::Predicted { likely_h, .. } if trend_usable => {
                         if likely_h.is_some_and(|h| h <= horizon_h) {
                             limit_strength = 1.0;
                         }
                     }
-                    TimeToThreshold::NotPredicted { .. } => {}
+                    TimeToThreshold::Predicted { .. } | TimeToThreshold::NotPredicted { .. } => {}
                 }
                 if limit_strength >= 1.0 {
                     off_normal = true;

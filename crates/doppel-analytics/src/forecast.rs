@@ -313,6 +313,8 @@ pub struct Forecast {
     /// Smoothed level and trend at the origin (the trend per hour, before damping).
     pub level: f64,
     pub trend_per_hour: f64,
+    /// The smoothed value of the last bucket: level plus that bucket's seasonal component.
+    pub current: f64,
     pub slope: Slope,
     /// Standard deviation of the one-step-ahead errors.
     pub residual_std: f64,
@@ -424,6 +426,16 @@ pub fn forecast(
         origin,
         step_ns: series.step_ns,
         level: finite_or(fit.level, 0.0),
+        current: finite_or(
+            fit.level
+                + fit
+                    .seasonal_history
+                    .as_ref()
+                    .and_then(|h| h.last())
+                    .copied()
+                    .unwrap_or(0.0),
+            0.0,
+        ),
         trend_per_hour: finite_or(fit.trend / step_h, 0.0),
         slope,
         residual_std: sigma,
@@ -717,16 +729,25 @@ pub fn time_to_threshold(f: &Forecast, threshold: Threshold) -> TimeToThreshold 
             why: NoCrossing::BadThreshold,
         };
     }
+    // The normal range includes its bounds: a signal resting on one (a closed damper at 0 %)
+    // has not crossed it.
     let beyond = |x: f64| {
         if threshold.upper {
-            x >= threshold.value
+            x > threshold.value
         } else {
-            x <= threshold.value
+            x < threshold.value
         }
     };
-    if beyond(f.level) {
+    // Already beyond: the smoothed current value (level plus this hour's season) is past the
+    // limit by more than the noise, not just the deseasonalised level.
+    let margin = if threshold.upper {
+        f.residual_std
+    } else {
+        -f.residual_std
+    };
+    if beyond(f.current - margin) {
         return TimeToThreshold::AlreadyBeyond {
-            level: f.level,
+            level: f.current,
             threshold,
         };
     }

@@ -223,8 +223,9 @@ pub(crate) fn mri() -> Vec<FailureMode> {
             description: "Helium escapes from the compressor circuit: both pressures fall, \
                           then refrigeration capacity and the cold head warms.",
             signature: &[
-                ("helium_return_pressure", Falling, 2.0),
-                ("helium_supply_pressure", Falling, 2.0),
+                // Worn compressors lower the supply pressure too; only a leak lowers both.
+                ("helium_return_pressure", Falling, 2.5),
+                ("helium_supply_pressure", Falling, 1.5),
                 ("compressor_power", Falling, 0.5),
                 ("coldhead_temp", Rising, 1.0),
             ],
