@@ -38,23 +38,35 @@ fn noise(i: u64) -> f64 {
     ((z >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
 }
 
-/// 72 hours of every signal, one reading per 10 minutes; `vib(h)` gives vib_bearing.
-fn history(vib: impl Fn(f64) -> f64) -> TwinHistory {
+/// The healthy level of each signal.
+fn base(signal: &str) -> f64 {
+    match signal {
+        "vib_bearing" => 0.1,
+        "vib_2x" => 0.3,
+        "bearing_temp" => 40.0,
+        _ => 100.0,
+    }
+}
+
+/// 72 hours of every signal, one reading per 10 minutes, `f(signal, hour)` each, plus noise.
+fn history_of(f: impl Fn(&str, f64) -> f64) -> TwinHistory {
     let mut hist = TwinHistory::new(H, 336);
     for i in 0..72 * 6 {
         let h = i as f64 / 6.0;
         let n = |k: u64| noise(i as u64 * 8 + k);
-        hist.observe(
-            T0 + i as i64 * H / 6,
-            &[
-                ("vib_bearing", vib(h) + 0.005 * n(0)),
-                ("vib_2x", 0.3 + 0.01 * n(1)),
-                ("bearing_temp", 40.0 + 0.2 * n(2)),
-                ("flow", 100.0 + 0.5 * n(3)),
-            ],
-        );
+        let values: Vec<(&str, f64)> = ["vib_bearing", "vib_2x", "bearing_temp", "flow"]
+            .iter()
+            .enumerate()
+            .map(|(k, s)| (*s, f(s, h) + 0.005 * base(s) * n(k as u64)))
+            .collect();
+        hist.observe(T0 + i as i64 * H / 6, &values);
     }
     hist
+}
+
+/// Every signal at its healthy level but vib_bearing, which follows `vib(hour)`.
+fn history(vib: impl Fn(f64) -> f64) -> TwinHistory {
+    history_of(|s, h| if s == "vib_bearing" { vib(h) } else { base(s) })
 }
 
 fn contribution(
@@ -141,27 +153,62 @@ fn nothing_is_advised_on_a_healthy_twin_or_from_a_trend_alone() {
 }
 
 #[test]
-fn direction_and_the_characteristic_signal_decide_the_mode() {
+fn the_detector_alone_is_not_enough() {
+    // A strong contribution on a signal that is flat over days (an operating change the
+    // detector has not learned yet) raises no advice.
     let m = model();
     let hist = history(|_| 0.1);
+    let c = [contribution(
+        "vib_bearing",
+        ContributionKind::Level,
+        0.9,
+        0.1,
+        0.4,
+    )];
+    assert!(recommend(&input(&m, &hist, &c, &[]), &AdviceConfig::default()).is_empty());
+}
+
+#[test]
+fn direction_and_the_characteristic_signal_decide_the_mode() {
+    let m = model();
+    let cfg = AdviceConfig::default();
     // Bearing temperature alone is shared by two modes and heaviest in neither: no advice.
+    let hot = history_of(|s, h| {
+        if s == "bearing_temp" {
+            40.0 + 0.2 * h
+        } else {
+            base(s)
+        }
+    });
     let c = [contribution(
         "bearing_temp",
         ContributionKind::Level,
         0.9,
         40.0,
-        48.0,
+        54.0,
     )];
-    assert!(recommend(&input(&m, &hist, &c, &[]), &AdviceConfig::default()).is_empty());
+    assert!(recommend(&input(&m, &hot, &c, &[]), &cfg).is_empty());
     // vib_2x up: misalignment, not bearing wear.
+    let twox = history_of(|s, h| match s {
+        "vib_2x" => 0.3 + 0.005 * h,
+        "bearing_temp" => 40.0 + 0.05 * h,
+        _ => base(s),
+    });
     let c = [
-        contribution("vib_2x", ContributionKind::Level, 0.9, 0.3, 0.9),
-        contribution("bearing_temp", ContributionKind::Shift, 0.6, 40.0, 44.0),
+        contribution("vib_2x", ContributionKind::Level, 0.9, 0.3, 0.65),
+        contribution("bearing_temp", ContributionKind::Shift, 0.6, 40.0, 43.0),
     ];
-    let recs = recommend(&input(&m, &hist, &c, &[]), &AdviceConfig::default());
+    let recs = recommend(&input(&m, &twox, &c, &[]), &cfg);
     let ids: Vec<_> = recs.iter().map(|r| r.failure_mode.as_str()).collect();
     assert_eq!(ids, ["misalignment"]);
-    // Flow going up is not a seal leak.
+    // Flow going up is not a seal leak; flow going down is.
+    let up = history_of(|s, h| {
+        if s == "flow" {
+            100.0 + 0.3 * h
+        } else {
+            base(s)
+        }
+    });
     let c = [contribution(
         "flow",
         ContributionKind::Level,
@@ -169,7 +216,14 @@ fn direction_and_the_characteristic_signal_decide_the_mode() {
         100.0,
         120.0,
     )];
-    assert!(recommend(&input(&m, &hist, &c, &[]), &AdviceConfig::default()).is_empty());
+    assert!(recommend(&input(&m, &up, &c, &[]), &cfg).is_empty());
+    let down = history_of(|s, h| {
+        if s == "flow" {
+            100.0 - 0.3 * h
+        } else {
+            base(s)
+        }
+    });
     let c = [contribution(
         "flow",
         ContributionKind::Level,
@@ -177,14 +231,14 @@ fn direction_and_the_characteristic_signal_decide_the_mode() {
         100.0,
         80.0,
     )];
-    let recs = recommend(&input(&m, &hist, &c, &[]), &AdviceConfig::default());
+    let recs = recommend(&input(&m, &down, &c, &[]), &cfg);
     assert_eq!(recs[0].failure_mode, "seal_leak");
 }
 
 #[test]
 fn similar_past_cases_are_cited_and_raise_confidence() {
     let m = model();
-    let hist = history(|_| 0.1);
+    let hist = history(|h| 0.1 + 0.006 * h);
     let c = [contribution(
         "vib_bearing",
         ContributionKind::Level,
@@ -224,7 +278,7 @@ fn similar_past_cases_are_cited_and_raise_confidence() {
 
 fn rec(conf: f64, due_h: f64, now: i64) -> Recommendation {
     let m = model();
-    let hist = history(|_| 0.1);
+    let hist = history(|h| 0.1 + 0.006 * h);
     let c = [contribution(
         "vib_bearing",
         ContributionKind::Level,
