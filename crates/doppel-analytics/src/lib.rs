@@ -13,7 +13,9 @@
 //! The `eval` module (feature `eval`) reads CSV and C-MAPSS files for offline evaluation;
 //! the detector and RUL cores never touch it.
 
+pub mod advice;
 mod config;
+pub mod forecast;
 mod multivariate;
 pub mod rul;
 mod signal;
@@ -24,8 +26,16 @@ mod twin;
 #[cfg(feature = "eval")]
 pub mod eval;
 
+pub use advice::{
+    recommend, AdviceConfig, AdviceEvent, AdviceInput, AdviceTracker, AdviceUpdate,
+    ExplanationWindow, MaintenanceAdvice, PastCase, Recommendation, RemainingLife,
+};
 pub use config::DetectorConfig;
 pub use doppel_model::Timestamp;
+pub use forecast::{
+    forecast, time_to_threshold, time_to_threshold_of, Forecast, ForecastConfig, ForecastError,
+    RegularSeries, SignalHistory, Threshold, TimeToThreshold, TwinHistory,
+};
 pub use multivariate::Multivariate;
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};

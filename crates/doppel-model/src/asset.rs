@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{validate_id, ValidationErrors, ValueKind};
+use crate::failure::validate_failure_modes;
+use crate::{validate_id, FailureMode, ValidationErrors, ValueKind};
 
 /// What a signal is to the asset's dynamics. Inputs (setpoints, load, speed) and disturbances
 /// (ambient) drive the physics; outputs are what the asset does in response. Learned dynamics
@@ -84,6 +85,10 @@ pub struct AssetModel {
     pub properties: Vec<PropertySpec>,
     #[serde(default)]
     pub relations: Vec<RelationSpec>,
+    /// How twins of this model fail and what to do about it; the advice engine's catalogue.
+    /// Optional: models written before it existed load with none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failure_modes: Vec<FailureMode>,
 }
 
 fn one() -> u32 {
@@ -181,7 +186,12 @@ impl AssetModel {
                 }
             }
         }
+        validate_failure_modes(self, &mut errs);
         errs.into_result()
+    }
+
+    pub fn failure_mode(&self, id: &str) -> Option<&FailureMode> {
+        self.failure_modes.iter().find(|m| m.id == id)
     }
 }
 

@@ -7,6 +7,7 @@
 mod asset;
 mod catalog;
 mod error;
+mod failure;
 mod id;
 mod reading;
 mod time;
@@ -16,6 +17,7 @@ mod value;
 pub use asset::{AssetModel, PropertySpec, RelationSpec, SignalRole, SignalSpec};
 pub use catalog::{Catalog, TwinFilter};
 pub use error::{FieldError, ModelError, ValidationErrors};
+pub use failure::{FailureMode, SignalDirection, SignalPattern, Urgency};
 pub use id::validate_id;
 pub use reading::{Batch, Reading, ValidatedBatch, ValidatedReading};
 pub use time::{format_ts, from_epoch_ms, parse_time, Precision, TimeParseError, Timestamp};

@@ -141,6 +141,7 @@ pub(crate) fn model() -> AssetModel {
             target_model: Some("building_floor".into()),
             description: "the floor this unit conditions".into(),
         }],
+        failure_modes: crate::failure_modes::chiller(),
     }
 }
 

@@ -39,6 +39,7 @@
 mod asset;
 mod chiller;
 mod error;
+mod failure_modes;
 mod fault;
 mod fleet;
 mod mri;

@@ -118,6 +118,7 @@ pub(crate) fn model() -> AssetModel {
             target_model: None,
             description: "the room or building housing the compressor".into(),
         }],
+        failure_modes: crate::failure_modes::mri(),
     }
 }
 

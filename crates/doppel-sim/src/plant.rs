@@ -404,6 +404,7 @@ pub(crate) fn container(id: &str, name: &str, description: &str, relations: &[&s
                 description: String::new(),
             })
             .collect(),
+        failure_modes: Vec::new(),
     }
 }
 

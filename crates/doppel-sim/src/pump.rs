@@ -182,6 +182,7 @@ pub(crate) fn model() -> AssetModel {
             target_model: None,
             description: "where the pumped water goes".into(),
         }],
+        failure_modes: crate::failure_modes::pump(),
     }
 }
 

@@ -28,6 +28,11 @@ pub enum EvalCommand {
     /// detectors and report, as JSON, which faults were alarmed before failure, detection
     /// delays and false alarms per twin-day.
     Faults(super::eval_faults::FaultsArgs),
+    /// Run pumps whose bearings wear to failure, healthy twins and twins with other faults
+    /// through the detectors, forecasts and maintenance advice, and report as JSON how often
+    /// bearing-wear advice came a day or more before the failure and how much advice was
+    /// false per twin-month.
+    Advice(super::eval_advice::AdviceArgs),
     /// Fit the remaining-useful-life model on C-MAPSS run-to-failure engines and report RMSE
     /// and the PHM08 score on the test engines' last cycles as JSON.
     Rul(RulArgs),
@@ -102,6 +107,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Anomaly(args) => anomaly(args),
         EvalCommand::Rul(args) => rul(args),
         EvalCommand::Faults(args) => super::eval_faults::run(args),
+        EvalCommand::Advice(args) => super::eval_advice::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod demo;
 pub mod eval;
+pub mod eval_advice;
 pub mod eval_faults;
 pub mod serve;
 pub mod sim;
