@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doppel_analytics::sysid::{
-    self, Cause, FitConfig, OptimizeResult, OptimizeSpec, RelatedHistory, ScenarioComparison,
-    ScenarioResult, ScenarioSpec, Series, SysIdModel, TroubleshootConfig,
+    self, Cause, FitConfig, GraphLink, GraphNode, OptimizeResult, OptimizeSpec, RelatedHistory,
+    ScenarioComparison, ScenarioResult, ScenarioSpec, Series, SysIdModel, TroubleshootConfig,
 };
 use doppel_model::{AssetModel, Catalog, Timestamp, ValueKind};
 use doppel_store::{Agg, Store};
@@ -309,6 +309,81 @@ pub(crate) fn run_scenarios(
         baseline,
         scenarios: outcomes,
     })
+}
+
+/// One twin's part of a linked (graph) scenario.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GraphTwinOutcome {
+    pub twin: String,
+    #[schema(value_type = Object)]
+    pub model: ModelSummary,
+    #[schema(value_type = Object)]
+    pub result: ScenarioResult,
+    /// Against the same twins run without any change.
+    #[schema(value_type = Object)]
+    pub comparison: ScenarioComparison,
+}
+
+/// The answer to a linked scenario: every twin, upstream first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GraphAnswer {
+    pub start: Timestamp,
+    pub twins: Vec<GraphTwinOutcome>,
+}
+
+/// Runs linked twins' scenarios (upstream outputs driving downstream inputs) and the same
+/// graph without changes, from each twin's history up to `start`.
+pub(crate) fn run_graph(
+    nodes: &[(Arc<Identified>, ScenarioSpec, Vec<Series>)],
+    links: &[GraphLink],
+) -> Result<GraphAnswer, EngineError> {
+    let build = |with_changes: bool| -> Vec<GraphNode<'_>> {
+        nodes
+            .iter()
+            .map(|(id, spec, tail)| {
+                let mut spec = spec.clone();
+                if !with_changes {
+                    spec.changes.clear();
+                }
+                GraphNode {
+                    twin: id.twin.clone(),
+                    model: &id.model,
+                    history_tail: tail,
+                    spec,
+                }
+            })
+            .collect()
+    };
+    let changed = sysid::simulate_graph(&build(true), links).map_err(sysid_err)?;
+    let baseline = sysid::simulate_graph(&build(false), links).map_err(sysid_err)?;
+    let mut twins = Vec::with_capacity(changed.len());
+    let mut start = Timestamp::MAX;
+    for (twin, result) in changed {
+        let base = baseline
+            .iter()
+            .find(|(t, _)| *t == twin)
+            .map(|(_, r)| r)
+            .ok_or_else(|| {
+                sysid_err(sysid::SysIdError::Twin {
+                    twin: twin.clone(),
+                    problem: "missing from the baseline run".into(),
+                })
+            })?;
+        let comparison = sysid::compare(base, &result).map_err(sysid_err)?;
+        let id = nodes
+            .iter()
+            .find(|(id, _, _)| id.twin == twin)
+            .map(|(id, _, _)| id.clone())
+            .ok_or_else(|| EngineError::TwinNotFound(twin.clone()))?;
+        start = start.min(result.start);
+        twins.push(GraphTwinOutcome {
+            twin,
+            model: ModelSummary::of(&id),
+            result,
+            comparison,
+        });
+    }
+    Ok(GraphAnswer { start, twins })
 }
 
 pub(crate) fn optimize(
