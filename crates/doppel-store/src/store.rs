@@ -250,14 +250,14 @@ impl Store {
     }
 
     /// Appends `rows` and returns once they are durable and visible to queries. Must not be
-    /// called from a [`Store::write_with`] completion (that runs on the writer thread, which
-    /// would then wait for itself); use `write_with` there.
+    /// called from a [`Store::write_with`] completion (that runs on the store's index thread,
+    /// which would then wait for itself); use `write_with` there.
     pub fn write(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         self.wait(|done| self.write_with(rows, done))
     }
 
-    /// Queues `rows` and returns at once; `done` runs on the writer thread after the group
-    /// commit holding them, with its outcome. If the request is refused outright (store
+    /// Queues `rows` and returns at once; `done` runs on the store's index thread after the
+    /// group commit holding them is durable and applied, with its outcome. If the request is refused outright (store
     /// closed, a row the WAL cannot hold) `done` runs on the calling thread before this
     /// returns.
     pub fn write_with(
@@ -394,9 +394,9 @@ impl Store {
         // Dropping the only sender lets the writer drain the queue and then see the end.
         self.tx.write().take();
         if on_writer {
-            // Called from a completion (on the index thread, or on the writer thread for a
-            // refused request): the writer cannot be joined from here; it stops by itself
-            // once this callback returns and the queue is empty.
+            // Called from a completion (on the index thread, or on the writer thread if the
+            // index thread is gone): the writer cannot be joined from here; it stops by
+            // itself once this callback returns and the queue is empty.
             return Ok(());
         }
         let mut writer = self.writer.lock();
@@ -461,8 +461,8 @@ fn encode_error(e: EncodeError) -> StoreError {
     }
 }
 
-/// Calls a completion; a panicking completion is logged instead of killing the writer thread
-/// (which would strand every later writer).
+/// Calls a completion; a panicking completion is logged instead of killing the thread that
+/// runs it (which would strand every later writer).
 fn complete(done: Done, result: Result<(), StoreError>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result)));
     if outcome.is_err() {
