@@ -331,6 +331,17 @@ mod tests {
             }
         }
 
+        /// The same on lines that are mostly well formed, so most take the direct scan.
+        #[test]
+        fn scan_agrees_on_wellformed_lines(s in r#"[a-c]{1,2}(,[a-c]{1,2}=[a-c0-9]{1,2}){0,2} [a-c]{1,2}=(-?[0-9]{1,3}(\.[0-9]{1,2})?([eE][-+]?[0-9]{1,2})?i?|t|F|true|False)(,[a-c]{1,2}=(-?[0-9]{1,3}(\.[0-9]{1,2})?|T|f)){0,2}( -?[0-9]{1,3})?"#) {
+            let fast = scan_plain(&s);
+            // Only an `i` after a float or exponent makes such a line not plain.
+            prop_assert!(fast.is_some() || s.contains('i'), "{}", s);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Some(owned(fast)), full_parse(&s));
+            }
+        }
+
         #[test]
         fn arbitrary_text_never_panics(s in "\\PC{0,120}") {
             let _ = decode(&s, Precision::Nanoseconds, 0);
