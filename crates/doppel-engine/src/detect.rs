@@ -71,56 +71,54 @@ impl TwinAnalytics {
 pub(crate) struct Detectors {
     pub config: DetectorConfig,
     pub twins: HashMap<Arc<str>, TwinAnalytics>,
-    /// Reusable buffer of one reading's numeric values.
-    values: Vec<(Arc<str>, f64)>,
 }
 
 impl Detectors {
     pub fn new(config: DetectorConfig, twins: HashMap<Arc<str>, TwinAnalytics>) -> Self {
-        Detectors {
-            config,
-            twins,
-            values: Vec::new(),
-        }
+        Detectors { config, twins }
     }
 
-    /// Scores one reading. Returns the detector's decision before it and the score, or
-    /// `None` when nothing was scored (no numeric value, or a reading older than the last
-    /// one scored: detectors learn in time order only).
-    pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, Score)> {
-        self.values.clear();
-        for (name, v) in &r.values {
-            match v {
-                Value::Float(x) => self.values.push((name.clone(), *x)),
-                Value::Int(i) => self.values.push((name.clone(), *i as f64)),
-                Value::Bool(_) | Value::String(_) => {}
-            }
-        }
-        if self.values.is_empty() {
+    /// Scores one reading. Returns the detector's decision before it and the score (kept as
+    /// the twin's last; the caller clones it only if it needs to keep it), or `None` when
+    /// nothing was scored (no numeric value, or a reading older than the last one scored:
+    /// detectors learn in time order only).
+    pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, &Score)> {
+        // Names borrowed, not cloned: the interned `Arc`s are shared by every thread, and
+        // touching their counts here for every value would make cores fight over them.
+        let values: Vec<(&str, f64)> = r
+            .values
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Value::Float(x) => Some((&**name, *x)),
+                Value::Int(i) => Some((&**name, *i as f64)),
+                Value::Bool(_) | Value::String(_) => None,
+            })
+            .collect();
+        if values.is_empty() {
             return None;
         }
-        let ta = match self.twins.get_mut(&r.twin) {
-            Some(t) => t,
-            None => {
-                let det = match catalog.model(&r.model) {
-                    Some(m) => TwinDetector::for_model(m, self.config.clone()),
-                    None => TwinDetector::new(self.config.clone()),
-                };
-                self.twins.entry(r.twin.clone()).or_insert(TwinAnalytics {
+        if !self.twins.contains_key(&r.twin) {
+            let det = match catalog.model(&r.model) {
+                Some(m) => TwinDetector::for_model(m, self.config.clone()),
+                None => TwinDetector::new(self.config.clone()),
+            };
+            self.twins.insert(
+                r.twin.clone(),
+                TwinAnalytics {
                     det,
                     last_ts: Timestamp::MIN,
                     last: None,
-                })
-            }
-        };
+                },
+            );
+        }
+        let ta = self.twins.get_mut(&r.twin)?;
         if r.ts < ta.last_ts {
             return None;
         }
         ta.last_ts = r.ts;
         let was = ta.det.in_alarm();
-        let score = ta.det.observe(r.ts, &self.values);
-        ta.last = Some(score.clone());
-        Some((was, score))
+        let score = ta.det.observe(r.ts, &values);
+        Some((was, &*ta.last.insert(score)))
     }
 }
 

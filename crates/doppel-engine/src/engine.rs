@@ -20,6 +20,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::alarm_service::{self, AlarmInput, OperatorOp};
 use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
+use crate::intake::Names;
+use crate::live::ReadingWatchers;
 use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
 use crate::whatif::{self, Identified, WhatIfAnswer};
 use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
@@ -158,9 +160,12 @@ pub struct Engine {
     config: EngineConfig,
     catalog: RwLock<Arc<Catalog>>,
     catalog_write: tokio::sync::Mutex<()>,
+    /// Interned names for the validation fast path.
+    names: Names,
     store: Arc<Store>,
     shards: Vec<mpsc::Sender<ShardCmd>>,
     bus: broadcast::Sender<Arc<crate::Event>>,
+    reading_watchers: ReadingWatchers,
     metrics: Metrics,
     closing: AtomicBool,
     alarm_book: Arc<Mutex<AlarmBook>>,
@@ -188,6 +193,7 @@ impl Engine {
         let store = Arc::new(store);
         let metrics = Metrics::new();
         let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
+        let reading_watchers = ReadingWatchers::default();
         let (log, book, saved) = {
             let (d, policy) = (dir.clone(), config.alarm_policy.clone());
             let detectors = config.anomaly_detection;
@@ -221,6 +227,7 @@ impl Engine {
             .map(|(i, saved)| {
                 let ctx = ShardCtx {
                     bus: bus.clone(),
+                    reading_watchers: reading_watchers.clone(),
                     metrics: metrics.clone(),
                     store: store.clone(),
                     alarms: alarm_tx.clone(),
@@ -238,9 +245,11 @@ impl Engine {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             catalog_write: tokio::sync::Mutex::new(()),
+            names: Names::default(),
             store,
             shards,
             bus,
+            reading_watchers,
             metrics,
             closing: AtomicBool::new(false),
             alarm_book,
@@ -306,7 +315,8 @@ impl Engine {
         }
         let started = Instant::now();
         let catalog = self.catalog();
-        let validated = match catalog.validate_batch(batch, label) {
+        let fast = self.names.validate(&catalog, &batch);
+        let validated = match fast.map_or_else(|| catalog.validate_batch(batch, label), Ok) {
             Ok(v) => v,
             Err(e) => {
                 self.metrics
@@ -411,7 +421,12 @@ impl Engine {
 
     /// Subscribes to live events passing `filter`.
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
-        Subscription::new(self.bus.subscribe(), filter, self.metrics.clone())
+        Subscription::new(
+            self.bus.subscribe(),
+            filter,
+            self.metrics.clone(),
+            &self.reading_watchers,
+        )
     }
 
     /// Applies a change to a copy of the catalog, persists it, then publishes it.
