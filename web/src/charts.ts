@@ -380,3 +380,86 @@ export class ScoreChart {
     this.plot.destroy();
   }
 }
+
+export interface ScenarioChartSpec extends LiveChartSpec {
+  /** Predicted limit crossings to mark (epoch seconds): the scenario's, its band's, the baseline's. */
+  crossings: { at: number; label: string; color: string }[];
+}
+
+export interface ScenarioData {
+  xs: number[];
+  baseline: (number | null)[];
+  scenario: number[];
+  lower: number[];
+  upper: number[];
+}
+
+/**
+ * One output of a what-if: the baseline (grey, dashed) and the scenario (blue) with its
+ * uncertainty band filled between lower and upper, over the declared normal range, and a
+ * vertical mark where a trajectory is predicted to leave that range.
+ */
+export class ScenarioChart {
+  private readonly plot: uPlot;
+  private readonly ro: ResizeObserver;
+
+  constructor(el: HTMLElement, spec: ScenarioChartSpec, d: ScenarioData, height = 220) {
+    const marks = (u: uPlot) => {
+      const { top, height: hgt } = u.bbox;
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+      for (const c of spec.crossings) {
+        const x = Math.round(u.valToPos(c.at, 'x', true)) + 0.5;
+        ctx.strokeStyle = c.color;
+        ctx.fillStyle = c.color;
+        ctx.lineWidth = 2;
+        ctx.setLineDash([]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + hgt);
+        ctx.stroke();
+        ctx.fillText(c.label, x + 4, top + 12 * devicePixelRatio);
+      }
+      ctx.restore();
+    };
+    const first = d.xs[0] ?? 0;
+    const last = d.xs[d.xs.length - 1] ?? first + 1;
+    const unit = spec.unit ? ` (${spec.unit})` : '';
+    const opts: uPlot.Options = {
+      width: Math.max(300, Math.floor(el.clientWidth) || 600),
+      height,
+      legend: { show: true, live: true },
+      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      scales: {
+        x: { time: true, range: () => [first, last > first ? last : first + 1] },
+        // The normal range stays in view so crossings read against it.
+        y: {
+          range: (_u, lo, hi) => {
+            const a = Math.min(lo, spec.min ?? lo);
+            const b = Math.max(hi, spec.max ?? hi);
+            const pad = (b - a) * 0.05 || Math.abs(a) * 0.05 || 1;
+            return [a - pad, b + pad];
+          },
+        },
+      },
+      axes: axes(),
+      series: [
+        {},
+        { label: 'upper', stroke: 'rgba(29,78,216,0.45)', width: 1, dash: [3, 3], points: { show: false } },
+        { label: 'lower', stroke: 'rgba(29,78,216,0.45)', width: 1, dash: [3, 3], points: { show: false } },
+        { label: `baseline${unit}`, stroke: '#6b7280', width: 2, dash: [6, 4], points: { show: false } },
+        { label: `scenario${unit}`, stroke: LINE, width: 2, points: { show: false } },
+      ],
+      bands: [{ series: [1, 2], fill: 'rgba(29,78,216,0.12)' }],
+      hooks: { drawAxes: [normalRangeHook(spec.min, spec.max)], draw: [marks] },
+    };
+    this.plot = new uPlot(opts, [d.xs, d.upper, d.lower, d.baseline, d.scenario] as uPlot.AlignedData, el);
+    this.ro = fitWidth(el, this.plot, height);
+  }
+
+  dispose(): void {
+    this.ro.disconnect();
+    this.plot.destroy();
+  }
+}
