@@ -8,6 +8,7 @@ import 'uplot/dist/uPlot.min.css';
 import { timeTicks } from './format';
 import { requestFrame, cancelFrame, stats } from './frames';
 import { RingSeries } from './ring';
+import { yRange } from './whatif';
 
 const AXIS = '#4b5563';
 const GRID = 'rgba(0,0,0,0.07)';
@@ -429,19 +430,13 @@ export class ScenarioChart {
     const opts: uPlot.Options = {
       width: Math.max(300, Math.floor(el.clientWidth) || 600),
       height,
-      legend: { show: true, live: true },
+      legend: { show: false },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       scales: {
         x: { time: true, range: () => [first, last > first ? last : first + 1] },
-        // The normal range stays in view so crossings read against it.
-        y: {
-          range: (_u, lo, hi) => {
-            const a = Math.min(lo, spec.min ?? lo);
-            const b = Math.max(hi, spec.max ?? hi);
-            const pad = (b - a) * 0.05 || Math.abs(a) * 0.05 || 1;
-            return [a - pad, b + pad];
-          },
-        },
+        // Scaled to the trajectories so a change shows; a limit of the normal range comes
+        // into view when it is near them (as far as the data spans), else the caption says it.
+        y: { range: (_u, lo, hi) => yRange(lo, hi, spec.min, spec.max) },
       },
       axes: axes(),
       series: [

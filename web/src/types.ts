@@ -217,6 +217,8 @@ export interface OutputFit {
   nrmse_one_step: number;
   /** Free run, error at `horizon_s` ahead, over the same range. */
   nrmse_horizon: number;
+  /** The same error over the standard deviation of the truth (`sqrt(1 − R²)`). */
+  nrmse_std_horizon: number;
   horizon_s: number;
   test_points: number;
 }

@@ -14,6 +14,7 @@ import {
   outputStepFor,
   pairSeries,
   roundForInput,
+  yRange,
 } from './whatif';
 import type { SignalSpec, WhatIfAnswer } from './types';
 
@@ -160,11 +161,14 @@ describe('wording', () => {
     expect(describeCrossing(null)).toBe('none');
   });
 
-  it('grades fit quality', () => {
-    expect(fitVerdict(0.03)).toBe('good');
-    expect(fitVerdict(0.15)).toBe('fair');
-    expect(fitVerdict(0.4)).toBe('poor');
-    expect(fitVerdict(Number.NaN)).toBe('poor');
+  it('grades fit quality on both scales', () => {
+    expect(fitVerdict({ nrmse_horizon: 0.03, nrmse_std_horizon: 0.2 })).toBe('good');
+    expect(fitVerdict({ nrmse_horizon: 0.15, nrmse_std_horizon: 0.4 })).toBe('fair');
+    expect(fitVerdict({ nrmse_horizon: 0.03, nrmse_std_horizon: 0.7 })).toBe('fair');
+    // Small against the range, but no better than the mean.
+    expect(fitVerdict({ nrmse_horizon: 0.05, nrmse_std_horizon: 1.02 })).toBe('poor');
+    expect(fitVerdict({ nrmse_horizon: 0.4, nrmse_std_horizon: 0.3 })).toBe('poor');
+    expect(fitVerdict({ nrmse_horizon: Number.NaN, nrmse_std_horizon: 0.1 })).toBe('poor');
   });
 });
 
@@ -207,5 +211,18 @@ describe('causeWhere', () => {
     const c = { twin: 'pump-1', relation: '', signal: 'flow', onset: 0, kind: 'relation_break' as const, score: 1, evidence: '' };
     expect(causeWhere(c, 'pump-1')).toBe('flow');
     expect(causeWhere({ ...c, twin: 'tank-1', relation: 'feeds' }, 'pump-1')).toBe('tank-1 (feeds) · flow');
+  });
+});
+
+describe('yRange', () => {
+  it('fits the data and shows a limit only when it is near', () => {
+    const [a, b] = yRange(80, 84, 40, 135);
+    expect(a).toBeCloseTo(80 - 0.32);
+    expect(b).toBeCloseTo(84 + 0.32);
+    // 86 is within one span (4) of 84: in view.
+    expect(yRange(80, 84, undefined, 86)[1]).toBeCloseTo(86 + 0.48);
+    expect(yRange(80, 84, 78, 86)).toEqual([78 - 0.64, 86 + 0.64]);
+    expect(yRange(5, 5)).toEqual([5 - 0.04, 5 + 0.04]);
+    expect(yRange(Number.NaN, Number.NaN, 0, 10)).toEqual([0, 10]);
   });
 });

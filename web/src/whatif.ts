@@ -9,6 +9,7 @@ import type {
   LimitCrossing,
   OptimizeAnswer,
   OptimizeRequest,
+  OutputFit,
   ScenarioResult,
   ScenariosRequest,
   SignalSpec,
@@ -168,15 +169,36 @@ export function describeCrossing(c: LimitCrossing | null | undefined, unit = '')
   return `${c.side} ${formatNumber(c.limit)}${u} (${formatNumber(c.value)}) ${formatOffset(c.at_s)}`;
 }
 
-/** The fit quality of one output in words, from the free-run NRMSE at the horizon. */
-export function fitVerdict(nrmse: number): 'good' | 'fair' | 'poor' {
-  if (!(nrmse >= 0) || nrmse >= 0.25) return 'poor';
-  return nrmse < 0.1 ? 'good' : 'fair';
+/**
+ * The fit quality of one output in words, from the free-run error at the horizon: as a share
+ * of the output's range, and against its standard deviation (1 or more: no better than
+ * predicting the mean, however small the range share looks).
+ */
+export function fitVerdict(fit: Pick<OutputFit, 'nrmse_horizon' | 'nrmse_std_horizon'>): 'good' | 'fair' | 'poor' {
+  const range = fit.nrmse_horizon;
+  const std = fit.nrmse_std_horizon;
+  if (!(range >= 0) || !(std >= 0) || range >= 0.25 || std >= 1) return 'poor';
+  return range < 0.1 && std < 0.5 ? 'good' : 'fair';
 }
 
 /** An NRMSE as a share of the range: `4.2 %`. */
 export function formatShare(x: number): string {
   return Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '—';
+}
+
+/** The y range of a what-if chart: the data, padded, and each limit within one data span of it. */
+export function yRange(lo: number, hi: number, min?: number, max?: number): [number, number] {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [min ?? 0, max ?? 1];
+  const span = hi - lo || Math.abs(hi) * 0.1 || 1;
+  let a = lo;
+  let b = hi;
+  for (const limit of [min, max]) {
+    if (limit === undefined) continue;
+    if (limit < a && a - limit <= span) a = limit;
+    if (limit > b && limit - b <= span) b = limit;
+  }
+  const pad = (b - a || span) * 0.08;
+  return [a - pad, b + pad];
 }
 
 /** The form of the optimize panel. */

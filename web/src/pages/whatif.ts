@@ -100,7 +100,7 @@ export function whatIfPage(route: Route): Page {
           'p',
           { class: 'muted' },
           `Learned from ${formatTime(nsToMs(d.history_from))} to ${formatTime(nsToMs(d.history_to))}, one step every ${formatNumber(d.step_s)} s. `,
-          'Error is the RMSE of held-out history as a share of its range.',
+          'Errors are of free runs over held-out history, as a share of each output’s range; “vs. the mean” below 1 means the model beats predicting the average.',
         ),
         d.outputs.length
           ? h(
@@ -115,6 +115,7 @@ export function whatIfPage(route: Route): Page {
                   h('th', { scope: 'col' }, 'Output'),
                   h('th', { scope: 'col', class: 'num' }, 'One step ahead'),
                   h('th', { scope: 'col', class: 'num' }, 'At the horizon'),
+                  h('th', { scope: 'col', class: 'num', title: 'Error at the horizon over the standard deviation: 1 is no better than the mean' }, 'vs. the mean'),
                   h('th', { scope: 'col' }, 'Fit'),
                 ),
               ),
@@ -122,13 +123,14 @@ export function whatIfPage(route: Route): Page {
                 'tbody',
                 null,
                 d.outputs.map((o) => {
-                  const verdict = fitVerdict(o.nrmse_horizon);
+                  const verdict = fitVerdict(o);
                   return h(
                     'tr',
                     { 'data-signal': o.signal },
                     h('th', { scope: 'row' }, o.signal),
                     h('td', { class: 'num' }, formatShare(o.nrmse_one_step)),
                     h('td', { class: 'num' }, `${formatShare(o.nrmse_horizon)} `, h('span', { class: 'muted' }, `(${formatOffset(o.horizon_s).replace('after ', '')})`)),
+                    h('td', { class: 'num' }, formatNumber(o.nrmse_std_horizon)),
                     h('td', null, h('span', { class: `fit fit-${verdict}` }, verdict)),
                   );
                 }),
@@ -166,8 +168,9 @@ export function whatIfPage(route: Route): Page {
     // ---- scenario form ----
     let edits: InputEdit[] = editable.map((s) => {
       const v = latest[s.name]?.value;
-      const current = typeof v === 'number' ? v : null;
-      return { signal: s.name, current, value: current === null ? null : roundForInput(current), atMin: DEFAULT_AT_MIN, kind: 'step', rampMin: DEFAULT_RAMP_MIN };
+      // Rounded as the field shows it, so an untouched field is no change.
+      const current = typeof v === 'number' ? roundForInput(v) : null;
+      return { signal: s.name, current, value: current, atMin: DEFAULT_AT_MIN, kind: 'step', rampMin: DEFAULT_RAMP_MIN };
     });
     const nameIn = h('input', { id: 'whatif-name', type: 'text', value: 'scenario', autocomplete: 'off' });
     const horizonIn = h('input', { id: 'whatif-horizon', type: 'number', min: '1', step: '1', value: String(DEFAULT_HORIZON_MIN), class: 'num' });
@@ -185,12 +188,12 @@ export function whatIfPage(route: Route): Page {
         'tr',
         { 'data-signal': e.signal },
         h('th', { scope: 'row' }, h('label', { for: `whatif-value-${key}` }, e.signal), spec.role === 'disturbance' ? h('span', { class: 'muted desc' }, 'disturbance') : null),
-        h('td', { class: 'num', id: `whatif-now-${key}` }, `now ${formatValue(e.current)}`),
-        h('td', null, value, ' ', h('span', { class: 'muted' }, spec.unit)),
+        h('td', { class: 'num', id: `whatif-now-${key}` }, formatValue(e.current)),
+        h('td', { class: 'nowrap' }, value, ' ', h('span', { class: 'muted' }, spec.unit)),
         h('td', null, at),
         h('td', null, kind),
         h('td', null, ramp),
-        h('td', { class: 'muted num' }, formatRange(spec.min, spec.max, spec.unit)),
+        h('td', { class: 'muted num nowrap' }, formatRange(spec.min, spec.max, spec.unit)),
       );
       rows.set(e.signal, { value, at, kind, ramp, row });
       inputsBody.append(row);
