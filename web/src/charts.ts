@@ -1,6 +1,7 @@
 // uPlot charts: a live chart per numeric signal (a sliding window fed from a ring buffer,
 // redrawn at most once per animation frame and only while on screen) and the history chart
-// (mean line with a min–max band, drag to zoom).
+// (mean line with a min–max band, drag to zoom), the anomaly score, and a what-if output
+// (scenario with its band against the baseline).
 
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
