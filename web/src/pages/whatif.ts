@@ -340,7 +340,9 @@ export function whatIfPage(route: Route): Page {
       replace(
         resultBody,
         table,
-        extrapolated.length ? h('p', { class: 'muted' }, `Held or extrapolated beyond history: ${extrapolated.join(', ')}.`) : null,
+        extrapolated.length
+          ? notice('info', `Driven outside the range seen in the history, where the model knows least (its answer there is cautious): ${extrapolated.join(', ')}.`)
+          : null,
         h('p', { class: 'muted legend-note' }, 'Blue: scenario with its uncertainty band (dashed edges); grey dashed: baseline; green: normal range; red marks: predicted range crossings.'),
         grid,
       );
