@@ -393,7 +393,10 @@ fn dashboard_in_headless_chromium() {
             Some("whatif_history") => {
                 let started = Instant::now();
                 seed_simulated_pump(&s);
-                eprintln!("dashboard: simulated pump history written in {:?}", started.elapsed());
+                eprintln!(
+                    "dashboard: simulated pump history written in {:?}",
+                    started.elapsed()
+                );
                 WHATIF_TWIN.into()
             }
             Some("troubleshoot") => {
