@@ -99,7 +99,7 @@ export function whatIfPage(route: Route): Page {
         h(
           'p',
           { class: 'muted' },
-          `Learned from ${formatTime(nsToMs(d.history_from))} to ${formatTime(nsToMs(d.history_to))}, one step every ${formatNumber(d.step_s)} s. `,
+          `Fitted on the history window ${formatTime(nsToMs(d.history_from))} – ${formatTime(nsToMs(d.history_to))}, one step every ${formatNumber(d.step_s)} s. `,
           'Errors are of free runs over held-out history, as a share of each output’s range; “vs. the mean” below 1 means the model beats predicting the average.',
         ),
         d.outputs.length
