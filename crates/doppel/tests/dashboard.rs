@@ -141,10 +141,14 @@ const WHATIF_HOURS: i64 = 8;
 /// Seconds between its readings.
 const WHATIF_STEP_S: i64 = 15;
 
+/// The last reading written for the simulated pump: time (ns) and values.
+type LastReading = (i64, serde_json::Map<String, Value>);
+
 /// Creates a simulated centrifugal pump (model and twin, through the API) and writes
-/// `WHATIF_HOURS` of its readings, `WHATIF_STEP_S` apart and ending now: its inputs follow the
-/// simulator's production schedule, so the history holds the changes a fit needs.
-fn seed_simulated_pump(s: &TestServer) {
+/// `WHATIF_HOURS` of its readings, `WHATIF_STEP_S` apart and ending five minutes ago (room
+/// for `overheat_bearings`): its inputs follow the simulator's production schedule, so the
+/// history holds the changes a fit needs.
+fn seed_simulated_pump(s: &TestServer) -> LastReading {
     let admin = Some(s.admin_token.as_str());
     let model = AssetKind::PumpMotor.model();
     let twin: Twin = serde_json::from_value(
@@ -173,9 +177,10 @@ fn seed_simulated_pump(s: &TestServer) {
     )
     .unwrap();
     let steps = WHATIF_HOURS * 3600 / WHATIF_STEP_S;
-    let t0 = now_ns - steps * WHATIF_STEP_S * 1_000_000_000;
+    let t0 = now_ns - 300 * 1_000_000_000 - steps * WHATIF_STEP_S * 1_000_000_000;
     plant.begin(t0);
     let mut batch = Vec::new();
+    let mut last = (t0, serde_json::Map::new());
     for i in 1..=steps {
         let t = t0 + i * WHATIF_STEP_S * 1_000_000_000;
         for r in plant.step(t, WHATIF_STEP_S as f64) {
@@ -184,6 +189,7 @@ fn seed_simulated_pump(s: &TestServer) {
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
                 .collect();
+            last = (t, values.clone());
             batch.push(json!({"twin": r.twin, "ts": t / 1_000_000, "values": values}));
         }
         if batch.len() == 500 || i == steps {
@@ -192,6 +198,63 @@ fn seed_simulated_pump(s: &TestServer) {
             batch = Vec::new();
         }
     }
+    last
+}
+
+/// After the simulated pump's history, three minutes of both bearings 40 % hotter than they
+/// were (everything else as last read), so its detector raises an alarm with hours of history
+/// before it to troubleshoot. Returns the id of the new alarm, or `""` when none is raised
+/// within 10 s.
+fn overheat_bearings(s: &TestServer, (t_last, values): &LastReading) -> String {
+    let admin = Some(s.admin_token.as_str());
+    let open = |s: &TestServer| -> Vec<String> {
+        let (status, body) = s.get(
+            &format!("/api/v1/alarms?twin={WHATIF_TWIN}&state=active,acknowledged"),
+            admin,
+        );
+        assert_eq!(status, 200, "{body}");
+        body["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Alarms the detector raised on the history itself (while it learned the schedule's
+    // operating points) are cleared: the one to troubleshoot is the bearings'.
+    let before = open(s);
+    for id in &before {
+        let (status, body) = s.post(&format!("/api/v1/alarms/{id}/clear"), admin, &json!({}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let readings: Vec<Value> = (1..=12)
+        .map(|i| {
+            let mut v = values.clone();
+            for name in ["bearing_temp_de", "bearing_temp_nde"] {
+                let base = values[name].as_f64().unwrap();
+                v.insert(
+                    name.into(),
+                    json!(base * (1.4 + 0.01 * (f64::from(i) * 1.3).sin())),
+                );
+            }
+            let t = t_last + i64::from(i) * WHATIF_STEP_S * 1_000_000_000;
+            json!({"ts": t / 1_000_000, "values": v})
+        })
+        .collect();
+    let (status, body) = s.post(
+        &format!("/api/v1/twins/{WHATIF_TWIN}/readings"),
+        admin,
+        &Value::Array(readings),
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(id) = open(s).into_iter().find(|id| !before.contains(id)) {
+            return id;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    String::new()
 }
 
 /// A model with `n` float signals `s000`.., normal range 0–100, for the frame-rate phase.
@@ -336,6 +399,7 @@ fn dashboard_in_headless_chromium() {
     let mut load: Option<JoinHandle<(usize, Duration)>> = None;
     let mut loads: Vec<Value> = Vec::new();
     let mut alarm_id: Option<String> = None;
+    let mut sim_last: Option<LastReading> = None;
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -392,12 +456,15 @@ fn dashboard_in_headless_chromium() {
             }
             Some("whatif_history") => {
                 let started = Instant::now();
-                seed_simulated_pump(&s);
+                sim_last = Some(seed_simulated_pump(&s));
                 eprintln!(
                     "dashboard: simulated pump history written in {:?}",
                     started.elapsed()
                 );
                 WHATIF_TWIN.into()
+            }
+            Some("whatif_alarm") => {
+                overheat_bearings(&s, sim_last.as_ref().expect("the history written first"))
             }
             Some("troubleshoot") => {
                 let id = msg["id"].as_str().unwrap();
