@@ -31,6 +31,9 @@ pub enum EngineError {
     /// The action does not fit the alarm's state (acknowledging twice, clearing a cleared one).
     #[error("{0}")]
     AlarmConflict(String),
+    /// The twin's history cannot answer this yet (too short, or nothing in the window).
+    #[error("{0}")]
+    NotEnoughHistory(String),
     /// A what-if question that cannot be answered (bad scenario, too little history...).
     #[error("{0}")]
     WhatIf(doppel_analytics::sysid::SysIdError),

@@ -229,9 +229,18 @@ pub(crate) fn identify(
     let from = from.unwrap_or(to.saturating_sub(DEFAULT_FIT_SPAN_S * NS_PER_S));
     let history = read_series(store, twin, model, from, to, config.step_s)?;
     let fitted = sysid::fit(model, &history, config).map_err(sysid_err)?;
+    // The span the data covers, not the window asked for: a twin with eight hours of
+    // history was fitted on eight hours, whatever the default window.
+    let half = ((config.step_s * 1e9) as i64 / 2).max(0);
+    let first = history
+        .iter()
+        .filter_map(|s| s.points.first().map(|p| p.0.saturating_sub(half)))
+        .min()
+        .unwrap_or(from)
+        .max(from);
     Ok(Identified {
         twin: twin.to_string(),
-        history_from: from,
+        history_from: first,
         history_to: to,
         model: fitted,
     })
@@ -449,7 +458,12 @@ pub(crate) fn troubleshoot(
             history,
         })
         .collect();
-    sysid::troubleshoot(&related, window_start, config).map_err(sysid_err)
+    sysid::troubleshoot(&related, window_start, config).map_err(|e| match e {
+        // Here a twin-level refusal is about its history (too little before the window, or
+        // none in it): the history cannot answer yet, not a bad request.
+        sysid::SysIdError::Twin { .. } => EngineError::NotEnoughHistory(e.to_string()),
+        e => sysid_err(e),
+    })
 }
 
 fn twin_model<'a>(catalog: &'a Catalog, twin: &str) -> Result<&'a AssetModel, EngineError> {

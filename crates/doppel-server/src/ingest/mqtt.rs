@@ -413,7 +413,8 @@ impl Hooks {
                 // Ingest never touches alarms or what-if models.
                 EngineError::AlarmNotFound(_)
                 | EngineError::AlarmConflict(_)
-                | EngineError::WhatIf(_) => refusal.server_fault(None, &e),
+                | EngineError::WhatIf(_)
+                | EngineError::NotEnoughHistory(_) => refusal.server_fault(None, &e),
             },
         }
     }
