@@ -791,11 +791,35 @@ impl Engine {
         Ok(self.whatif.get(twin))
     }
 
-    /// The twin's model, identified now with the defaults when it has none yet.
+    /// The twin's model: identified now with the defaults when it has none yet, and refitted
+    /// (same model step) once the history has grown by `whatif::refit_after` since the fit.
+    /// A refit that fails keeps the previous model.
     async fn model_for(&self, twin: &str) -> Result<Arc<Identified>, EngineError> {
-        match self.identified(twin)? {
-            Some(m) => Ok(m),
-            None => self.identify(twin, None, None, FitConfig::default()).await,
+        let Some(m) = self.identified(twin)? else {
+            return self.identify(twin, None, None, FitConfig::default()).await;
+        };
+        let catalog = self.catalog();
+        let last = catalog
+            .twin(twin)
+            .and_then(|t| catalog.model(&t.model))
+            .and_then(|model| whatif::last_reading(&self.store, twin, model));
+        let grown = last.map_or(0, |l| l.saturating_sub(m.history_to));
+        if grown < whatif::refit_after(&m) {
+            return Ok(m);
+        }
+        let config = FitConfig {
+            step_s: m.model.step_s,
+            ..FitConfig::default()
+        };
+        match self.identify(twin, None, None, config).await {
+            Ok(fresh) => {
+                tracing::info!(twin, "what-if model refitted on the grown history");
+                Ok(fresh)
+            }
+            Err(e) => {
+                tracing::warn!(twin, error = %e, "refit failed; keeping the previous model");
+                Ok(m)
+            }
         }
     }
 

@@ -201,6 +201,13 @@ pub(crate) fn read_series(
     Ok(out)
 }
 
+/// New history after which a model is refitted before answering: half the span it was
+/// fitted on, and at least six hours.
+pub fn refit_after(m: &Identified) -> i64 {
+    let span = m.history_to.saturating_sub(m.history_from);
+    (span / 2).max(6 * 3_600 * NS_PER_S)
+}
+
 /// The end of the twin's history (its newest reading of any signal), if it has one.
 pub(crate) fn last_reading(store: &Store, twin: &str, model: &AssetModel) -> Option<Timestamp> {
     model

@@ -21,6 +21,74 @@ fn cooler_target(flow: f64) -> f64 {
     18.0 + 1_400.0 / flow.max(10.0)
 }
 
+/// The simulated pump and the cooler it feeds, written to the server as they run.
+struct Feed {
+    plant: Plant,
+    t0: i64,
+    step: i64,
+    outlet: f64,
+}
+
+impl Feed {
+    fn new(t0: i64) -> Feed {
+        let mut plant = Plant::new(5);
+        let model = AssetKind::PumpMotor.model();
+        let twin: Twin =
+            serde_json::from_value(json!({"id": "pump-a", "model": model.id})).unwrap();
+        plant.add_asset(twin, AssetKind::PumpMotor.build("pump-a", 5));
+        plant.set_input("pump-a", "valve_opening", 85.0).unwrap();
+        plant.begin(t0);
+        Feed {
+            plant,
+            t0,
+            step: 0,
+            outlet: 30.0,
+        }
+    }
+
+    /// Runs `steps` more steps, changing the pump's speed every 40 minutes.
+    fn run(&mut self, s: &TestServer, steps: i64) {
+        let speeds = [
+            2200.0, 1800.0, 2600.0, 2000.0, 2800.0, 1700.0, 2400.0, 1900.0, 2500.0,
+        ];
+        let every = 40 * 60 / STEP_S;
+        let tok = Some(s.admin_token.as_str());
+        let mut batch = Vec::new();
+        for n in 0..steps {
+            let i = self.step;
+            self.step += 1;
+            let t = self.t0 + i * STEP_S * 1_000_000_000;
+            if i % every == 0 {
+                let k = (i / every) as usize % speeds.len();
+                self.plant
+                    .set_input("pump-a", "speed_cmd", speeds[k])
+                    .unwrap();
+            }
+            for r in self.plant.step(t, STEP_S as f64) {
+                let values: serde_json::Map<String, Value> = r
+                    .values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
+                    .collect();
+                let flow = values["flow"].as_f64().unwrap_or(80.0);
+                self.outlet += (cooler_target(flow) - self.outlet) * (STEP_S as f64 / 600.0);
+                let noise = ((i * 7919) % 13) as f64 * 0.004 - 0.024;
+                batch.push(json!({"twin": "pump-a", "ts": t / 1_000_000, "values": values}));
+                batch.push(json!({"twin": "cooler-1", "ts": t / 1_000_000,
+                    "values": {"water_flow": flow, "outlet_temp": self.outlet + noise}}));
+            }
+            if batch.len() >= 1_000 || n + 1 == steps {
+                let (st, r) = s.post(
+                    "/api/v1/readings",
+                    tok,
+                    &Value::Array(std::mem::take(&mut batch)),
+                );
+                assert_eq!(st, 200, "{r}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_pump_speed_change_propagates_to_the_cooler_it_feeds() {
     let s = TestServer::start_with(Options {
@@ -52,47 +120,8 @@ fn a_pump_speed_change_propagates_to_the_cooler_it_feeds() {
 
     // History: the pump runs through a schedule of speeds (a plant's operating history);
     // the cooler follows its flow, the water flow it measures is the pump's.
-    let mut plant = Plant::new(5);
-    let twin: Twin =
-        serde_json::from_value(json!({"id": "pump-a", "model": pump_model.id})).unwrap();
-    plant.add_asset(twin, AssetKind::PumpMotor.build("pump-a", 5));
-    plant.set_input("pump-a", "valve_opening", 85.0).unwrap();
-    let t0 = t0_ns(0);
-    plant.begin(t0);
-    let speeds = [
-        2200.0, 1800.0, 2600.0, 2000.0, 2800.0, 1700.0, 2400.0, 1900.0, 2500.0,
-    ];
-    let mut outlet = 30.0;
-    let steps = HOURS * 3600 / STEP_S;
-    let mut batch = Vec::new();
-    for i in 0..steps {
-        let t = t0 + i * STEP_S * 1_000_000_000;
-        if i % (40 * 60 / STEP_S) == 0 {
-            let k = (i / (40 * 60 / STEP_S)) as usize % speeds.len();
-            plant.set_input("pump-a", "speed_cmd", speeds[k]).unwrap();
-        }
-        for r in plant.step(t, STEP_S as f64) {
-            let values: serde_json::Map<String, Value> = r
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
-                .collect();
-            let flow = values["flow"].as_f64().unwrap_or(80.0);
-            outlet += (cooler_target(flow) - outlet) * (STEP_S as f64 / 600.0);
-            let noise = ((i * 7919) % 13) as f64 * 0.004 - 0.024;
-            batch.push(json!({"twin": "pump-a", "ts": t / 1_000_000, "values": values}));
-            batch.push(json!({"twin": "cooler-1", "ts": t / 1_000_000,
-                "values": {"water_flow": flow, "outlet_temp": outlet + noise}}));
-        }
-        if batch.len() >= 1_000 || i + 1 == steps {
-            let (st, r) = s.post(
-                "/api/v1/readings",
-                tok,
-                &Value::Array(std::mem::take(&mut batch)),
-            );
-            assert_eq!(st, 200, "{r}");
-        }
-    }
+    let mut feed = Feed::new(t0_ns(0));
+    feed.run(&s, HOURS * 3600 / STEP_S);
 
     let graph = |links: Value| {
         json!({
@@ -186,4 +215,25 @@ fn a_pump_speed_change_propagates_to_the_cooler_it_feeds() {
     );
     assert_eq!(st, 400, "{err}");
     assert_eq!(err["field"], "links[0]", "{err}");
+
+    // The models follow the history: after seven more hours (more than half the fitted
+    // span), the next what-if refits first.
+    let fitted = |s: &TestServer| {
+        s.get_ok("/api/v1/twins/pump-a/dynamics")["history_to"]
+            .as_i64()
+            .unwrap()
+    };
+    let before = fitted(&s);
+    feed.run(&s, 7 * 3600 / STEP_S);
+    let (st, r) = s.post(
+        "/api/v1/twins/pump-a/scenarios",
+        tok,
+        &json!({"horizon_s": 600}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let after = fitted(&s);
+    assert!(
+        after >= before + 6 * 3_600_000_000_000,
+        "refitted on the grown history: {before} -> {after}"
+    );
 }
