@@ -27,6 +27,8 @@ struct Feed {
     t0: i64,
     step: i64,
     outlet: f64,
+    /// Overrides the schedule from now on.
+    hold_speed: Option<f64>,
 }
 
 impl Feed {
@@ -36,13 +38,16 @@ impl Feed {
         let twin: Twin =
             serde_json::from_value(json!({"id": "pump-a", "model": model.id})).unwrap();
         plant.add_asset(twin, AssetKind::PumpMotor.build("pump-a", 5));
+        // A steady valve and weather, as on a test bench: the speed schedule is what moves.
         plant.set_input("pump-a", "valve_opening", 85.0).unwrap();
+        plant.set_input("pump-a", "ambient_temp", 20.0).unwrap();
         plant.begin(t0);
         Feed {
             plant,
             t0,
             step: 0,
             outlet: 30.0,
+            hold_speed: None,
         }
     }
 
@@ -235,5 +240,38 @@ fn a_pump_speed_change_propagates_to_the_cooler_it_feeds() {
     assert!(
         after >= before + 6 * 3_600_000_000_000,
         "refitted on the grown history: {before} -> {after}"
+    );
+
+    // Troubleshooting the cooler after the pump's speed, steady for three hours, changed:
+    // what happened on the upstream pump comes first, and the replay shows the cooler's
+    // state around it.
+    feed.hold_speed = Some(1_900.0);
+    feed.run(&s, 3 * 3600 / STEP_S);
+    let change_ns = feed.t0 + feed.step * STEP_S * 1_000_000_000;
+    feed.hold_speed = Some(2_900.0);
+    feed.run(&s, 1800 / STEP_S);
+    let from_ms = (change_ns - 20 * 60 * 1_000_000_000) / 1_000_000;
+    let to_ms = (change_ns + 30 * 60 * 1_000_000_000) / 1_000_000;
+    let trouble = s.get_ok(&format!(
+        "/api/v1/twins/cooler-1/troubleshoot?from={from_ms}&to={to_ms}"
+    ));
+    let top = &trouble["causes"][0];
+    let onset = top["onset"].as_i64().unwrap();
+    assert!(
+        (onset - change_ns).abs() <= 2 * 60 * 1_000_000_000,
+        "the top cause starts at the change: {top}"
+    );
+    assert_eq!(top["twin"], "pump-a", "the upstream pump first: {trouble}");
+    assert_eq!(top["relation"], "fed_by->pump-a", "{trouble}");
+    let frames = trouble["replay"].as_array().unwrap();
+    assert!(frames.len() >= 3, "{trouble}");
+    assert_eq!(frames[0]["label"], "window start");
+    assert!(frames
+        .windows(2)
+        .all(|w| w[0]["ts"].as_i64() <= w[1]["ts"].as_i64()));
+    let flow_at = |f: &Value| f["signals"]["water_flow"].as_f64().unwrap();
+    assert!(
+        (flow_at(frames.last().unwrap()) - flow_at(&frames[0])).abs() > 5.0,
+        "the replay shows the flow moving: {frames:?}"
     );
 }

@@ -224,7 +224,7 @@ pub struct WindowQuery {
     pub to: Option<String>,
 }
 
-/// Ranked candidate causes.
+/// Ranked candidate causes, and the twin's state replayed around them.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Troubleshooting {
     pub twin: String,
@@ -232,6 +232,51 @@ pub struct Troubleshooting {
     pub to: Timestamp,
     #[schema(value_type = Vec<Object>)]
     pub causes: Vec<Cause>,
+    /// The twin's state (every signal's latest value) at the window's start, at the onset of
+    /// each of the first three causes, and at the window's end, in time order.
+    pub replay: Vec<ReplayFrame>,
+}
+
+/// The state of a twin at one moment of a troubleshooting window.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReplayFrame {
+    pub ts: Timestamp,
+    pub time: String,
+    /// What the moment is: `window start`, `onset of <twin>/<signal>`, `window end`.
+    pub label: String,
+    #[schema(value_type = Object)]
+    pub signals: std::collections::BTreeMap<String, doppel_model::Value>,
+}
+
+/// Replays `twin`'s state at the window's ends and the first causes' onsets.
+async fn replay(
+    s: &AppState,
+    twin: &str,
+    from: Timestamp,
+    to: Timestamp,
+    causes: &[Cause],
+) -> ApiResult<Vec<ReplayFrame>> {
+    let mut moments: Vec<(Timestamp, String)> = vec![(from, "window start".into())];
+    for c in causes.iter().take(3) {
+        moments.push((c.onset, format!("onset of {}/{}", c.twin, c.signal)));
+    }
+    moments.push((to.saturating_sub(1), "window end".into()));
+    moments.sort_by_key(|m| m.0);
+    let mut frames = Vec::with_capacity(moments.len());
+    for (ts, label) in moments {
+        let state = s.engine.twin_state(twin, Some(ts)).await?;
+        frames.push(ReplayFrame {
+            ts,
+            time: doppel_model::format_ts(ts),
+            label,
+            signals: state
+                .signals
+                .into_iter()
+                .filter_map(|(name, v)| v.value.map(|x| (name, x)))
+                .collect(),
+        });
+    }
+    Ok(frames)
 }
 
 #[utoipa::path(get, path = "/api/v1/twins/{id}/troubleshoot", tag = "what-if",
@@ -256,11 +301,13 @@ pub async fn troubleshoot_twin(
         .engine
         .troubleshoot(&id, from, to, TroubleshootConfig::default())
         .await?;
+    let replay = replay(&s, &id, from, to, &causes).await?;
     Ok(Json(Troubleshooting {
         twin: id,
         from,
         to,
         causes,
+        replay,
     }))
 }
 
@@ -284,10 +331,12 @@ pub async fn troubleshoot_alarm(
         .engine
         .troubleshoot(&alarm.twin, from, to, TroubleshootConfig::default())
         .await?;
+    let replay = replay(&s, &alarm.twin, from, to, &causes).await?;
     Ok(Json(Troubleshooting {
         twin: alarm.twin,
         from,
         to,
         causes,
+        replay,
     }))
 }
