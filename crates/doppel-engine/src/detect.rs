@@ -3,13 +3,22 @@
 //! scores (store them as the derived series [`SCORE_SIGNAL`], hand alarm edges to the alarm
 //! service), and the engine persists the detectors' state so a restart does not forget what
 //! each twin learned.
+//!
+//! Next to the detector, a twin whose model has a failure-mode catalogue keeps its
+//! maintenance-advice state ([`TwinAdvice`]): hourly buckets of its recent history, the
+//! detector's explanation since the last evaluation, and its [`AdviceTracker`]. Each scored
+//! reading feeds them (cheap); advice is evaluated only every [`Detectors::advice_every`] of
+//! reading time, once the detector has learned, exactly as `doppel eval advice` does.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use doppel_analytics::{DetectorConfig, Score, SignalContribution, TwinDetector};
+use doppel_analytics::{
+    AdviceConfig, AdviceEvent, AdviceInput, AdviceTracker, DetectorConfig, ExplanationWindow,
+    PastCase, Score, SignalContribution, TwinDetector, TwinHistory,
+};
 use doppel_model::{format_ts, Catalog, Timestamp, ValidatedReading, Value};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +37,36 @@ pub(crate) struct TwinAnalytics {
     /// The last score, shown with the twin's state (kept across restarts).
     #[serde(default)]
     pub last: Option<Score>,
+    /// Maintenance-advice state; absent while the twin's model has no failure modes (and in
+    /// detector state saved before advice existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice: Option<Box<TwinAdvice>>,
+}
+
+/// Width of a history bucket for forecasts: one hour.
+const ADVICE_BUCKET_NS: i64 = 3_600 * 1_000_000_000;
+
+/// A twin's maintenance-advice state, fed by its shard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TwinAdvice {
+    /// Hourly buckets of the numeric signals (as many as the forecasts fit on: 14 days).
+    pub history: TwinHistory,
+    /// The detector's strongest contributions since the last evaluation.
+    pub window: ExplanationWindow,
+    pub tracker: AdviceTracker,
+    /// Reading time of the next evaluation (`Timestamp::MIN`: not set yet).
+    pub next_eval: Timestamp,
+}
+
+impl TwinAdvice {
+    fn new(config: &AdviceConfig) -> Self {
+        TwinAdvice {
+            history: TwinHistory::new(ADVICE_BUCKET_NS, config.forecast.max_points.max(1)),
+            window: ExplanationWindow::default(),
+            tracker: AdviceTracker::new(config.clone()),
+            next_eval: Timestamp::MIN,
+        }
+    }
 }
 
 /// Health of a twin as its detector sees it, shown with the twin's state.
@@ -73,6 +112,10 @@ pub(crate) struct Detectors {
     pub twins: HashMap<Arc<str>, TwinAnalytics>,
     /// Reusable buffer of one reading's numeric values.
     values: Vec<(Arc<str>, f64)>,
+    /// Settings of every twin's advice tracker.
+    pub advice: AdviceConfig,
+    /// Reading time between two advice evaluations of a twin, in nanoseconds.
+    pub advice_every: i64,
 }
 
 impl Detectors {
@@ -81,7 +124,77 @@ impl Detectors {
             config,
             twins,
             values: Vec::new(),
+            advice: AdviceConfig::default(),
+            advice_every: 600 * 1_000_000_000,
         }
+    }
+
+    /// Sets how twins are advised.
+    pub fn with_advice(mut self, advice: AdviceConfig, every: std::time::Duration) -> Self {
+        self.advice = advice;
+        self.advice_every = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX).max(1);
+        self
+    }
+
+    /// Feeds the reading just scored by [`observe`](Self::observe) to the twin's advice state
+    /// and, when an evaluation is due, evaluates its advice. `past_cases` is asked for the
+    /// model's labelled cases only then. Returns the tracker's changes (usually none).
+    pub fn advise(
+        &mut self,
+        catalog: &Catalog,
+        r: &ValidatedReading,
+        score: &Score,
+        past_cases: impl FnOnce(&str) -> Vec<PastCase>,
+    ) -> Vec<AdviceEvent> {
+        let Some(ta) = self.twins.get_mut(&r.twin) else {
+            return Vec::new();
+        };
+        let Some(model) = catalog.model(&r.model) else {
+            return Vec::new();
+        };
+        if model.failure_modes.is_empty() {
+            return Vec::new();
+        }
+        let adv = ta
+            .advice
+            .get_or_insert_with(|| Box::new(TwinAdvice::new(&self.advice)));
+        adv.history.observe(r.ts, &self.values);
+        adv.window.add(score);
+        if adv.next_eval == Timestamp::MIN {
+            adv.next_eval = r.ts.saturating_add(self.advice_every);
+        }
+        if r.ts < adv.next_eval {
+            return Vec::new();
+        }
+        adv.next_eval = r.ts.saturating_add(self.advice_every);
+        if ta.det.is_warming_up() {
+            // What the detector says while it learns is kept for the first evaluation.
+            return Vec::new();
+        }
+        let (contributions, in_alarm) = adv.window.take();
+        let cases = past_cases(&model.id);
+        let input = AdviceInput {
+            now: r.ts,
+            model,
+            contributions: &contributions,
+            in_alarm,
+            history: &adv.history,
+            rul: None,
+            past_cases: &cases,
+        };
+        adv.tracker.evaluate(&input).events
+    }
+
+    /// Maintenance was done on the twin: its tracker holds `failure_mode` off (from the
+    /// twin's latest reading time, the clock its tracker runs on).
+    pub fn dismiss_advice(&mut self, twin: &str, failure_mode: &str) -> bool {
+        let Some(ta) = self.twins.get_mut(twin) else {
+            return false;
+        };
+        let now = ta.last_ts;
+        ta.advice
+            .as_mut()
+            .is_some_and(|a| a.tracker.dismiss(failure_mode, now))
     }
 
     /// Scores one reading. Returns the detector's decision before it and the score, or
@@ -110,6 +223,7 @@ impl Detectors {
                     det,
                     last_ts: Timestamp::MIN,
                     last: None,
+                    advice: None,
                 })
             }
         };

@@ -31,6 +31,11 @@ pub enum EngineError {
     /// The action does not fit the alarm's state (acknowledging twice, clearing a cleared one).
     #[error("{0}")]
     AlarmConflict(String),
+    #[error("advice `{0}` not found")]
+    AdviceNotFound(String),
+    /// The action does not fit the advice's state (scheduling or closing done advice).
+    #[error("{0}")]
+    AdviceConflict(String),
     /// A what-if question that cannot be answered (bad scenario, too little history...).
     #[error("{0}")]
     WhatIf(doppel_analytics::sysid::SysIdError),

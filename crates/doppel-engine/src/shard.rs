@@ -14,6 +14,8 @@ use doppel_model::{Catalog, Timestamp, ValidatedReading, Value};
 use doppel_store::{Row, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::advice::AdviceBook;
+use crate::advice_service::AdviceMsg;
 use crate::alarm_service::AlarmInput;
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
 use crate::{EngineError, Event, Metrics};
@@ -55,6 +57,12 @@ pub(crate) enum ShardCmd {
     ResetAlarm {
         twin: Arc<str>,
     },
+    /// Maintenance was done on the twin for `failure_mode`: its advice tracker holds the mode
+    /// off for a while.
+    DismissAdvice {
+        twin: Arc<str>,
+        failure_mode: String,
+    },
     /// Save the detectors now (shutdown).
     Save {
         done: oneshot::Sender<Result<(), EngineError>>,
@@ -74,6 +82,9 @@ pub(crate) struct ShardCtx {
     pub metrics: Metrics,
     pub store: Arc<Store>,
     pub alarms: mpsc::Sender<AlarmInput>,
+    /// The advice service, and its book (read for the labelled past cases of a model).
+    pub advice: mpsc::Sender<AdviceMsg>,
+    pub advice_book: Arc<parking_lot::Mutex<AdviceBook>>,
     /// `None` when anomaly detection is off.
     pub detectors: Option<Detectors>,
     /// Where the detectors are saved.
@@ -122,6 +133,7 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                 let mut late_count = 0;
                 let mut scores = Vec::new();
                 let mut alarm_inputs = Vec::new();
+                let mut advice_msgs = Vec::new();
                 for r in readings {
                     let live = twins.entry(r.twin.clone()).or_default();
                     let late = apply(live, r.ts, &r.values);
@@ -131,6 +143,16 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                     if let Some(dets) = ctx.detectors.as_mut() {
                         if let Some((was, score)) = dets.observe(&catalog, &r) {
                             learned = true;
+                            let events = dets.advise(&catalog, &r, &score, |model| {
+                                ctx.advice_book.lock().past_cases(model)
+                            });
+                            if !events.is_empty() {
+                                advice_msgs.push(AdviceMsg::Events {
+                                    twin: r.twin.clone(),
+                                    model: r.model.clone(),
+                                    events,
+                                });
+                            }
                             if !score.warming_up {
                                 // Three decimals: enough for a 0..1 score, and exact-decimal
                                 // compression stores it in about a byte.
@@ -181,6 +203,10 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                 for input in alarm_inputs {
                     send_alarm_input(&ctx, input).await;
                 }
+                // Advice changes are rare (a few per fault): they always get through.
+                for msg in advice_msgs {
+                    let _ = ctx.advice.send(msg).await;
+                }
             }
             ShardCmd::Seed {
                 twin,
@@ -215,6 +241,12 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
             ShardCmd::ResetAlarm { twin } => {
                 if let Some(t) = ctx.detectors.as_mut().and_then(|d| d.twins.get_mut(&twin)) {
                     t.det.reset_alarm();
+                    learned = true;
+                }
+            }
+            ShardCmd::DismissAdvice { twin, failure_mode } => {
+                if let Some(d) = ctx.detectors.as_mut() {
+                    d.dismiss_advice(&twin, &failure_mode);
                     learned = true;
                 }
             }
