@@ -299,3 +299,97 @@ pub(crate) fn load_all(dir: &Path) -> HashMap<Arc<str>, TwinAnalytics> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use doppel_model::AssetModel;
+
+    const MIN: i64 = 60 * 1_000_000_000;
+
+    fn model(failure_modes: bool) -> AssetModel {
+        let mut m = serde_json::json!({
+            "id": "pump", "name": "Pump", "version": 1,
+            "signals": [
+                {"name": "bearing_temp", "unit": "°C", "kind": "float", "min": -20.0, "max": 120.0, "role": "output"},
+                {"name": "vib", "unit": "mm/s", "kind": "float", "min": 0.0, "max": 20.0, "role": "output"}
+            ]
+        });
+        if failure_modes {
+            m["failure_modes"] = serde_json::json!([{
+                "id": "bearing_wear", "name": "Bearing wear",
+                "signature": [
+                    {"signal": "vib", "direction": "rising", "weight": 2.0},
+                    {"signal": "bearing_temp", "direction": "rising", "weight": 1.0}
+                ],
+                "actions": ["inspect the bearing"], "typical_horizon_h": 72.0
+            }]);
+        }
+        serde_json::from_value(m).unwrap()
+    }
+
+    fn reading(model: &str, ts: i64, k: f64) -> ValidatedReading {
+        ValidatedReading {
+            twin: Arc::from("p1"),
+            model: Arc::from(model),
+            ts,
+            values: vec![
+                (Arc::from("bearing_temp"), Value::Float(60.0 + (k * 0.7).sin())),
+                (Arc::from("vib"), Value::Float(2.0 + (k * 1.3).cos() * 0.1)),
+            ],
+        }
+    }
+
+    /// Feeds `n` readings a minute apart; returns the evaluations' count (tracker events are
+    /// none on a healthy stream, so the window's take marks an evaluation).
+    fn feed(dets: &mut Detectors, catalog: &Catalog, model: &str, n: usize) -> usize {
+        let mut evaluations = 0;
+        for k in 0..n {
+            let r = reading(model, k as i64 * MIN, k as f64);
+            let Some((_, score)) = dets.observe(catalog, &r) else {
+                continue;
+            };
+            let mut asked = false;
+            let events = dets.advise(catalog, &r, &score, |_| {
+                asked = true;
+                Vec::new()
+            });
+            assert!(events.is_empty(), "a healthy twin gets no advice: {events:?}");
+            if asked {
+                evaluations += 1;
+            }
+        }
+        evaluations
+    }
+
+    #[test]
+    fn advice_is_evaluated_on_reading_time_after_the_warm_up_only_with_failure_modes() {
+        let config = DetectorConfig {
+            warmup: 60,
+            ..DetectorConfig::default()
+        };
+        let catalog = Catalog::from_parts(vec![model(true)], vec![]).unwrap();
+        let mut dets = Detectors::new(config.clone(), HashMap::new())
+            .with_advice(AdviceConfig::default(), std::time::Duration::from_secs(600));
+        // 3 h a minute apart: the warm-up is the first hour, then one evaluation every 10 min.
+        let n = feed(&mut dets, &catalog, "pump", 180);
+        assert!((11..=13).contains(&n), "{n} evaluations");
+        let adv = dets.twins["p1"].advice.as_ref().unwrap();
+        assert!(adv.history.signal("vib").is_some());
+        // Saved and loaded with the detector; state saved before advice existed still loads.
+        let json = serde_json::to_string(&dets.twins).unwrap();
+        let back: HashMap<Arc<str>, TwinAnalytics> = serde_json::from_str(&json).unwrap();
+        assert!(back["p1"].advice.is_some());
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old["p1"].as_object_mut().unwrap().remove("advice");
+        let back: HashMap<Arc<str>, TwinAnalytics> = serde_json::from_value(old).unwrap();
+        assert!(back["p1"].advice.is_none());
+        assert!(!dets.dismiss_advice("p1", "bearing_wear"), "nothing was open");
+
+        // A model without failure modes keeps no advice state.
+        let catalog = Catalog::from_parts(vec![model(false)], vec![]).unwrap();
+        let mut dets = Detectors::new(config, HashMap::new());
+        assert_eq!(feed(&mut dets, &catalog, "pump", 180), 0);
+        assert!(dets.twins["p1"].advice.is_none());
+    }
+}
