@@ -492,11 +492,7 @@ impl AdviceBook {
 
     /// Drops the oldest closed items beyond the limit.
     fn trim(&mut self) {
-        let closed = self
-            .items
-            .values()
-            .filter(|a| !a.state.is_active())
-            .count();
+        let closed = self.items.values().filter(|a| !a.state.is_active()).count();
         let excess = closed.saturating_sub(self.keep_closed);
         if excess == 0 {
             return;
@@ -697,7 +693,10 @@ mod tests {
         let (a, c) = book
             .on_event("p1", "pump", &opened(advice("bearing_wear", H, H, 20 * H)))
             .unwrap();
-        assert_eq!((a.id.as_str(), c, a.state), ("V-000001", AdviceChange::Opened, AdviceState::Open));
+        assert_eq!(
+            (a.id.as_str(), c, a.state),
+            ("V-000001", AdviceChange::Opened, AdviceState::Open)
+        );
         let up = AdviceEvent::Updated {
             advice: advice("bearing_wear", H, 2 * H, 10 * H),
         };
@@ -706,7 +705,9 @@ mod tests {
         assert_eq!(a.recommendation.due_by, 10 * H);
         assert_eq!(book.active_for("p1").len(), 1);
         assert!(book.active_for("p2").is_empty());
-        let (a, _) = book.schedule("V-000001", 5 * H, "op", Some("crew B"), 3 * H).unwrap();
+        let (a, _) = book
+            .schedule("V-000001", 5 * H, "op", Some("crew B"), 3 * H)
+            .unwrap();
         assert_eq!(a.state, AdviceState::Scheduled);
         assert_eq!(a.scheduled.as_ref().unwrap().for_ts, 5 * H);
         // A withdrawal while scheduled leaves the operator's plan alone.
@@ -717,7 +718,13 @@ mod tests {
         assert!(book.on_event("p1", "pump", &w).is_none());
         assert!(book.past_cases("pump").is_empty());
         let (a, c) = book
-            .done("V-000001", Outcome::Confirmed, "op", Some("spalled race"), 6 * H)
+            .done(
+                "V-000001",
+                Outcome::Confirmed,
+                "op",
+                Some("spalled race"),
+                6 * H,
+            )
             .unwrap();
         assert_eq!((a.state, c), (AdviceState::Done, AdviceChange::Done));
         assert_eq!(a.done.as_ref().unwrap().outcome, Outcome::Confirmed);
@@ -732,7 +739,8 @@ mod tests {
             Err(AdviceError::Conflict { .. })
         ));
         assert_eq!(
-            book.done("V-9", Outcome::NotFound, "op", None, 0).map(|_| ()),
+            book.done("V-9", Outcome::NotFound, "op", None, 0)
+                .map(|_| ()),
             Err(AdviceError::NotFound("V-9".into()))
         );
         assert!(book.get("nonsense").is_none());
@@ -744,7 +752,11 @@ mod tests {
         assert!(book.past_cases("chiller").is_empty());
         // The same mode advised again later is a new item.
         let (a, _) = book
-            .on_event("p1", "pump", &opened(advice("bearing_wear", 40 * H, 40 * H, 60 * H)))
+            .on_event(
+                "p1",
+                "pump",
+                &opened(advice("bearing_wear", 40 * H, 40 * H, 60 * H)),
+            )
             .unwrap();
         assert_eq!(a.id, "V-000002");
     }
@@ -759,10 +771,17 @@ mod tests {
             at: 8 * H,
         };
         let (a, c) = book.on_event("p1", "pump", &w).unwrap();
-        assert_eq!((a.state, c), (AdviceState::Withdrawn, AdviceChange::Withdrawn));
+        assert_eq!(
+            (a.state, c),
+            (AdviceState::Withdrawn, AdviceChange::Withdrawn)
+        );
         assert!(a.withdrawn_at.is_some());
-        book.on_event("p1", "pump", &opened(advice("seal_leak", 9 * H, 9 * H, 19 * H)))
-            .unwrap();
+        book.on_event(
+            "p1",
+            "pump",
+            &opened(advice("seal_leak", 9 * H, 9 * H, 19 * H)),
+        )
+        .unwrap();
         book.done("V-000002", Outcome::NotFound, "op", None, 10 * H)
             .unwrap();
         assert!(book.past_cases("pump").is_empty());
@@ -804,13 +823,21 @@ mod tests {
         assert_eq!(a.history.last().unwrap().what, "done");
         assert_eq!(book.active_for("p2")[0].id, "V-000002");
         assert!(book.active_for("p1").is_empty());
-        assert_eq!(book.past_cases("pump").len(), 1, "cases come back with the log");
+        assert_eq!(
+            book.past_cases("pump").len(),
+            1,
+            "cases come back with the log"
+        );
         let text = fs::read_to_string(&p).unwrap();
         assert!(text
             .lines()
             .all(|l| serde_json::from_str::<AdviceItem>(l).is_ok()));
         let (a, _) = book
-            .on_event("p1", "pump", &opened(advice("bearing_wear", 50 * H, 50 * H, 60 * H)))
+            .on_event(
+                "p1",
+                "pump",
+                &opened(advice("bearing_wear", 50 * H, 50 * H, 60 * H)),
+            )
             .unwrap();
         assert_eq!(a.id, "V-000003");
         book.remove_twin("p2");

@@ -51,7 +51,10 @@ const ADVICE_BUCKET_NS: i64 = 3_600 * 1_000_000_000;
 pub(crate) struct TwinAdvice {
     /// Hourly buckets of the numeric signals (as many as the forecasts fit on: 14 days).
     pub history: TwinHistory,
-    /// The detector's strongest contributions since the last evaluation.
+    /// The detector's strongest contributions since the last evaluation. Not saved: its
+    /// map is keyed by (signal, kind) pairs, which JSON cannot key an object by, and it
+    /// holds at most one evaluation interval (a restart starts a fresh one).
+    #[serde(skip)]
     pub window: ExplanationWindow,
     pub tracker: AdviceTracker,
     /// Reading time of the next evaluation (`Timestamp::MIN`: not set yet).
@@ -334,7 +337,10 @@ mod tests {
             model: Arc::from(model),
             ts,
             values: vec![
-                (Arc::from("bearing_temp"), Value::Float(60.0 + (k * 0.7).sin())),
+                (
+                    Arc::from("bearing_temp"),
+                    Value::Float(60.0 + (k * 0.7).sin()),
+                ),
                 (Arc::from("vib"), Value::Float(2.0 + (k * 1.3).cos() * 0.1)),
             ],
         }
@@ -354,7 +360,10 @@ mod tests {
                 asked = true;
                 Vec::new()
             });
-            assert!(events.is_empty(), "a healthy twin gets no advice: {events:?}");
+            assert!(
+                events.is_empty(),
+                "a healthy twin gets no advice: {events:?}"
+            );
             if asked {
                 evaluations += 1;
             }
@@ -384,7 +393,10 @@ mod tests {
         old["p1"].as_object_mut().unwrap().remove("advice");
         let back: HashMap<Arc<str>, TwinAnalytics> = serde_json::from_value(old).unwrap();
         assert!(back["p1"].advice.is_none());
-        assert!(!dets.dismiss_advice("p1", "bearing_wear"), "nothing was open");
+        assert!(
+            !dets.dismiss_advice("p1", "bearing_wear"),
+            "nothing was open"
+        );
 
         // A model without failure modes keeps no advice state.
         let catalog = Catalog::from_parts(vec![model(false)], vec![]).unwrap();

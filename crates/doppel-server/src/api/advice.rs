@@ -106,10 +106,9 @@ pub struct DoneBody {
 
 fn check_note(note: &Option<String>) -> ApiResult<()> {
     match note {
-        Some(n) if n.len() > MAX_NOTE => Err(ApiError::field(
-            "note",
-            format!("at most {MAX_NOTE} bytes"),
-        )),
+        Some(n) if n.len() > MAX_NOTE => {
+            Err(ApiError::field("note", format!("at most {MAX_NOTE} bytes")))
+        }
         _ => Ok(()),
     }
 }
