@@ -317,5 +317,8 @@ mod tests {
         let only_alarms = EventFilter::default().with_types(Some("alarm")).unwrap();
         assert!(only_alarms.apply(&ev()).is_none());
         assert!(EventFilter::default().with_types(Some("nope")).is_err());
+        let only_advice = EventFilter::default().with_types(Some("advice")).unwrap();
+        assert!(only_advice.advice && !only_advice.alarms && !only_advice.readings);
+        assert!(only_advice.apply(&ev()).is_none());
     }
 }

@@ -3,7 +3,8 @@
 //! are pushed to the real binary over HTTP in time order. The twin's advice tracker opens
 //! advice naming bearing wear, with its evidence and a due-by (usually before the detector's
 //! alarm: the trend shows before the level leaves its band), and the detector raises an
-//! alarm; the advice arrives on SSE and shows on the twin next to the alarm. An operator schedules the work,
+//! alarm; the advice arrives on SSE and on MQTT `doppel/advice/pump-1` (the real
+//! mosquitto_sub, when installed) and shows on the twin next to the alarm. An operator schedules the work,
 //! then marks it done with the outcome `confirmed`: the advice is done with its label, the
 //! twin's alarm is cleared and its detector is back to normal. A restart keeps the advice.
 
@@ -11,6 +12,8 @@
 
 mod common;
 
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -65,6 +68,19 @@ fn bearing_wear_advice_is_opened_scheduled_done_and_kept() {
     );
     assert_eq!(st, 201, "{body}");
     let mut sse = SseClient::connect(s.http_addr(), &token, "type=advice&twin=pump-1");
+    let mqtt = mosquitto_pub_available().then(|| {
+        let child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &s.mqtt_port().to_string()])
+            .args(["-u", "token", "-P", &token, "-q", "1"])
+            .args(["-t", "doppel/advice/#", "-C", "1", "-W", "120", "-v"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Let mosquitto_sub subscribe before anything can be published.
+        std::thread::sleep(Duration::from_millis(500));
+        child
+    });
 
     // A steady operating point, as on a test bench: the wear is the only change.
     for (input, value) in [
@@ -221,6 +237,22 @@ fn bearing_wear_advice_is_opened_scheduled_done_and_kept() {
         }
     }
     let ev = opened_event.expect("the opened advice on SSE");
+    if let Some(mut child) = mqtt {
+        let status = wait_bounded(&mut child, Duration::from_secs(30));
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(status.is_some_and(|s| s.success()), "mosquitto_sub: {out}");
+        let (topic, payload) = out.trim().split_once(' ').unwrap();
+        assert_eq!(topic, "doppel/advice/pump-1");
+        let msg: Value = serde_json::from_str(payload).unwrap();
+        assert_eq!(msg["type"], "advice");
+        assert_eq!(msg["advice"]["failure_mode"], "bearing_wear");
+    }
     assert_eq!(ev["twin"], "pump-1");
     assert_eq!(ev["advice"]["failure_mode"], "bearing_wear");
     let (_, state) = s.get("/api/v1/twins/pump-1", Some(&token));
