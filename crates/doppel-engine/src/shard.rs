@@ -245,8 +245,19 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                 }
             }
             ShardCmd::DismissAdvice { twin, failure_mode } => {
-                if let Some(d) = ctx.detectors.as_mut() {
-                    d.dismiss_advice(&twin, &failure_mode);
+                let dismissed = ctx
+                    .detectors
+                    .as_mut()
+                    .is_some_and(|d| d.dismiss_advice(&twin, &failure_mode));
+                // Saved at once (operator actions are rare): a crash must not bring back, as
+                // open in the tracker, advice the book already has as done.
+                if dismissed {
+                    if let Err(e) = save(&ctx).await {
+                        tracing::warn!(error = %e, "saving detector state failed; retried later");
+                        learned = true;
+                    }
+                } else if ctx.detectors.is_some() {
+                    // The hold-off alone is saved with the next periodic save.
                     learned = true;
                 }
             }

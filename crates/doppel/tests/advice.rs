@@ -332,6 +332,18 @@ fn bearing_wear_advice_is_opened_scheduled_done_and_kept() {
     let (st, e) = s.get("/api/v1/advice?state=closed", Some(&token));
     assert_eq!((st, e["field"].as_str()), (400, Some("state")));
 
+    let metrics = s.metrics();
+    for change in ["opened", "scheduled", "done"] {
+        assert!(
+            metric(
+                &metrics,
+                "doppel_advice_changes_total",
+                &[("change", change)]
+            ) >= 1.0,
+            "{change} not counted"
+        );
+    }
+
     // The twin is maintained: its alarm cleared, its detector back to normal, no advice open.
     let alarm_id = alarm["id"].as_str().unwrap();
     let (_, a) = s.get(&format!("/api/v1/alarms/{alarm_id}"), Some(&token));
