@@ -20,8 +20,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use doppel_analytics::advice::CaseSignal;
-use doppel_analytics::{AdviceEvent, MaintenanceAdvice, PastCase, Recommendation};
-use doppel_model::{format_ts, Timestamp};
+use doppel_analytics::{
+    AdviceEvent, ContributionKind, MaintenanceAdvice, PastCase, Recommendation,
+};
+use doppel_model::{format_ts, SignalDirection, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::alarms::Transition;
@@ -424,12 +426,18 @@ impl AdviceBook {
     /// Keeps a confirmed item's case for its model.
     fn learn(&mut self, item: &AdviceItem) {
         if let Some(case) = item.past_case() {
-            let cases = self.cases.entry(item.model.clone()).or_default();
-            cases.retain(|c| c.id != case.id);
-            cases.push(case);
-            if cases.len() > MAX_CASES {
-                cases.remove(0);
-            }
+            self.add_case(&item.model, case);
+        }
+    }
+
+    /// Keeps a labelled case of `model` (an advice item done as confirmed, or an alarm
+    /// confirmed with its fault kind); the latest [`MAX_CASES`] per model are kept.
+    pub fn add_case(&mut self, model: &str, case: PastCase) {
+        let cases = self.cases.entry(model.to_string()).or_default();
+        cases.retain(|c| c.id != case.id);
+        cases.push(case);
+        if cases.len() > MAX_CASES {
+            cases.remove(0);
         }
     }
 
@@ -521,6 +529,39 @@ impl AdviceBook {
         }
         self.items.insert(n, a);
     }
+}
+
+/// The labelled case an alarm confirmed with its fault kind teaches: the fault kind as the
+/// failure mode, and each explaining signal in the direction it moved.
+pub fn alarm_case(alarm: &crate::Alarm) -> Option<PastCase> {
+    let fb = alarm.feedback.as_ref()?;
+    if fb.verdict != crate::Verdict::Confirmed {
+        return None;
+    }
+    let failure_mode = fb.fault_kind.clone()?;
+    let mut signals: Vec<CaseSignal> = Vec::new();
+    for s in &alarm.signals {
+        let direction = match (s.kind, s.observed) {
+            (ContributionKind::Dropout | ContributionKind::Stuck, _) => continue,
+            (ContributionKind::Rate, _) => SignalDirection::Noisy,
+            (_, Some(o)) if o > s.expected => SignalDirection::Rising,
+            (_, Some(o)) if o < s.expected => SignalDirection::Falling,
+            _ => SignalDirection::Shift,
+        };
+        if !signals.iter().any(|c| c.signal == s.signal) {
+            signals.push(CaseSignal {
+                signal: s.signal.clone(),
+                direction,
+            });
+        }
+    }
+    Some(PastCase {
+        id: alarm.id.clone(),
+        failure_mode,
+        signals,
+        ts: Some(alarm.raised_ts),
+        note: fb.note.clone().unwrap_or_default(),
+    })
 }
 
 /// The advice log: `advice.jsonl` in the data directory, one JSON item per line, appended
@@ -632,7 +673,7 @@ impl AdviceLog {
 mod tests {
     use super::*;
     use doppel_analytics::advice::{RiskOfWaiting, SignalEvidence};
-    use doppel_model::{SignalDirection, Urgency};
+    use doppel_model::Urgency;
     use std::fs;
 
     const H: i64 = 3_600 * 1_000_000_000;
@@ -790,6 +831,43 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(book.list(&q).len(), 1);
+    }
+
+    #[test]
+    fn a_confirmed_alarm_is_a_case_of_its_fault_kind() {
+        use crate::alarms::{AlarmBook, AlarmPolicy, Feedback};
+        use doppel_analytics::{Score, SignalContribution};
+        let mut alarms = AlarmBook::new(AlarmPolicy::default());
+        let score = Score {
+            ts: H,
+            total: 0.7,
+            is_anomaly: true,
+            warming_up: false,
+            per_signal: vec![SignalContribution {
+                signal: std::sync::Arc::from("vib_bearing"),
+                kind: ContributionKind::Level,
+                score: 0.7,
+                expected: 2.0,
+                observed: Some(4.0),
+            }],
+        };
+        let (a, _) = alarms.on_score("p1", "pump", false, &score).unwrap();
+        assert!(alarm_case(&a).is_none(), "no feedback, no label");
+        let fb = Feedback {
+            verdict: crate::Verdict::Confirmed,
+            fault_kind: Some("bearing_wear".into()),
+            note: None,
+            by: "op".into(),
+            at: format_ts(2 * H),
+        };
+        let (a, _) = alarms.feedback(&a.id, fb, 2 * H).unwrap();
+        let case = alarm_case(&a).unwrap();
+        assert_eq!(case.failure_mode, "bearing_wear");
+        assert_eq!(case.signals[0].signal, "vib_bearing");
+        assert_eq!(case.signals[0].direction, SignalDirection::Rising);
+        let mut book = AdviceBook::default();
+        book.add_case("pump", case);
+        assert_eq!(book.past_cases("pump").len(), 1);
     }
 
     #[test]

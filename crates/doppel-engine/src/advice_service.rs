@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use doppel_analytics::AdviceEvent;
+use doppel_analytics::{AdviceEvent, PastCase};
 use doppel_model::Timestamp;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -32,6 +32,11 @@ pub(crate) enum AdviceMsg {
         reply: oneshot::Sender<Result<AdviceItem, EngineError>>,
     },
     RemoveTwin(String),
+    /// A labelled case of a model from elsewhere (an alarm confirmed with its fault kind).
+    Case {
+        model: String,
+        case: PastCase,
+    },
 }
 
 /// An operator's action on one advice item.
@@ -118,6 +123,7 @@ async fn run(
                 };
                 let _ = reply.send(res);
             }
+            AdviceMsg::Case { model, case } => book.lock().add_case(&model, case),
             AdviceMsg::RemoveTwin(twin) => {
                 book.lock().remove_twin(&twin);
                 let (log, b) = (log.clone(), book.clone());

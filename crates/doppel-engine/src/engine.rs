@@ -236,6 +236,12 @@ impl Engine {
                 source: std::io::Error::other(e),
             })??
         };
+        // Alarms confirmed with their fault kind are labelled cases for advice too.
+        for a in book.list(&AlarmQuery::default()).into_iter().rev() {
+            if let Some(case) = crate::advice::alarm_case(&a) {
+                advice_book.lock().add_case(&a.model, case);
+            }
+        }
         let alarm_book = Arc::new(Mutex::new(book));
         let (alarm_tx, _) =
             alarm_service::spawn(alarm_book.clone(), log, bus.clone(), metrics.clone());
@@ -1012,6 +1018,10 @@ impl Engine {
         let false_alarm = verdict == Verdict::FalseAlarm;
         self.to_twin_shard(&alarm.twin, |twin| ShardCmd::Feedback { twin, false_alarm })
             .await;
+        if let Some(case) = crate::advice::alarm_case(&alarm) {
+            let model = alarm.model.clone();
+            let _ = self.advice_tx.send(AdviceMsg::Case { model, case }).await;
+        }
         Ok(alarm)
     }
 
