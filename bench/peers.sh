@@ -4,15 +4,17 @@
 # Installs the peers from Debian if missing, starts everything on 127.0.0.1, prints a
 # table of acked points/s, latency and bytes on disk, with ratios.
 #
-#   bash bench/peers.sh            # defaults: 2,000,000 points per run
-#   POINTS=5000000 bash bench/peers.sh
+#   bash bench/peers.sh            # defaults: 6,000,000 points per run (a few seconds each)
+#   POINTS=10000000 bash bench/peers.sh
+#   ANOMALY=off bash bench/peers.sh   # doppel without anomaly detection (default: on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-POINTS=${POINTS:-2000000}
+POINTS=${POINTS:-6000000}
 TWINS=${TWINS:-100}
 SIGNALS=${SIGNALS:-10}
 CONC=${CONC:-8}
+ANOMALY=${ANOMALY:-on}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -37,7 +39,7 @@ wait_http() {
 # --- doppel
 DH=$(free_port); DM=$(free_port)
 DOPPEL_ADMIN_TOKEN=bench "$DOPPEL" serve --data-dir "$WORK/doppel" --http-addr 127.0.0.1:$DH \
-    --mqtt-addr 127.0.0.1:$DM --log warn >"$WORK/doppel.log" 2>&1 &
+    --mqtt-addr 127.0.0.1:$DM --anomaly "$ANOMALY" --log warn >"$WORK/doppel.log" 2>&1 &
 wait_http "http://127.0.0.1:$DH/healthz"
 
 # --- InfluxDB 1.x, data on the same disk, WAL fsync on (its default), no auth.

@@ -1,12 +1,13 @@
 // The pieces every alarm is drawn with, on the alarms page, an alarm's own page and a twin's
 // page: severity badge, the operator's action buttons, and the detail (explanation per
-// signal, facts, history, feedback form).
+// signal, facts, history, feedback form) and the Troubleshoot part of an alarm's page.
 
 import { allowedActions, errorText, formatDeviation, formatScore, KIND_LABEL, SEVERITY_LABEL, STATE_LABEL } from './alarms';
 import { api } from './api';
-import { h, link, notice, seg } from './dom';
-import { formatTime, nsToMs } from './format';
+import { h, link, notice, replace, seg } from './dom';
+import { formatNumber, formatTime, nsToMs } from './format';
 import type { Alarm, Severity, Verdict } from './types';
+import { CAUSE_KIND_LABEL, causeWhere } from './whatif';
 
 /** The severity as a coloured word (colour is never the only cue). */
 export function severityBadge(s: Severity): HTMLElement {
@@ -260,4 +261,56 @@ export function restoreTyped(root: HTMLElement, typed: Map<string, string>): voi
     const i = root.querySelector<HTMLInputElement>(`#${CSS.escape(id)}`);
     if (i) i.value = v;
   }
+}
+
+/**
+ * The Troubleshoot part of an alarm's page: on request, the ranked candidate causes of what
+ * happened around the alarm (this twin's signals and those of related twins) with their
+ * evidence. It asks only when pressed: ranking reads the history of every related twin.
+ */
+export function troubleshootPart(alarmId: string, signal: AbortSignal): HTMLElement {
+  const body = h('div', { class: 'troubleshoot-body', 'aria-live': 'polite' });
+  const button = h('button', { type: 'button', id: 'troubleshoot-run' }, 'Find likely causes');
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    replace(body, h('p', { class: 'muted' }, 'Ranking candidate causes…'));
+    try {
+      const t = await api.troubleshootAlarm(alarmId, signal);
+      button.textContent = 'Look again';
+      const now = Date.now();
+      replace(
+        body,
+        h('p', { class: 'muted' }, `From ${formatTime(nsToMs(t.from), now)} to ${formatTime(nsToMs(t.to), now)}, most likely first.`),
+        t.causes.length
+          ? h(
+              'ol',
+              { class: 'causes' },
+              t.causes.map((c) =>
+                h(
+                  'li',
+                  { 'data-signal': c.signal, 'data-twin': c.twin, 'data-kind': c.kind },
+                  h('strong', null, causeWhere(c, t.twin)),
+                  ` ${CAUSE_KIND_LABEL[c.kind] ?? c.kind}`,
+                  h('span', { class: 'muted' }, ` · score ${formatNumber(c.score)} · from ${formatTime(nsToMs(c.onset), now)}`),
+                  h('p', { class: 'evidence' }, c.evidence),
+                ),
+              ),
+            )
+          : h('p', { class: 'muted' }, 'Nothing stands out in this window.'),
+      );
+    } catch (err) {
+      if (signal.aborted) return;
+      replace(body, notice('error', `No answer yet: ${err instanceof Error ? err.message : String(err)}`));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h(
+    'section',
+    { class: 'card troubleshoot', id: 'troubleshoot', 'aria-labelledby': 'troubleshoot-h' },
+    h('h2', { id: 'troubleshoot-h' }, 'Troubleshoot'),
+    h('p', { class: 'muted' }, 'What changed around this alarm, on this twin and the twins related to it.'),
+    button,
+    body,
+  );
 }

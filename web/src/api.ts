@@ -2,7 +2,21 @@
 // `access_token` for the WebSocket, which cannot carry headers). Errors carry the server's
 // `{"error", "field"}` message.
 
-import type { Alarm, AlarmState, AssetModel, HistoryAnswer, Twin, TwinState, Verdict } from './types';
+import type {
+  Alarm,
+  AlarmState,
+  AssetModel,
+  Dynamics,
+  HistoryAnswer,
+  OptimizeAnswer,
+  OptimizeRequest,
+  ScenariosRequest,
+  Troubleshooting,
+  Twin,
+  TwinState,
+  Verdict,
+  WhatIfAnswer,
+} from './types';
 
 const TOKEN_KEY = 'doppel.token';
 
@@ -120,6 +134,17 @@ export const api = {
       method: 'POST',
       body: faultKind ? { verdict, fault_kind: faultKind } : { verdict },
     }),
+  /** The twin's identified dynamics; 404 until they are fitted. */
+  dynamics: (twin: string, signal?: AbortSignal) => request<Dynamics>(`/api/v1/twins/${enc(twin)}/dynamics`, { signal }),
+  /** Fits the dynamics from the twin's history (409 when the history cannot answer yet). */
+  fitDynamics: (twin: string, signal?: AbortSignal) =>
+    request<Dynamics>(`/api/v1/twins/${enc(twin)}/dynamics`, { method: 'POST', body: {}, signal }),
+  scenarios: (twin: string, body: ScenariosRequest, signal?: AbortSignal) =>
+    request<WhatIfAnswer>(`/api/v1/twins/${enc(twin)}/scenarios`, { method: 'POST', body, signal }),
+  optimize: (twin: string, body: OptimizeRequest, signal?: AbortSignal) =>
+    request<OptimizeAnswer>(`/api/v1/twins/${enc(twin)}/optimize`, { method: 'POST', body, signal }),
+  troubleshootAlarm: (id: string, signal?: AbortSignal) =>
+    request<Troubleshooting>(`/api/v1/alarms/${enc(id)}/troubleshoot`, { signal }),
 };
 
 /** Runs `f` over `items` with at most `limit` calls in flight; results in input order. */

@@ -1,6 +1,7 @@
 // uPlot charts: a live chart per numeric signal (a sliding window fed from a ring buffer,
 // redrawn at most once per animation frame and only while on screen) and the history chart
-// (mean line with a min–max band, drag to zoom).
+// (mean line with a min–max band, drag to zoom), the anomaly score, and a what-if output
+// (scenario with its band against the baseline).
 
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
@@ -8,6 +9,7 @@ import 'uplot/dist/uPlot.min.css';
 import { timeTicks } from './format';
 import { requestFrame, cancelFrame, stats } from './frames';
 import { RingSeries } from './ring';
+import { yRange } from './whatif';
 
 const AXIS = '#4b5563';
 const GRID = 'rgba(0,0,0,0.07)';
@@ -373,6 +375,83 @@ export class ScoreChart {
   setData(xs: number[], scores: (number | null)[], from: number, to: number): void {
     this.range = [from, to];
     this.plot.setData([xs, scores], true);
+  }
+
+  dispose(): void {
+    this.ro.disconnect();
+    this.plot.destroy();
+  }
+}
+
+export interface ScenarioChartSpec extends LiveChartSpec {
+  /** Predicted limit crossings to mark (epoch seconds): the scenario's, its band's, the baseline's. */
+  crossings: { at: number; label: string; color: string }[];
+}
+
+export interface ScenarioData {
+  xs: number[];
+  baseline: (number | null)[];
+  scenario: number[];
+  lower: number[];
+  upper: number[];
+}
+
+/**
+ * One output of a what-if: the baseline (grey, dashed) and the scenario (blue) with its
+ * uncertainty band filled between lower and upper, over the declared normal range, and a
+ * vertical mark where a trajectory is predicted to leave that range.
+ */
+export class ScenarioChart {
+  private readonly plot: uPlot;
+  private readonly ro: ResizeObserver;
+
+  constructor(el: HTMLElement, spec: ScenarioChartSpec, d: ScenarioData, height = 220) {
+    const marks = (u: uPlot) => {
+      const { top, height: hgt } = u.bbox;
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.font = `${Math.round(11 * devicePixelRatio)}px system-ui, sans-serif`;
+      for (const c of spec.crossings) {
+        const x = Math.round(u.valToPos(c.at, 'x', true)) + 0.5;
+        ctx.strokeStyle = c.color;
+        ctx.fillStyle = c.color;
+        ctx.lineWidth = 2;
+        ctx.setLineDash([]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + hgt);
+        ctx.stroke();
+        ctx.fillText(c.label, x + 4, top + 12 * devicePixelRatio);
+      }
+      ctx.restore();
+    };
+    const first = d.xs[0] ?? 0;
+    const last = d.xs[d.xs.length - 1] ?? first + 1;
+    const unit = spec.unit ? ` (${spec.unit})` : '';
+    const opts: uPlot.Options = {
+      width: Math.max(300, Math.floor(el.clientWidth) || 600),
+      height,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      scales: {
+        x: { time: true, range: () => [first, last > first ? last : first + 1] },
+        // Scaled to the trajectories so a change shows; a limit of the normal range comes
+        // into view when it is near them (as far as the data spans), else the caption says it.
+        y: { range: (_u, lo, hi) => yRange(lo, hi, spec.min, spec.max) },
+      },
+      axes: axes(),
+      series: [
+        {},
+        { label: 'upper', stroke: 'rgba(29,78,216,0.45)', width: 1, dash: [3, 3], points: { show: false } },
+        { label: 'lower', stroke: 'rgba(29,78,216,0.45)', width: 1, dash: [3, 3], points: { show: false } },
+        { label: `baseline${unit}`, stroke: '#6b7280', width: 2, dash: [6, 4], points: { show: false } },
+        { label: `scenario${unit}`, stroke: LINE, width: 2, points: { show: false } },
+      ],
+      bands: [{ series: [1, 2], fill: 'rgba(29,78,216,0.12)' }],
+      hooks: { drawAxes: [normalRangeHook(spec.min, spec.max)], draw: [marks] },
+    };
+    this.plot = new uPlot(opts, [d.xs, d.upper, d.lower, d.baseline, d.scenario] as uPlot.AlignedData, el);
+    this.ro = fitWidth(el, this.plot, height);
   }
 
   dispose(): void {

@@ -12,6 +12,7 @@ import { modelsPage } from './pages/models';
 import type { Page } from './pages/page';
 import { signInPage } from './pages/signin';
 import { twinPage } from './pages/twin';
+import { whatIfPage } from './pages/whatif';
 import { parseRoute, type Route, type RouteName } from './router';
 
 const main = document.getElementById('main') as HTMLElement;
@@ -51,7 +52,7 @@ document.querySelector('.skip')?.addEventListener('click', (e) => {
 
 /** The routes each header link stands for. */
 const NAV_SECTIONS: Record<string, RouteName[]> = {
-  '#/': ['fleet', 'twin'],
+  '#/': ['fleet', 'twin', 'whatif'],
   '#/alarms': ['alarms', 'alarm'],
   '#/models': ['models', 'model'],
 };
@@ -69,6 +70,8 @@ function pageFor(route: Route): Page {
       return fleetPage();
     case 'twin':
       return twinPage(route);
+    case 'whatif':
+      return whatIfPage(route);
     case 'alarms':
       return alarmsPage(route);
     case 'alarm':

@@ -18,6 +18,9 @@ describe('parseRoute', () => {
     expect(parseRoute('#/alarms?view=cleared').query.get('view')).toBe('cleared');
     expect(parseRoute('#/alarms/A-000001')).toMatchObject({ name: 'alarm', id: 'A-000001' });
     expect(parseRoute('#/constructor/x').name).toBe('notfound');
+    expect(parseRoute('#/twins/pump%201/whatif')).toMatchObject({ name: 'whatif', id: 'pump 1' });
+    expect(parseRoute('#/twins/pump-1/nope').name).toBe('notfound');
+    expect(parseRoute('#/models/pump/whatif').name).toBe('notfound');
   });
 
   it('returns only to dashboard routes after sign-in', () => {

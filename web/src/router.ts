@@ -1,8 +1,8 @@
-// Hash routes: `#/` fleet, `#/twins/{id}`, `#/alarms` (`?view=cleared|all`), `#/alarms/{id}`,
+// Hash routes: `#/` fleet, `#/twins/{id}`, `#/twins/{id}/whatif`, `#/alarms` (`?view=cleared|all`), `#/alarms/{id}`,
 // `#/models`, `#/models/{id}`, `#/signin`.
 // Hash routing keeps every page at `/`, so the server's only job is to serve index.html.
 
-export type RouteName = 'signin' | 'fleet' | 'twin' | 'alarms' | 'alarm' | 'models' | 'model' | 'notfound';
+export type RouteName = 'signin' | 'fleet' | 'twin' | 'whatif' | 'alarms' | 'alarm' | 'models' | 'model' | 'notfound';
 
 export interface Route {
   name: RouteName;
@@ -43,6 +43,10 @@ export function parseRoute(hash: string): Route {
   if (parts.length === 2 && item) {
     const id = decode(parts[1]);
     if (id) return { name: item, id, ...base };
+  }
+  if (parts.length === 3 && parts[0] === 'twins' && parts[2] === 'whatif') {
+    const id = decode(parts[1]);
+    if (id) return { name: 'whatif', id, ...base };
   }
   return { name: 'notfound', ...base };
 }

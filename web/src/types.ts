@@ -207,3 +207,132 @@ export interface HistoryAnswer {
 export function isNumericKind(kind: ValueKind): boolean {
   return kind === 'float' || kind === 'int';
 }
+
+// ---- what-if: identified dynamics, scenarios, optimization, troubleshooting ----
+
+/** How well the identified model of one output predicts held-out history. */
+export interface OutputFit {
+  signal: string;
+  /** One step ahead: RMSE over the range of the held-out truth. */
+  nrmse_one_step: number;
+  /** Free run, error at `horizon_s` ahead, over the same range. */
+  nrmse_horizon: number;
+  /** The same error over the standard deviation of the truth (`sqrt(1 − R²)`). */
+  nrmse_std_horizon: number;
+  horizon_s: number;
+  test_points: number;
+}
+
+export interface Dynamics {
+  twin?: string;
+  step_s: number;
+  /** Epoch ns. */
+  history_from: number;
+  history_to: number;
+  outputs: OutputFit[];
+  skipped: { signal: string; reason: string }[];
+}
+
+export type Side = 'above' | 'below';
+
+/** The first time a trajectory (or its band) leaves the declared normal range. */
+export interface LimitCrossing {
+  /** Seconds from the scenario start. */
+  at_s: number;
+  side: Side;
+  limit: number;
+  value: number;
+}
+
+export interface OutputTrajectory {
+  signal: string;
+  values: number[];
+  lower: number[];
+  upper: number[];
+  mean?: number;
+  crossing?: LimitCrossing | null;
+  band_crossing?: LimitCrossing | null;
+}
+
+export interface ScenarioResult {
+  /** Epoch ns. */
+  start: number;
+  step_s: number;
+  outputs: OutputTrajectory[];
+  inputs: { signal: string; values: number[] }[];
+  extrapolated_inputs: string[];
+}
+
+export interface OutputComparison {
+  signal: string;
+  baseline_mean: number;
+  scenario_mean: number;
+  mean_delta: number;
+  final_delta: number;
+  max_abs_delta: number;
+  max_abs_delta_at_s: number;
+  baseline_crossing?: LimitCrossing | null;
+  scenario_crossing?: LimitCrossing | null;
+}
+
+export type InputChange =
+  | { signal: string; kind: 'step'; at_s: number; value: number }
+  | { signal: string; kind: 'ramp'; from_s: number; to_s: number; to_value: number }
+  | { signal: string; kind: 'profile'; points: [number, number][] };
+
+export interface ScenarioSpec {
+  name?: string;
+  horizon_s: number;
+  output_step_s?: number;
+  changes: InputChange[];
+  baseline?: 'hold' | 'repeat_day';
+}
+
+export interface ScenariosRequest {
+  start?: string;
+  scenarios?: ScenarioSpec[];
+  horizon_s?: number;
+}
+
+export interface WhatIfAnswer {
+  twin: string;
+  /** Epoch ns. */
+  start: number;
+  model: Dynamics;
+  baseline: ScenarioResult;
+  scenarios: { name?: string; result: ScenarioResult; comparison: { outputs: OutputComparison[] } }[];
+}
+
+export interface OptimizeRequest {
+  horizon_s: number;
+  objective: { sense: 'minimize' | 'maximize'; terms: { signal: string; weight?: number }[] };
+  constraints?: { signal: string; min?: number; max?: number }[];
+  inputs: { signal: string; min: number; max: number }[];
+}
+
+export interface OptimizeAnswer {
+  settings: { signal: string; value: number }[];
+  objective: number;
+  baseline_objective: number;
+  feasible: boolean;
+  violations?: string[];
+  evaluations?: number;
+}
+
+export interface Cause {
+  twin: string;
+  relation: string;
+  signal: string;
+  /** Epoch ns. */
+  onset: number;
+  kind: 'relation_break' | 'input_change' | 'level_shift' | 'explained';
+  score: number;
+  evidence: string;
+}
+
+export interface Troubleshooting {
+  twin: string;
+  from: number;
+  to: number;
+  causes: Cause[];
+}

@@ -28,8 +28,9 @@ use crate::forecast::{
 use crate::{ContributionKind, Score, SignalContribution, Timestamp};
 
 const NS_PER_HOUR: f64 = 3_600e9;
-/// Buckets at the end of an input's history checked against its forecast from before them.
-const HOLDOUT_BUCKETS: usize = 6;
+/// Buckets at the end of an input's history checked against its forecast from before them:
+/// the window of the outputs' slopes, so no output trend spans an unexplained input change.
+const HOLDOUT_BUCKETS: usize = 24;
 
 /// Settings of the advice engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

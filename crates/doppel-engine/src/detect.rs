@@ -113,8 +113,6 @@ impl TwinAnalytics {
 pub(crate) struct Detectors {
     pub config: DetectorConfig,
     pub twins: HashMap<Arc<str>, TwinAnalytics>,
-    /// Reusable buffer of one reading's numeric values.
-    values: Vec<(Arc<str>, f64)>,
     /// Settings of every twin's advice tracker.
     pub advice: AdviceConfig,
     /// Reading time between two advice evaluations of a twin, in nanoseconds.
@@ -126,7 +124,6 @@ impl Detectors {
         Detectors {
             config,
             twins,
-            values: Vec::new(),
             advice: AdviceConfig::default(),
             advice_every: 600 * 1_000_000_000,
         }
@@ -139,29 +136,42 @@ impl Detectors {
         self
     }
 
-    /// Feeds the reading just scored by [`observe`](Self::observe) to the twin's advice state
-    /// and, when an evaluation is due, evaluates its advice. `past_cases` is asked for the
-    /// model's labelled cases only then. Returns the tracker's changes (usually none).
+    /// Feeds the reading just scored by [`observe`](Self::observe) (and its score, the
+    /// twin's last) to the twin's advice state and, when an evaluation is due, evaluates its
+    /// advice. `past_cases` is asked for the model's labelled cases only then. Returns the
+    /// tracker's changes (usually none).
     pub fn advise(
         &mut self,
         catalog: &Catalog,
         r: &ValidatedReading,
-        score: &Score,
         past_cases: impl FnOnce(&str) -> Vec<PastCase>,
     ) -> Vec<AdviceEvent> {
-        let Some(ta) = self.twins.get_mut(&r.twin) else {
-            return Vec::new();
-        };
         let Some(model) = catalog.model(&r.model) else {
             return Vec::new();
         };
         if model.failure_modes.is_empty() {
             return Vec::new();
         }
-        let adv = ta
-            .advice
-            .get_or_insert_with(|| Box::new(TwinAdvice::new(&self.advice)));
-        adv.history.observe(r.ts, &self.values);
+        let Some(ta) = self.twins.get_mut(&r.twin) else {
+            return Vec::new();
+        };
+        let TwinAnalytics {
+            det, last, advice, ..
+        } = ta;
+        let Some(score) = last.as_ref().filter(|s| s.ts == r.ts) else {
+            return Vec::new();
+        };
+        let adv = advice.get_or_insert_with(|| Box::new(TwinAdvice::new(&self.advice)));
+        let values: Vec<(&str, f64)> = r
+            .values
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Value::Float(x) => Some((&**name, *x)),
+                Value::Int(i) => Some((&**name, *i as f64)),
+                Value::Bool(_) | Value::String(_) => None,
+            })
+            .collect();
+        adv.history.observe(r.ts, &values);
         adv.window.add(score);
         if adv.next_eval == Timestamp::MIN {
             adv.next_eval = r.ts.saturating_add(self.advice_every);
@@ -170,7 +180,7 @@ impl Detectors {
             return Vec::new();
         }
         adv.next_eval = r.ts.saturating_add(self.advice_every);
-        if ta.det.is_warming_up() {
+        if det.is_warming_up() {
             // What the detector says while it learns is kept for the first evaluation.
             return Vec::new();
         }
@@ -200,44 +210,48 @@ impl Detectors {
             .is_some_and(|a| a.tracker.dismiss(failure_mode, now))
     }
 
-    /// Scores one reading. Returns the detector's decision before it and the score, or
-    /// `None` when nothing was scored (no numeric value, or a reading older than the last
-    /// one scored: detectors learn in time order only).
-    pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, Score)> {
-        self.values.clear();
-        for (name, v) in &r.values {
-            match v {
-                Value::Float(x) => self.values.push((name.clone(), *x)),
-                Value::Int(i) => self.values.push((name.clone(), *i as f64)),
-                Value::Bool(_) | Value::String(_) => {}
-            }
-        }
-        if self.values.is_empty() {
+    /// Scores one reading. Returns the detector's decision before it and the score (kept as
+    /// the twin's last; the caller clones it only if it needs to keep it), or `None` when
+    /// nothing was scored (no numeric value, or a reading older than the last one scored:
+    /// detectors learn in time order only).
+    pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, &Score)> {
+        // Names borrowed, not cloned: the interned `Arc`s are shared by every thread, and
+        // touching their counts here for every value would make cores fight over them.
+        let values: Vec<(&str, f64)> = r
+            .values
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Value::Float(x) => Some((&**name, *x)),
+                Value::Int(i) => Some((&**name, *i as f64)),
+                Value::Bool(_) | Value::String(_) => None,
+            })
+            .collect();
+        if values.is_empty() {
             return None;
         }
-        let ta = match self.twins.get_mut(&r.twin) {
-            Some(t) => t,
-            None => {
-                let det = match catalog.model(&r.model) {
-                    Some(m) => TwinDetector::for_model(m, self.config.clone()),
-                    None => TwinDetector::new(self.config.clone()),
-                };
-                self.twins.entry(r.twin.clone()).or_insert(TwinAnalytics {
+        if !self.twins.contains_key(&r.twin) {
+            let det = match catalog.model(&r.model) {
+                Some(m) => TwinDetector::for_model(m, self.config.clone()),
+                None => TwinDetector::new(self.config.clone()),
+            };
+            self.twins.insert(
+                r.twin.clone(),
+                TwinAnalytics {
                     det,
                     last_ts: Timestamp::MIN,
                     last: None,
                     advice: None,
-                })
-            }
-        };
+                },
+            );
+        }
+        let ta = self.twins.get_mut(&r.twin)?;
         if r.ts < ta.last_ts {
             return None;
         }
         ta.last_ts = r.ts;
         let was = ta.det.in_alarm();
-        let score = ta.det.observe(r.ts, &self.values);
-        ta.last = Some(score.clone());
-        Some((was, score))
+        let score = ta.det.observe(r.ts, &values);
+        Some((was, &*ta.last.insert(score)))
     }
 }
 
@@ -352,11 +366,11 @@ mod tests {
         let mut evaluations = 0;
         for k in 0..n {
             let r = reading(model, k as i64 * MIN, k as f64);
-            let Some((_, score)) = dets.observe(catalog, &r) else {
+            if dets.observe(catalog, &r).is_none() {
                 continue;
-            };
+            }
             let mut asked = false;
-            let events = dets.advise(catalog, &r, &score, |_| {
+            let events = dets.advise(catalog, &r, |_| {
                 asked = true;
                 Vec::new()
             });

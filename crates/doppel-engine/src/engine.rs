@@ -22,11 +22,13 @@ use crate::advice_service::{self, AdviceMsg, AdviceOp};
 use crate::alarm_service::{self, AlarmInput, OperatorOp};
 use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
+use crate::intake::Names;
+use crate::live::ReadingWatchers;
 use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
 use crate::whatif::{self, Identified, WhatIfAnswer};
 use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
 use doppel_analytics::sysid::{
-    Cause, FitConfig, OptimizeResult, OptimizeSpec, ScenarioSpec, TroubleshootConfig,
+    Cause, FitConfig, GraphLink, OptimizeResult, OptimizeSpec, ScenarioSpec, TroubleshootConfig,
 };
 
 /// How the engine is set up.
@@ -170,9 +172,12 @@ pub struct Engine {
     config: EngineConfig,
     catalog: RwLock<Arc<Catalog>>,
     catalog_write: tokio::sync::Mutex<()>,
+    /// Interned names for the validation fast path.
+    names: Names,
     store: Arc<Store>,
     shards: Vec<mpsc::Sender<ShardCmd>>,
     bus: broadcast::Sender<Arc<crate::Event>>,
+    reading_watchers: ReadingWatchers,
     metrics: Metrics,
     closing: AtomicBool,
     alarm_book: Arc<Mutex<AlarmBook>>,
@@ -202,6 +207,7 @@ impl Engine {
         let store = Arc::new(store);
         let metrics = Metrics::new();
         let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
+        let reading_watchers = ReadingWatchers::default();
         let (advice_log, advice_book) = {
             let d = dir.clone();
             tokio::task::spawn_blocking(move || AdviceLog::open(&d))
@@ -257,6 +263,7 @@ impl Engine {
             .map(|(i, saved)| {
                 let ctx = ShardCtx {
                     bus: bus.clone(),
+                    reading_watchers: reading_watchers.clone(),
                     metrics: metrics.clone(),
                     store: store.clone(),
                     alarms: alarm_tx.clone(),
@@ -277,9 +284,11 @@ impl Engine {
             config,
             catalog: RwLock::new(Arc::new(catalog)),
             catalog_write: tokio::sync::Mutex::new(()),
+            names: Names::default(),
             store,
             shards,
             bus,
+            reading_watchers,
             metrics,
             closing: AtomicBool::new(false),
             alarm_book,
@@ -347,7 +356,8 @@ impl Engine {
         }
         let started = Instant::now();
         let catalog = self.catalog();
-        let validated = match catalog.validate_batch(batch, label) {
+        let fast = self.names.validate(&catalog, &batch);
+        let validated = match fast.map_or_else(|| catalog.validate_batch(batch, label), Ok) {
             Ok(v) => v,
             Err(e) => {
                 self.metrics
@@ -452,7 +462,12 @@ impl Engine {
 
     /// Subscribes to live events passing `filter`.
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
-        Subscription::new(self.bus.subscribe(), filter, self.metrics.clone())
+        Subscription::new(
+            self.bus.subscribe(),
+            filter,
+            self.metrics.clone(),
+            &self.reading_watchers,
+        )
     }
 
     /// Applies a change to a copy of the catalog, persists it, then publishes it.
@@ -825,11 +840,35 @@ impl Engine {
         Ok(self.whatif.get(twin))
     }
 
-    /// The twin's model, identified now with the defaults when it has none yet.
+    /// The twin's model: identified now with the defaults when it has none yet, and refitted
+    /// (same model step) once the history has grown by `whatif::refit_after` since the fit.
+    /// A refit that fails keeps the previous model.
     async fn model_for(&self, twin: &str) -> Result<Arc<Identified>, EngineError> {
-        match self.identified(twin)? {
-            Some(m) => Ok(m),
-            None => self.identify(twin, None, None, FitConfig::default()).await,
+        let Some(m) = self.identified(twin)? else {
+            return self.identify(twin, None, None, FitConfig::default()).await;
+        };
+        let catalog = self.catalog();
+        let last = catalog
+            .twin(twin)
+            .and_then(|t| catalog.model(&t.model))
+            .and_then(|model| whatif::last_reading(&self.store, twin, model));
+        let grown = last.map_or(0, |l| l.saturating_sub(m.history_to));
+        if grown < whatif::refit_after(&m) {
+            return Ok(m);
+        }
+        let config = FitConfig {
+            step_s: m.model.step_s,
+            ..FitConfig::default()
+        };
+        match self.identify(twin, None, None, config).await {
+            Ok(fresh) => {
+                tracing::info!(twin, "what-if model refitted on the grown history");
+                Ok(fresh)
+            }
+            Err(e) => {
+                tracing::warn!(twin, error = %e, "refit failed; keeping the previous model");
+                Ok(m)
+            }
         }
     }
 
@@ -850,6 +889,59 @@ impl Engine {
             let start = start.unwrap_or(id.history_to).max(i64::MIN + 1);
             let tail = whatif::tail(&store, &catalog, &twin, id.model.step_s, start)?;
             whatif::run_scenarios(&id, &tail, &scenarios, alone)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Simulates linked twins together: each link feeds an upstream twin's predicted output to
+    /// a downstream twin's input, and must follow a relation between the two (either way).
+    /// Every twin starts from its history up to `start` (default: the earliest of their last
+    /// readings, so all start together). Compared with the same graph without changes.
+    pub async fn graph_scenarios(
+        &self,
+        start: Option<Timestamp>,
+        nodes: Vec<(String, ScenarioSpec)>,
+        links: Vec<GraphLink>,
+    ) -> Result<whatif::GraphAnswer, EngineError> {
+        let catalog = self.catalog();
+        let mut errs = doppel_model::ValidationErrors::new();
+        let related = |a: &str, b: &str| {
+            catalog
+                .twin(a)
+                .is_some_and(|t| t.relations.iter().any(|r| r.target == b))
+        };
+        for (i, l) in links.iter().enumerate() {
+            if !(related(&l.from_twin, &l.to_twin) || related(&l.to_twin, &l.from_twin)) {
+                errs.push(
+                    format!("links[{i}]"),
+                    format!(
+                        "`{}` and `{}` have no relation between them; a change propagates only along relations",
+                        l.from_twin, l.to_twin
+                    ),
+                );
+            }
+        }
+        errs.into_result().map_err(EngineError::Invalid)?;
+        let mut models = Vec::with_capacity(nodes.len());
+        for (twin, spec) in nodes {
+            models.push((self.model_for(&twin).await?, spec));
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let start = start.unwrap_or_else(|| {
+                models
+                    .iter()
+                    .map(|(id, _)| id.history_to)
+                    .min()
+                    .unwrap_or(Timestamp::MAX)
+            });
+            let mut full = Vec::with_capacity(models.len());
+            for (id, spec) in models {
+                let tail = whatif::tail(&store, &catalog, &id.twin, id.model.step_s, start)?;
+                full.push((id, spec, tail));
+            }
+            whatif::run_graph(&full, &links)
         })
         .await
         .map_err(|_| EngineError::ShuttingDown)?

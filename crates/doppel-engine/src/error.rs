@@ -36,6 +36,9 @@ pub enum EngineError {
     /// The action does not fit the advice's state (scheduling or closing done advice).
     #[error("{0}")]
     AdviceConflict(String),
+    /// The twin's history cannot answer this yet (too short, or nothing in the window).
+    #[error("{0}")]
+    NotEnoughHistory(String),
     /// A what-if question that cannot be answered (bad scenario, too little history...).
     #[error("{0}")]
     WhatIf(doppel_analytics::sysid::SysIdError),

@@ -15,6 +15,7 @@ mod catalog_file;
 mod detect;
 mod engine;
 mod error;
+mod intake;
 mod live;
 mod metrics;
 mod shard;

@@ -5,6 +5,7 @@
 //! never slows ingest.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use doppel_model::{format_ts, Timestamp, Value};
@@ -236,12 +237,26 @@ impl EventFilter {
     }
 }
 
+/// How many subscriptions want reading events. Shards build a reading's event only while
+/// one does: the alarm-only subscribers (MQTT alarm topics, webhooks) are always there, and
+/// building and waking them for every reading would cost ingest for nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReadingWatchers(Arc<AtomicUsize>);
+
+impl ReadingWatchers {
+    pub(crate) fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+}
+
 /// A subscriber's view of the bus.
 #[derive(Debug)]
 pub struct Subscription {
     rx: broadcast::Receiver<Arc<Event>>,
     filter: EventFilter,
     metrics: Metrics,
+    /// Counted in while this subscription wants readings.
+    watchers: Option<ReadingWatchers>,
     /// Events this subscriber skipped because it was too slow.
     pub skipped: u64,
 }
@@ -251,12 +266,18 @@ impl Subscription {
         rx: broadcast::Receiver<Arc<Event>>,
         filter: EventFilter,
         metrics: Metrics,
+        watchers: &ReadingWatchers,
     ) -> Self {
         metrics.subscribers.inc();
+        let watchers = filter.readings.then(|| {
+            watchers.0.fetch_add(1, Ordering::Relaxed);
+            watchers.clone()
+        });
         Subscription {
             rx,
             filter,
             metrics,
+            watchers,
             skipped: 0,
         }
     }
@@ -283,6 +304,9 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.metrics.subscribers.dec();
+        if let Some(w) = &self.watchers {
+            w.0.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! the twin id. A shard applies readings in the order it receives them, keeps per signal the
 //! value with the newest timestamp (a late reading never moves state backwards), and publishes
 //! events. No lock guards twin state: the shard's mailbox (a bounded channel) is the only way
-//! in, and its bound is the back-pressure.
+//! in, and its bound is the back-pressure. Each shard's twins' detectors are owned by the
+//! shard's detector task, which the shard feeds, in its own order, through a second bounded
+//! channel: applied readings to score, and the operator's commands for the detectors.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -18,10 +20,15 @@ use crate::advice::AdviceBook;
 use crate::advice_service::AdviceMsg;
 use crate::alarm_service::AlarmInput;
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
+use crate::live::ReadingWatchers;
 use crate::{EngineError, Event, Metrics};
 
 /// Latest value of each signal of one twin.
 pub(crate) type TwinLive = HashMap<Arc<str>, (Timestamp, Value)>;
+
+/// Commands a shard's detector task may have queued; bounds how far scoring lags behind
+/// the acknowledged readings.
+const DETECT_QUEUE: usize = 4;
 
 /// How often a shard saves its detectors when they have learned something new.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
@@ -79,6 +86,8 @@ pub(crate) fn shard_of(twin: &str, shards: usize) -> usize {
 /// What a shard works with besides its mailbox.
 pub(crate) struct ShardCtx {
     pub bus: broadcast::Sender<Arc<Event>>,
+    /// Whether anyone subscribed to reading events.
+    pub reading_watchers: ReadingWatchers,
     pub metrics: Metrics,
     pub store: Arc<Store>,
     pub alarms: mpsc::Sender<AlarmInput>,
@@ -91,17 +100,190 @@ pub(crate) struct ShardCtx {
     pub state_path: PathBuf,
 }
 
+/// What the shard's detector task is asked to do, in the order the shard saw it.
+enum DetectCmd {
+    /// Score readings the shard has applied (in its order, so in each twin's time order).
+    Observe {
+        readings: Vec<ValidatedReading>,
+        catalog: Arc<Catalog>,
+    },
+    Health {
+        twin: Arc<str>,
+        reply: oneshot::Sender<Option<TwinHealth>>,
+    },
+    Remove {
+        twin: Arc<str>,
+    },
+    Feedback {
+        twin: Arc<str>,
+        false_alarm: bool,
+    },
+    ResetAlarm {
+        twin: Arc<str>,
+    },
+    DismissAdvice {
+        twin: Arc<str>,
+        failure_mode: String,
+    },
+    Save {
+        done: oneshot::Sender<Result<(), EngineError>>,
+    },
+}
+
+/// What a shard's detector task works with.
+struct DetectCtx {
+    detectors: Detectors,
+    metrics: Metrics,
+    store: Arc<Store>,
+    alarms: mpsc::Sender<AlarmInput>,
+    advice: mpsc::Sender<AdviceMsg>,
+    advice_book: Arc<parking_lot::Mutex<AdviceBook>>,
+    state_path: PathBuf,
+}
+
 pub(crate) fn spawn(
     capacity: usize,
     ctx: ShardCtx,
 ) -> (mpsc::Sender<ShardCmd>, tokio::task::JoinHandle<()>) {
+    let ShardCtx {
+        bus,
+        reading_watchers,
+        metrics,
+        store,
+        alarms,
+        advice,
+        advice_book,
+        detectors,
+        state_path,
+    } = ctx;
+    // The detectors get their own task fed by a short bounded channel: a shard applies and
+    // acknowledges the next batches while earlier ones are being scored, and a full channel
+    // holds the shard back, so scoring lags the acks by at most `DETECT_QUEUE` commands.
+    let detect = detectors.map(|detectors| {
+        let (tx, rx) = mpsc::channel(DETECT_QUEUE);
+        let dctx = DetectCtx {
+            detectors,
+            metrics: metrics.clone(),
+            store,
+            alarms,
+            advice,
+            advice_book,
+            state_path,
+        };
+        tokio::spawn(run_detectors(rx, dctx));
+        tx
+    });
     let (tx, rx) = mpsc::channel(capacity);
-    let handle = tokio::spawn(run(rx, ctx));
+    let handle = tokio::spawn(run(rx, bus, reading_watchers, metrics, detect));
     (tx, handle)
 }
 
-async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
+async fn run(
+    mut rx: mpsc::Receiver<ShardCmd>,
+    bus: broadcast::Sender<Arc<Event>>,
+    reading_watchers: ReadingWatchers,
+    metrics: Metrics,
+    detect: Option<mpsc::Sender<DetectCmd>>,
+) {
     let mut twins: HashMap<Arc<str>, TwinLive> = HashMap::new();
+    // A send fails only once the detector task is gone (shutdown); nothing to do then.
+    let forward = |cmd: DetectCmd| {
+        let detect = detect.clone();
+        async move {
+            if let Some(d) = detect {
+                let _ = d.send(cmd).await;
+            }
+        }
+    };
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            ShardCmd::Apply {
+                readings,
+                catalog,
+                done,
+            } => {
+                let mut late_count = 0;
+                for r in &readings {
+                    let live = twins.entry(r.twin.clone()).or_default();
+                    let late = apply(live, r.ts, &r.values);
+                    if late {
+                        late_count += 1;
+                    }
+                    if reading_watchers.any() {
+                        let values: BTreeMap<_, _> = r.values.iter().cloned().collect();
+                        // Sending fails only when nobody listens, which is fine.
+                        let _ = bus.send(Arc::new(Event::new(
+                            r.twin.clone(),
+                            r.model.clone(),
+                            r.ts,
+                            values,
+                            late,
+                        )));
+                    }
+                }
+                metrics.late_readings.inc_by(late_count as u64);
+                let _ = done.send(late_count);
+                forward(DetectCmd::Observe { readings, catalog }).await;
+            }
+            ShardCmd::Seed {
+                twin,
+                signal,
+                ts,
+                value,
+            } => {
+                let live = twins.entry(twin).or_default();
+                apply(live, ts, &[(signal, value)]);
+            }
+            ShardCmd::Get { twin, reply } => {
+                let live = twins.get(&twin).cloned();
+                // Asked through the detector task's queue, so the health includes every
+                // reading this shard applied before.
+                let health = match &detect {
+                    None => None,
+                    Some(d) => {
+                        let (tx, rx) = oneshot::channel();
+                        let asked = d.send(DetectCmd::Health { twin, reply: tx }).await;
+                        match asked {
+                            Ok(()) => rx.await.ok().flatten(),
+                            Err(_) => None,
+                        }
+                    }
+                };
+                let _ = reply.send((live, health));
+            }
+            ShardCmd::Remove { twin } => {
+                twins.remove(&twin);
+                forward(DetectCmd::Remove { twin }).await;
+            }
+            ShardCmd::Feedback { twin, false_alarm } => {
+                forward(DetectCmd::Feedback { twin, false_alarm }).await;
+            }
+            ShardCmd::ResetAlarm { twin } => {
+                forward(DetectCmd::ResetAlarm { twin }).await;
+            }
+            ShardCmd::DismissAdvice { twin, failure_mode } => {
+                forward(DetectCmd::DismissAdvice { twin, failure_mode }).await;
+            }
+            ShardCmd::Save { done } => match &detect {
+                None => {
+                    let _ = done.send(Ok(()));
+                }
+                Some(d) => {
+                    if let Err(e) = d.send(DetectCmd::Save { done }).await {
+                        if let DetectCmd::Save { done } = e.0 {
+                            let _ = done.send(Err(EngineError::ShuttingDown));
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// A shard's detector task: scores what the shard applied, stores the scores as
+/// [`SCORE_SIGNAL`], hands alarm edges to the alarm service, and saves the detectors every
+/// [`SAVE_EVERY`] when they learned something.
+async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
     let score_signal: Arc<str> = Arc::from(SCORE_SIGNAL);
     let mut save_tick = tokio::time::interval(SAVE_EVERY);
     save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -125,65 +307,45 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
             }
         };
         match cmd {
-            ShardCmd::Apply {
-                readings,
-                catalog,
-                done,
-            } => {
-                let mut late_count = 0;
+            DetectCmd::Observe { readings, catalog } => {
                 let mut scores = Vec::new();
                 let mut alarm_inputs = Vec::new();
                 let mut advice_msgs = Vec::new();
-                for r in readings {
-                    let live = twins.entry(r.twin.clone()).or_default();
-                    let late = apply(live, r.ts, &r.values);
-                    if late {
-                        late_count += 1;
-                    }
-                    if let Some(dets) = ctx.detectors.as_mut() {
-                        if let Some((was, score)) = dets.observe(&catalog, &r) {
-                            learned = true;
-                            let events = dets.advise(&catalog, &r, &score, |model| {
-                                ctx.advice_book.lock().past_cases(model)
+                for r in &readings {
+                    if let Some((was, score)) = ctx.detectors.observe(&catalog, r) {
+                        learned = true;
+                        if !score.warming_up {
+                            // Three decimals: enough for a 0..1 score, and exact-decimal
+                            // compression stores it in about a byte.
+                            let v = (score.total * 1000.0).round() / 1000.0;
+                            scores.push(Row {
+                                twin: r.twin.clone(),
+                                signal: score_signal.clone(),
+                                ts: r.ts,
+                                value: Value::Float(v),
                             });
-                            if !events.is_empty() {
-                                advice_msgs.push(AdviceMsg::Events {
-                                    twin: r.twin.clone(),
-                                    model: r.model.clone(),
-                                    events,
-                                });
-                            }
-                            if !score.warming_up {
-                                // Three decimals: enough for a 0..1 score, and exact-decimal
-                                // compression stores it in about a byte.
-                                let v = (score.total * 1000.0).round() / 1000.0;
-                                scores.push(Row {
-                                    twin: r.twin.clone(),
-                                    signal: score_signal.clone(),
-                                    ts: r.ts,
-                                    value: Value::Float(v),
-                                });
-                            }
-                            if was || score.is_anomaly {
-                                alarm_inputs.push(AlarmInput::Score {
-                                    twin: r.twin.clone(),
-                                    model: r.model.clone(),
-                                    was_anomaly: was,
-                                    score,
-                                });
-                            }
+                        }
+                        if was || score.is_anomaly {
+                            alarm_inputs.push(AlarmInput::Score {
+                                twin: r.twin.clone(),
+                                model: r.model.clone(),
+                                was_anomaly: was,
+                                score: score.clone(),
+                            });
+                        }
+                        let book = &ctx.advice_book;
+                        let events = ctx
+                            .detectors
+                            .advise(&catalog, r, |model| book.lock().past_cases(model));
+                        if !events.is_empty() {
+                            advice_msgs.push(AdviceMsg::Events {
+                                twin: r.twin.clone(),
+                                model: r.model.clone(),
+                                events,
+                            });
                         }
                     }
-                    if ctx.bus.receiver_count() > 0 {
-                        let values: BTreeMap<_, _> = r.values.into_iter().collect();
-                        // Sending fails only when nobody listens, which is fine.
-                        let _ = ctx
-                            .bus
-                            .send(Arc::new(Event::new(r.twin, r.model, r.ts, values, late)));
-                    }
                 }
-                ctx.metrics.late_readings.inc_by(late_count as u64);
-                let _ = done.send(late_count);
                 if !scores.is_empty() {
                     ctx.metrics.readings_scored.inc_by(scores.len() as u64);
                     let metrics = ctx.metrics.clone();
@@ -208,47 +370,27 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                     let _ = ctx.advice.send(msg).await;
                 }
             }
-            ShardCmd::Seed {
-                twin,
-                signal,
-                ts,
-                value,
-            } => {
-                let live = twins.entry(twin).or_default();
-                apply(live, ts, &[(signal, value)]);
+            DetectCmd::Health { twin, reply } => {
+                let _ = reply.send(ctx.detectors.twins.get(&twin).map(|t| t.health()));
             }
-            ShardCmd::Get { twin, reply } => {
-                let health = ctx
-                    .detectors
-                    .as_ref()
-                    .and_then(|d| d.twins.get(&twin))
-                    .map(|t| t.health());
-                let _ = reply.send((twins.get(&twin).cloned(), health));
+            DetectCmd::Remove { twin } => {
+                ctx.detectors.twins.remove(&twin);
+                learned = true;
             }
-            ShardCmd::Remove { twin } => {
-                twins.remove(&twin);
-                if let Some(d) = ctx.detectors.as_mut() {
-                    d.twins.remove(&twin);
-                    learned = true;
-                }
-            }
-            ShardCmd::Feedback { twin, false_alarm } => {
-                if let Some(t) = ctx.detectors.as_mut().and_then(|d| d.twins.get_mut(&twin)) {
+            DetectCmd::Feedback { twin, false_alarm } => {
+                if let Some(t) = ctx.detectors.twins.get_mut(&twin) {
                     t.det.feedback(false_alarm);
                     learned = true;
                 }
             }
-            ShardCmd::ResetAlarm { twin } => {
-                if let Some(t) = ctx.detectors.as_mut().and_then(|d| d.twins.get_mut(&twin)) {
+            DetectCmd::ResetAlarm { twin } => {
+                if let Some(t) = ctx.detectors.twins.get_mut(&twin) {
                     t.det.reset_alarm();
                     learned = true;
                 }
             }
-            ShardCmd::DismissAdvice { twin, failure_mode } => {
-                let dismissed = ctx
-                    .detectors
-                    .as_mut()
-                    .is_some_and(|d| d.dismiss_advice(&twin, &failure_mode));
+            DetectCmd::DismissAdvice { twin, failure_mode } => {
+                let dismissed = ctx.detectors.dismiss_advice(&twin, &failure_mode);
                 // Saved at once (operator actions are rare): a crash must not bring back, as
                 // open in the tracker, advice the book already has as done.
                 if dismissed {
@@ -256,12 +398,12 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
                         tracing::warn!(error = %e, "saving detector state failed; retried later");
                         learned = true;
                     }
-                } else if ctx.detectors.is_some() {
+                } else {
                     // The hold-off alone is saved with the next periodic save.
                     learned = true;
                 }
             }
-            ShardCmd::Save { done } => {
+            DetectCmd::Save { done } => {
                 let _ = done.send(save(&ctx).await);
                 learned = false;
             }
@@ -271,7 +413,7 @@ async fn run(mut rx: mpsc::Receiver<ShardCmd>, mut ctx: ShardCtx) {
 
 /// Hands a score to the alarm service. The start and end of an anomaly always get through
 /// (waiting if needed); updates while it lasts are dropped (counted) when the service is busy.
-async fn send_alarm_input(ctx: &ShardCtx, input: AlarmInput) {
+async fn send_alarm_input(ctx: &DetectCtx, input: AlarmInput) {
     let edge = matches!(&input, AlarmInput::Score { was_anomaly, score, .. } if *was_anomaly != score.is_anomaly);
     if edge {
         let _ = ctx.alarms.send(input).await;
@@ -283,12 +425,9 @@ async fn send_alarm_input(ctx: &ShardCtx, input: AlarmInput) {
     }
 }
 
-async fn save(ctx: &ShardCtx) -> Result<(), EngineError> {
-    let Some(d) = ctx.detectors.as_ref() else {
-        return Ok(());
-    };
-    // Encoded here (the shard owns the detectors), written off the runtime's threads.
-    let bytes = detect::encode(&d.twins, &ctx.state_path)?;
+async fn save(ctx: &DetectCtx) -> Result<(), EngineError> {
+    // Encoded here (this task owns the detectors), written off the runtime's threads.
+    let bytes = detect::encode(&ctx.detectors.twins, &ctx.state_path)?;
     let path = ctx.state_path.clone();
     tokio::task::spawn_blocking(move || detect::write(&path, &bytes))
         .await

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doppel_analytics::sysid::{
-    self, Cause, FitConfig, OptimizeResult, OptimizeSpec, RelatedHistory, ScenarioComparison,
-    ScenarioResult, ScenarioSpec, Series, SysIdModel, TroubleshootConfig,
+    self, Cause, FitConfig, GraphLink, GraphNode, OptimizeResult, OptimizeSpec, RelatedHistory,
+    ScenarioComparison, ScenarioResult, ScenarioSpec, Series, SysIdModel, TroubleshootConfig,
 };
 use doppel_model::{AssetModel, Catalog, Timestamp, ValueKind};
 use doppel_store::{Agg, Store};
@@ -201,6 +201,13 @@ pub(crate) fn read_series(
     Ok(out)
 }
 
+/// New history after which a model is refitted before answering: half the span it was
+/// fitted on, and at least six hours.
+pub fn refit_after(m: &Identified) -> i64 {
+    let span = m.history_to.saturating_sub(m.history_from);
+    (span / 2).max(6 * 3_600 * NS_PER_S)
+}
+
 /// The end of the twin's history (its newest reading of any signal), if it has one.
 pub(crate) fn last_reading(store: &Store, twin: &str, model: &AssetModel) -> Option<Timestamp> {
     model
@@ -229,9 +236,18 @@ pub(crate) fn identify(
     let from = from.unwrap_or(to.saturating_sub(DEFAULT_FIT_SPAN_S * NS_PER_S));
     let history = read_series(store, twin, model, from, to, config.step_s)?;
     let fitted = sysid::fit(model, &history, config).map_err(sysid_err)?;
+    // The span the data covers, not the window asked for: a twin with eight hours of
+    // history was fitted on eight hours, whatever the default window.
+    let half = ((config.step_s * 1e9) as i64 / 2).max(0);
+    let first = history
+        .iter()
+        .filter_map(|s| s.points.first().map(|p| p.0.saturating_sub(half)))
+        .min()
+        .unwrap_or(from)
+        .max(from);
     Ok(Identified {
         twin: twin.to_string(),
-        history_from: from,
+        history_from: first,
         history_to: to,
         model: fitted,
     })
@@ -311,6 +327,81 @@ pub(crate) fn run_scenarios(
     })
 }
 
+/// One twin's part of a linked (graph) scenario.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GraphTwinOutcome {
+    pub twin: String,
+    #[schema(value_type = Object)]
+    pub model: ModelSummary,
+    #[schema(value_type = Object)]
+    pub result: ScenarioResult,
+    /// Against the same twins run without any change.
+    #[schema(value_type = Object)]
+    pub comparison: ScenarioComparison,
+}
+
+/// The answer to a linked scenario: every twin, upstream first.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GraphAnswer {
+    pub start: Timestamp,
+    pub twins: Vec<GraphTwinOutcome>,
+}
+
+/// Runs linked twins' scenarios (upstream outputs driving downstream inputs) and the same
+/// graph without changes, from each twin's history up to `start`.
+pub(crate) fn run_graph(
+    nodes: &[(Arc<Identified>, ScenarioSpec, Vec<Series>)],
+    links: &[GraphLink],
+) -> Result<GraphAnswer, EngineError> {
+    let build = |with_changes: bool| -> Vec<GraphNode<'_>> {
+        nodes
+            .iter()
+            .map(|(id, spec, tail)| {
+                let mut spec = spec.clone();
+                if !with_changes {
+                    spec.changes.clear();
+                }
+                GraphNode {
+                    twin: id.twin.clone(),
+                    model: &id.model,
+                    history_tail: tail,
+                    spec,
+                }
+            })
+            .collect()
+    };
+    let changed = sysid::simulate_graph(&build(true), links).map_err(sysid_err)?;
+    let baseline = sysid::simulate_graph(&build(false), links).map_err(sysid_err)?;
+    let mut twins = Vec::with_capacity(changed.len());
+    let mut start = Timestamp::MAX;
+    for (twin, result) in changed {
+        let base = baseline
+            .iter()
+            .find(|(t, _)| *t == twin)
+            .map(|(_, r)| r)
+            .ok_or_else(|| {
+                sysid_err(sysid::SysIdError::Twin {
+                    twin: twin.clone(),
+                    problem: "missing from the baseline run".into(),
+                })
+            })?;
+        let comparison = sysid::compare(base, &result).map_err(sysid_err)?;
+        let id = nodes
+            .iter()
+            .find(|(id, _, _)| id.twin == twin)
+            .map(|(id, _, _)| id.clone())
+            .ok_or_else(|| EngineError::TwinNotFound(twin.clone()))?;
+        start = start.min(result.start);
+        twins.push(GraphTwinOutcome {
+            twin,
+            model: ModelSummary::of(&id),
+            result,
+            comparison,
+        });
+    }
+    Ok(GraphAnswer { start, twins })
+}
+
 pub(crate) fn optimize(
     id: &Identified,
     tail: &[Series],
@@ -374,7 +465,12 @@ pub(crate) fn troubleshoot(
             history,
         })
         .collect();
-    sysid::troubleshoot(&related, window_start, config).map_err(sysid_err)
+    sysid::troubleshoot(&related, window_start, config).map_err(|e| match e {
+        // Here a twin-level refusal is about its history (too little before the window, or
+        // none in it): the history cannot answer yet, not a bad request.
+        sysid::SysIdError::Twin { .. } => EngineError::NotEnoughHistory(e.to_string()),
+        e => sysid_err(e),
+    })
 }
 
 fn twin_model<'a>(catalog: &'a Catalog, twin: &str) -> Result<&'a AssetModel, EngineError> {

@@ -126,6 +126,7 @@ impl From<EngineError> for ApiError {
                 tracing::error!(error = %msg, "storage full");
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, msg)
             }
+            EngineError::NotEnoughHistory(_) => ApiError::new(StatusCode::CONFLICT, msg),
             EngineError::WhatIf(ref w) => match w {
                 SysIdError::InvalidScenario { .. } => ApiError::field("scenarios", msg),
                 SysIdError::InvalidConfig { .. } => ApiError::field("config", msg),

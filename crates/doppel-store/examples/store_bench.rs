@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p doppel-store --example store_bench -- write DIR [points] [--no-checkpoint | --crash]
 //! cargo run --release -p doppel-store --example store_bench -- open DIR
+//! cargo run --release -p doppel-store --example store_bench -- ingest DIR [points] [--writers N] [--batch N]
 //! ```
 //!
 //! `write` fills a fresh store with 10 twins × 10 signals at 1 Hz (decimal sensor-like random
@@ -13,6 +14,10 @@
 //! `open` (run it as its own process so the figures are its own) times `Store::open`, reads
 //! resident memory, and times `last`, `range` and `downsample` (one day of 1 Hz points into
 //! 1,000 buckets; and whole-chunk buckets answered from summaries).
+//! `ingest` measures durable batched ingest: `--writers` threads (default 4) each own an equal
+//! share of 100 twins × 10 signals and call `Store::write` with batches of `--batch` points
+//! (default 10,000), one second of their signals after another, every write acknowledged only
+//! after its group commit's fsync. Several writers' batches share one fsync.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -116,6 +121,88 @@ fn write(dir: &Path, points: usize, checkpoint: bool, on_close: bool) {
         stats.segment_bytes,
         stats.chunks,
         stats.checkpoints
+    );
+}
+
+fn ingest(dir: &Path, points: usize, writers: usize, batch: usize) {
+    const TWINS: usize = 100;
+    let _ = std::fs::remove_dir_all(dir);
+    let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
+    let writers = writers.clamp(1, TWINS);
+    let per_writer = points / writers;
+    let started = Instant::now();
+    let handles: Vec<_> = (0..writers)
+        .map(|w| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let names: Vec<(Arc<str>, Arc<str>)> = (0..TWINS * SIGNALS)
+                    .filter(|i| (i / SIGNALS) % writers == w)
+                    .map(|i| {
+                        (
+                            Arc::from(format!("pump-{}", i / SIGNALS)),
+                            Arc::from(format!("signal-{}", i % SIGNALS)),
+                        )
+                    })
+                    .collect();
+                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ w as u64;
+                let mut walk: Vec<i64> = (0..names.len() as i64).map(|i| 5000 + i * 100).collect();
+                let mut written = 0;
+                let mut second = 0i64;
+                let mut latencies = Vec::new();
+                while written < per_writer {
+                    let mut rows = Vec::with_capacity(batch);
+                    while rows.len() < batch && written + rows.len() < per_writer {
+                        for (i, (twin, signal)) in names.iter().enumerate() {
+                            state ^= state << 13;
+                            state ^= state >> 7;
+                            state ^= state << 17;
+                            walk[i] += (state % 21) as i64 - 10;
+                            rows.push(Row {
+                                twin: twin.clone(),
+                                signal: signal.clone(),
+                                ts: START + second * SECOND,
+                                value: Value::Float(walk[i] as f64 / 100.0),
+                            });
+                        }
+                        second += 1;
+                    }
+                    written += rows.len();
+                    let t = Instant::now();
+                    store.write(rows).unwrap();
+                    latencies.push(t.elapsed());
+                }
+                (written, latencies)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    let mut latencies = Vec::new();
+    for h in handles {
+        let (n, l) = h.join().unwrap();
+        total += n;
+        latencies.extend(l);
+    }
+    let wrote = started.elapsed();
+    latencies.sort();
+    let pct = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let closing = Instant::now();
+    store.close().unwrap();
+    let closed = closing.elapsed();
+    let stats = store.stats();
+    println!(
+        "ingest: {total} points by {writers} writers in batches of {batch}: {:.2} s = {:.0} points/s \
+         (write latency p50 {:.1} ms, p99 {:.1} ms); close {:.2} s; {} points stored, {} chunks",
+        wrote.as_secs_f64(),
+        total as f64 / wrote.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        closed.as_secs_f64(),
+        stats.points,
+        stats.chunks
     );
 }
 
@@ -271,8 +358,23 @@ fn main() {
             write(dir, points, !flag("--no-checkpoint"), !flag("--crash"));
         }
         Some("open") => open(dir),
+        Some("ingest") => {
+            let points = args
+                .get(3)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(10_000_000);
+            let opt = |f: &str, default: usize| {
+                args.iter()
+                    .position(|a| a == f)
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            ingest(dir, points, opt("--writers", 4), opt("--batch", 10_000));
+        }
         _ => println!(
-            "usage: store_bench (write DIR [points] [--no-checkpoint | --crash] | open DIR)"
+            "usage: store_bench (write DIR [points] [--no-checkpoint | --crash] | open DIR \
+             | ingest DIR [points] [--writers N] [--batch N])"
         ),
     }
 }

@@ -29,8 +29,12 @@ use crate::query::{self, Downsampler};
 use crate::segment::{Location, SegmentFile, SeriesEntries};
 use crate::{Agg, Bucket, Point, Row, StoreError};
 
+/// Hash maps of the index. foldhash (seeded per process) instead of SipHash: the index is
+/// looked up twice per stored point, and only names the catalog accepted reach it.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Series of each twin by signal name.
-type Twins = HashMap<Arc<str>, HashMap<Arc<str>, Series>>;
+type Twins = Map<Arc<str>, Map<Arc<str>, Series>>;
 
 /// The chunks of one series, as a checkpoint writes them: (twin, signal, chunks in time order).
 pub(crate) type SeriesChunks = (Arc<str>, Arc<str>, Vec<Arc<Chunk>>);
@@ -363,7 +367,7 @@ impl Index {
     /// `chunk_points` is the open-buffer size at which a series seals a chunk.
     pub(crate) fn new(chunk_points: usize) -> Self {
         Index {
-            twins: HashMap::new(),
+            twins: Map::default(),
             points: 0,
             chunk_points: chunk_points.clamp(1, codec::MAX_POINTS / 2),
             next_chunk_id: 0,
@@ -383,26 +387,49 @@ impl Index {
     }
 
     /// Stores `row`; a point at the same (twin, signal, ts) is replaced, not duplicated.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, row: Row) {
+        self.insert_all(vec![row]);
+    }
+
+    /// Stores `rows` in order, as [`Index::insert`] one by one would. Consecutive rows of one
+    /// twin (a reading's signals) share one lookup of the twin; names are looked up by
+    /// reference, so an existing series costs no `Arc` traffic.
+    pub(crate) fn insert_all(&mut self, rows: Vec<Row>) {
         let chunk_points = self.chunk_points;
         let (mut ctx, twins) = self.ctx();
-        // `entry` keeps the existing key, so replayed rows share one `Arc` per name.
-        let series = twins
-            .entry(row.twin)
-            .or_default()
-            .entry(row.signal)
-            .or_default();
-        let ts = row.ts;
-        let grew = series.upsert_open(ts, row.value) && !series.sealed_contains(ts);
-        if grew {
-            series.points += 1;
+        let mut added = 0;
+        let mut rows = rows.into_iter().peekable();
+        while let Some(row) = rows.next() {
+            let twin = row.twin;
+            if !twins.contains_key(&*twin) {
+                // The first key stays: replayed rows share one `Arc` per name.
+                twins.insert(twin.clone(), Map::default());
+            }
+            let Some(signals) = twins.get_mut(&*twin) else {
+                continue;
+            };
+            let mut next = Some((row.signal, row.ts, row.value));
+            while let Some((signal, ts, value)) = next.take() {
+                if !signals.contains_key(&*signal) {
+                    signals.insert(signal.clone(), Series::default());
+                }
+                if let Some(series) = signals.get_mut(&*signal) {
+                    let grew = series.upsert_open(ts, value) && !series.sealed_contains(ts);
+                    if grew {
+                        series.points += 1;
+                        added += 1;
+                    }
+                    if series.open.len() >= chunk_points {
+                        ctx.seal(series);
+                    }
+                }
+                next = rows
+                    .next_if(|r| Arc::ptr_eq(&r.twin, &twin) || *r.twin == *twin)
+                    .map(|r| (r.signal, r.ts, r.value));
+            }
         }
-        if series.open.len() >= chunk_points {
-            ctx.seal(series);
-        }
-        if grew {
-            self.points += 1;
-        }
+        self.points += added;
     }
 
     /// Forgets everything stored for `twin` so far.

@@ -21,7 +21,7 @@
 //!
 //! Code map: `wal.rs` is the WAL format (framing, row encoding, the replay scanner that tells
 //! a torn tail from corruption); `store.rs` opens, replays, runs the group-commit writer
-//! thread and answers queries; `index.rs` holds each series' chunks and open buffer and
+//! thread and the index thread that applies durable groups, and answers queries; `index.rs` holds each series' chunks and open buffer and
 //! answers queries over both; `chunk.rs` is the chunk and summary format; `codec/` the
 //! column codecs (pure, public for benches); `segment.rs` the segment file format;
 //! `manifest.rs` the manifest; `checkpoint.rs` the checkpoint procedure and its crash

@@ -4,12 +4,16 @@
 //! Data path of one write: the caller encodes its rows into one WAL record (so a row the
 //! format cannot hold is refused before it is queued) and sends it with its completion to the
 //! writer thread "doppel-wal". That thread blocks for the first request, drains whatever else
-//! is already queued (up to `max_batch_bytes`), appends the batch with one `write`, makes it
-//! durable with one `fdatasync`, applies it to the index, and only then calls every
-//! completion. Readers therefore never see data that is not durable, and concurrent writers
-//! share one fsync. The on-disk format is described in `wal.rs`.
+//! is already queued (up to `max_batch_bytes`), appends the batch with one `write` and makes
+//! it durable with one `fdatasync`; only then does it hand the batch to the index thread
+//! "doppel-index", which applies it to the index (sealing full buffers into compressed
+//! chunks) and then calls every completion, in WAL order. Readers therefore never see data
+//! that is not durable, and concurrent writers share one fsync; while the index thread
+//! applies one group commit, the writer thread already writes and syncs the next. The
+//! on-disk format is described in `wal.rs`.
 //!
-//! Checkpoints (`checkpoint.rs`) run on the same thread, between group commits: when the WAL
+//! Checkpoints (`checkpoint.rs`) run on the writer thread, between group commits, after the
+//! index thread has applied everything written before them: when the WAL
 //! has grown by `checkpoint_wal_bytes` since the last one, when [`Store::checkpoint`] asks,
 //! and at close. Opening reads the manifest and the indexes of the segment files it names,
 //! then replays only the WAL segments the manifest does not cover.
@@ -103,6 +107,7 @@ pub(crate) struct Shared {
     pub(crate) segment_files: AtomicU64,
     checkpoints: AtomicU64,
     writer_thread: OnceLock<ThreadId>,
+    index_thread: OnceLock<ThreadId>,
     #[cfg(test)]
     hooks: Mutex<tests::Hooks>,
 }
@@ -196,6 +201,7 @@ impl Store {
             segment_files: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             writer_thread: OnceLock::new(),
+            index_thread: OnceLock::new(),
             #[cfg(test)]
             hooks: Mutex::new(tests::Hooks::default()),
         });
@@ -206,7 +212,15 @@ impl Store {
             manifest,
         };
         ckpt.publish(&shared);
+        let (apply_tx, apply_rx) = mpsc::channel();
+        let index_shared = shared.clone();
+        let index_handle = thread::Builder::new()
+            .name("doppel-index".into())
+            .spawn(move || apply_loop(&index_shared, apply_rx))
+            .map_err(|e| StoreError::io(&dir, "spawn index thread for", e))?;
+        let _ = shared.index_thread.set(index_handle.thread().id());
         let writer = Writer {
+            applier: Some((apply_tx, index_handle)),
             shared: shared.clone(),
             opts,
             wal_dir,
@@ -236,14 +250,14 @@ impl Store {
     }
 
     /// Appends `rows` and returns once they are durable and visible to queries. Must not be
-    /// called from a [`Store::write_with`] completion (that runs on the writer thread, which
-    /// would then wait for itself); use `write_with` there.
+    /// called from a [`Store::write_with`] completion (that runs on the store's index thread,
+    /// which would then wait for itself); use `write_with` there.
     pub fn write(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         self.wait(|done| self.write_with(rows, done))
     }
 
-    /// Queues `rows` and returns at once; `done` runs on the writer thread after the group
-    /// commit holding them, with its outcome. If the request is refused outright (store
+    /// Queues `rows` and returns at once; `done` runs on the store's index thread after the
+    /// group commit holding them is durable and applied, with its outcome. If the request is refused outright (store
     /// closed, a row the WAL cannot hold) `done` runs on the calling thread before this
     /// returns.
     pub fn write_with(
@@ -374,12 +388,15 @@ impl Store {
     /// fail with [`StoreError::Closed`]; queries keep answering from memory. Calling it again
     /// returns `Ok`. If the store had gone into its failed state, that error is returned.
     pub fn close(&self) -> Result<(), StoreError> {
-        let on_writer = self.shared.writer_thread.get() == Some(&thread::current().id());
+        let me = thread::current().id();
+        let on_writer = self.shared.writer_thread.get() == Some(&me)
+            || self.shared.index_thread.get() == Some(&me);
         // Dropping the only sender lets the writer drain the queue and then see the end.
         self.tx.write().take();
         if on_writer {
-            // Called from a completion: the writer cannot join itself; it stops by itself
-            // once this callback returns and the queue is empty.
+            // Called from a completion (on the index thread, or on the writer thread if the
+            // index thread is gone): the writer cannot be joined from here; it stops by
+            // itself once this callback returns and the queue is empty.
             return Ok(());
         }
         let mut writer = self.writer.lock();
@@ -444,8 +461,8 @@ fn encode_error(e: EncodeError) -> StoreError {
     }
 }
 
-/// Calls a completion; a panicking completion is logged instead of killing the writer thread
-/// (which would strand every later writer).
+/// Calls a completion; a panicking completion is logged instead of killing the thread that
+/// runs it (which would strand every later writer).
 fn complete(done: Done, result: Result<(), StoreError>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(result)));
     if outcome.is_err() {
@@ -485,7 +502,7 @@ fn replay_segment(path: &Path, later: usize, index: &mut Index) -> Result<u64, S
         .len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let scan = wal::scan_segment(&mut reader, len, |rec| match rec {
-        Record::Rows(rows) => rows.into_iter().for_each(|r| index.insert(r)),
+        Record::Rows(rows) => index.insert_all(rows),
         Record::Tombstone(twin) => index.delete_twin(&twin),
     })
     .map_err(|e| StoreError::io(path, "read", e))?;
@@ -592,8 +609,65 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, "fsync directory", e))
 }
 
+/// What the writer thread hands the index thread, in WAL order.
+enum Apply {
+    /// Durable requests: apply them to the index, then complete them with `Ok`.
+    Commit(Vec<(Op, Done)>),
+    /// Requests to complete with these outcomes (a failed group commit, a checkpoint).
+    Complete(Vec<(Done, Result<(), StoreError>)>),
+    /// Answered once everything sent before it is in the index.
+    Barrier(mpsc::SyncSender<()>),
+}
+
+/// The index thread: applies durable group commits to the index and calls completions.
+/// Whatever is queued is applied under one index lock, and completions run after the lock
+/// is released (they may query the store).
+fn apply_loop(shared: &Shared, rx: Receiver<Apply>) {
+    let mut pending = Vec::new();
+    while let Ok(first) = rx.recv() {
+        pending.push(first);
+        pending.extend(rx.try_iter());
+        apply_all(shared, &mut pending);
+    }
+}
+
+/// Applies and completes `pending` (emptied), in order.
+fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
+    if pending.iter().any(|m| matches!(m, Apply::Commit(_))) {
+        let mut index = shared.index.write();
+        for m in pending.iter_mut() {
+            if let Apply::Commit(reqs) = m {
+                for (op, _) in reqs.iter_mut() {
+                    match std::mem::replace(op, Op::Checkpoint) {
+                        Op::Rows(rows) => index.insert_all(rows),
+                        Op::Tombstone(twin) => index.delete_twin(&twin),
+                        Op::Checkpoint => {}
+                    }
+                }
+            }
+        }
+    }
+    // Barriers first: the writer waits on them, not on the completions.
+    pending.retain_mut(|m| match m {
+        Apply::Barrier(tx) => {
+            let _ = tx.send(());
+            false
+        }
+        _ => true,
+    });
+    for m in pending.drain(..) {
+        match m {
+            Apply::Commit(reqs) => reqs.into_iter().for_each(|(_, d)| complete(d, Ok(()))),
+            Apply::Complete(reqs) => reqs.into_iter().for_each(|(d, r)| complete(d, r)),
+            Apply::Barrier(_) => {}
+        }
+    }
+}
+
 /// The writer thread's state: the open segment and the group-commit loop.
 struct Writer {
+    /// The index thread: its queue and handle (`None` once stopped).
+    applier: Option<(Sender<Apply>, JoinHandle<()>)>,
     shared: Arc<Shared>,
     opts: StoreOptions,
     wal_dir: PathBuf,
@@ -630,7 +704,8 @@ impl Writer {
             };
             if matches!(first.op, Op::Checkpoint) {
                 let result = self.checkpoint();
-                complete(first.done, result);
+                // Through the index thread, so it comes after earlier writes' completions.
+                self.apply(Apply::Complete(vec![(first.done, result)]));
                 continue;
             }
             let mut bytes = first.record.len();
@@ -661,7 +736,33 @@ impl Writer {
                 }
             }
         }
-        self.finish()
+        let result = self.finish();
+        if let Some((tx, handle)) = self.applier.take() {
+            drop(tx);
+            if handle.join().is_err() {
+                tracing::error!("store index thread panicked");
+            }
+        }
+        result
+    }
+
+    /// Hands `m` to the index thread; if that thread is gone, does its work here.
+    fn apply(&self, m: Apply) {
+        let refused = match &self.applier {
+            Some((tx, _)) => tx.send(m).err().map(|e| e.0),
+            None => Some(m),
+        };
+        if let Some(m) = refused {
+            apply_all(&self.shared, &mut vec![m]);
+        }
+    }
+
+    /// Returns once the index holds everything written so far.
+    fn wait_applied(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.apply(Apply::Barrier(tx));
+        // An error means the index thread is gone, and with it anything left to apply.
+        let _ = rx.recv();
     }
 
     /// Runs a checkpoint (see `checkpoint.rs`) if anything was written since the last one.
@@ -685,6 +786,7 @@ impl Writer {
             }
             Ok(())
         };
+        self.wait_applied();
         let result = self
             .ckpt
             .run(&self.shared, &self.wal_dir, wal_start, &mut stop);
@@ -728,33 +830,23 @@ impl Writer {
                 }
             }
         };
-        let mut dones = Vec::with_capacity(batch.len());
         match result {
             Ok(()) => {
-                let mut index = self.shared.index.write();
-                for r in batch {
-                    match r.op {
-                        Op::Rows(rows) => rows.into_iter().for_each(|row| index.insert(row)),
-                        Op::Tombstone(twin) => index.delete_twin(&twin),
-                        Op::Checkpoint => {}
-                    }
-                    dones.push((r.done, Ok(())));
-                }
+                let reqs = batch.into_iter().map(|r| (r.op, r.done)).collect();
+                self.apply(Apply::Commit(reqs));
             }
             Err(e) => {
                 // Everyone gets a copy; the last writer gets the original error.
                 let last = batch.pop();
-                for r in batch {
-                    dones.push((r.done, Err(e.duplicate())));
-                }
+                let mut reqs: Vec<(Done, Result<(), StoreError>)> = batch
+                    .into_iter()
+                    .map(|r| (r.done, Err(e.duplicate())))
+                    .collect();
                 if let Some(r) = last {
-                    dones.push((r.done, Err(e)));
+                    reqs.push((r.done, Err(e)));
                 }
+                self.apply(Apply::Complete(reqs));
             }
-        }
-        // Completions run after the index lock is released: they may query the store.
-        for (done, result) in dones {
-            complete(done, result);
         }
         if self.buf.capacity() > 2 * self.opts.max_batch_bytes.max(1 << 16) {
             // One oversized write must not pin its buffer for the life of the process.
@@ -902,7 +994,7 @@ impl Writer {
 
     /// After the last request: one final fsync (even with `fsync: false`, so a clean close
     /// is always durable).
-    fn finish(mut self) -> Result<(), StoreError> {
+    fn finish(&mut self) -> Result<(), StoreError> {
         if self.crashed {
             return Ok(());
         }
@@ -1070,7 +1162,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn write_with_completes_on_the_writer_thread_after_visibility() {
+    fn write_with_completes_on_the_index_thread_after_visibility() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), opts()).unwrap());
         let (tx, rx) = mpsc::channel();
@@ -1085,7 +1177,7 @@ pub(crate) mod tests {
         );
         let (ok, name, visible) = rx.recv().unwrap();
         assert!(ok);
-        assert_eq!(name.as_deref(), Some("doppel-wal"));
+        assert_eq!(name.as_deref(), Some("doppel-index"));
         assert_eq!(visible, Some(7));
     }
 

@@ -3,8 +3,10 @@
 //! `web/e2e/dashboard.mjs`) signs in with the admin token, finds a twin in the fleet tree,
 //! opens it, sees a reading posted over HTTP appear live, zooms the history, opens the models,
 //! watches an alarm arrive live on the alarms page, acknowledges it and gives feedback with
-//! the keyboard, sees it on its twin and in the fleet tree, and measures first paint and frame
-//! times with 100 signals arriving at 10 Hz.
+//! the keyboard, sees it on its twin and in the fleet tree, measures first paint and frame
+//! times with 100 signals arriving at 10 Hz, then runs a what-if on a pump with hours of
+//! simulated history (fit, a lower speed against the baseline, the optimizer) and
+//! troubleshoots the alarm.
 //!
 //! The browser script asks this test for readings (`{"await": ...}` on its stdout, one answer
 //! line on its stdin), so the data goes through the real HTTP API. Screenshots go to
@@ -23,6 +25,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{create_plant, pooled_agent, wait_bounded, Options, TestServer};
+use doppel_model::Twin;
+use doppel_sim::{AssetKind, Plant};
 use serde_json::{json, Value};
 
 /// How long the browser script may stay silent (its own waits are 20 s each; a load phase
@@ -128,6 +132,129 @@ fn raise_alarm(s: &TestServer, twin: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The twin the what-if phase runs on.
+const WHATIF_TWIN: &str = "pump-sim";
+/// Simulated history written for it: enough hours for its dynamics to be fitted.
+const WHATIF_HOURS: i64 = 8;
+/// Seconds between its readings.
+const WHATIF_STEP_S: i64 = 15;
+
+/// The last reading written for the simulated pump: time (ns) and values.
+type LastReading = (i64, serde_json::Map<String, Value>);
+
+/// Creates a simulated centrifugal pump (model and twin, through the API) and writes
+/// `WHATIF_HOURS` of its readings, `WHATIF_STEP_S` apart and ending five minutes ago (room
+/// for `overheat_bearings`): its inputs follow the simulator's production schedule, so the
+/// history holds the changes a fit needs.
+fn seed_simulated_pump(s: &TestServer) -> LastReading {
+    let admin = Some(s.admin_token.as_str());
+    let model = AssetKind::PumpMotor.model();
+    let twin: Twin = serde_json::from_value(
+        json!({"id": WHATIF_TWIN, "model": model.id, "name": "Simulated pump"}),
+    )
+    .unwrap();
+    let (status, body) = s.post(
+        "/api/v1/models",
+        admin,
+        &serde_json::to_value(&model).unwrap(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s.post(
+        "/api/v1/twins",
+        admin,
+        &serde_json::to_value(&twin).unwrap(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let mut plant = Plant::new(23);
+    plant.add_asset(twin, AssetKind::PumpMotor.build(WHATIF_TWIN, 23));
+    let now_ns = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    )
+    .unwrap();
+    let steps = WHATIF_HOURS * 3600 / WHATIF_STEP_S;
+    let t0 = now_ns - 300 * 1_000_000_000 - steps * WHATIF_STEP_S * 1_000_000_000;
+    plant.begin(t0);
+    let mut batch = Vec::new();
+    let mut last = (t0, serde_json::Map::new());
+    for i in 1..=steps {
+        let t = t0 + i * WHATIF_STEP_S * 1_000_000_000;
+        for r in plant.step(t, WHATIF_STEP_S as f64) {
+            let values: serde_json::Map<String, Value> = r
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
+                .collect();
+            last = (t, values.clone());
+            batch.push(json!({"twin": r.twin, "ts": t / 1_000_000, "values": values}));
+        }
+        if batch.len() == 500 || i == steps {
+            let (status, body) = s.post("/api/v1/readings", admin, &Value::Array(batch));
+            assert_eq!(status, 200, "{body}");
+            batch = Vec::new();
+        }
+    }
+    last
+}
+
+/// After the simulated pump's history, three minutes of both bearings 40 % hotter than they
+/// were (everything else as last read), so its detector raises an alarm with hours of history
+/// before it to troubleshoot. Returns the id of the new alarm, or `""` when none is raised
+/// within 10 s.
+fn overheat_bearings(s: &TestServer, (t_last, values): &LastReading) -> String {
+    let admin = Some(s.admin_token.as_str());
+    let open = |s: &TestServer| -> Vec<String> {
+        let (status, body) = s.get(
+            &format!("/api/v1/alarms?twin={WHATIF_TWIN}&state=active,acknowledged"),
+            admin,
+        );
+        assert_eq!(status, 200, "{body}");
+        body["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Alarms the detector raised on the history itself (while it learned the schedule's
+    // operating points) are cleared: the one to troubleshoot is the bearings'.
+    let before = open(s);
+    for id in &before {
+        let (status, body) = s.post(&format!("/api/v1/alarms/{id}/clear"), admin, &json!({}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let readings: Vec<Value> = (1..=12)
+        .map(|i| {
+            let mut v = values.clone();
+            for name in ["bearing_temp_de", "bearing_temp_nde"] {
+                let base = values[name].as_f64().unwrap();
+                v.insert(
+                    name.into(),
+                    json!(base * (1.4 + 0.01 * (f64::from(i) * 1.3).sin())),
+                );
+            }
+            let t = t_last + i64::from(i) * WHATIF_STEP_S * 1_000_000_000;
+            json!({"ts": t / 1_000_000, "values": v})
+        })
+        .collect();
+    let (status, body) = s.post(
+        &format!("/api/v1/twins/{WHATIF_TWIN}/readings"),
+        admin,
+        &Value::Array(readings),
+    );
+    assert!(status == 200 || status == 204, "{status} {body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(id) = open(s).into_iter().find(|id| !before.contains(id)) {
+            return id;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    String::new()
 }
 
 /// A model with `n` float signals `s000`.., normal range 0–100, for the frame-rate phase.
@@ -272,6 +399,7 @@ fn dashboard_in_headless_chromium() {
     let mut load: Option<JoinHandle<(usize, Duration)>> = None;
     let mut loads: Vec<Value> = Vec::new();
     let mut alarm_id: Option<String> = None;
+    let mut sim_last: Option<LastReading> = None;
     loop {
         let left = deadline
             .saturating_duration_since(Instant::now())
@@ -326,6 +454,23 @@ fn dashboard_in_headless_chromium() {
                 ));
                 "started".into()
             }
+            Some("whatif_history") => {
+                let started = Instant::now();
+                sim_last = Some(seed_simulated_pump(&s));
+                eprintln!(
+                    "dashboard: simulated pump history written in {:?}",
+                    started.elapsed()
+                );
+                WHATIF_TWIN.into()
+            }
+            Some("whatif_alarm") => {
+                overheat_bearings(&s, sim_last.as_ref().expect("the history written first"))
+            }
+            Some("troubleshoot") => {
+                let id = msg["id"].as_str().unwrap();
+                let (status, body) = s.get(&format!("/api/v1/alarms/{id}/troubleshoot"), admin);
+                json!({"status": status, "body": body}).to_string()
+            }
             Some("load_done") => {
                 let (sent, worst) = load.take().expect("a load running").join().unwrap();
                 loads.push(json!({"readings": sent, "worst_post_ms": worst.as_secs_f64() * 1e3}));
@@ -367,6 +512,10 @@ fn dashboard_in_headless_chromium() {
         "alarm_feedback",
         "alarm_on_twin",
         "alarm_in_fleet",
+        "whatif_fit",
+        "whatif_scenario",
+        "whatif_optimize",
+        "troubleshoot",
     ] {
         assert!(step(name).is_some(), "step {name} missing: {steps:#?}");
     }
@@ -409,6 +558,12 @@ fn dashboard_in_headless_chromium() {
             "no live events during the load: {r}"
         );
     }
+    // The what-if ran on the server's answer: a lower speed moved flow down.
+    let scenario = step("whatif_scenario").unwrap();
+    assert!(
+        scenario["flowMeanDelta"].as_f64().unwrap() < 0.0,
+        "flow's mean delta for a lower speed: {scenario}"
+    );
     let results = json!({
         "first_paint_ms": fleet_ms,
         "first_paint_runs": runs,
@@ -416,6 +571,12 @@ fn dashboard_in_headless_chromium() {
         "frames_idle": step("frames_idle"),
         "frames_load": frame_runs,
         "load": loads,
+        "whatif": {
+            "fit": step("whatif_fit"),
+            "scenario": scenario,
+            "optimize": step("whatif_optimize"),
+            "troubleshoot": step("troubleshoot"),
+        },
     });
     std::fs::write(
         shots.join("results.json"),

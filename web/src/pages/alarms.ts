@@ -1,8 +1,18 @@
 // Alarms: the list (open ones by default, or the cleared ones, newest first) with each
 // alarm's actions and an expandable detail, kept current by the live stream's alarm events;
-// and one alarm's own page (`#/alarms/{id}`).
+// and one alarm's own page (`#/alarms/{id}`) with its Troubleshoot part.
 
-import { actionError, actionButtons, alarmDetail, restoreTyped, severityBadge, stateText, typedValues, type ActionHooks } from '../alarm-view';
+import {
+  actionError,
+  actionButtons,
+  alarmDetail,
+  restoreTyped,
+  severityBadge,
+  stateText,
+  troubleshootPart,
+  typedValues,
+  type ActionHooks,
+} from '../alarm-view';
 import { errorText, parseView, upsertAlarm, VIEW_LABEL, VIEW_STATES, type AlarmView } from '../alarms';
 import { api } from '../api';
 import { h, link, notice, replace, seg } from '../dom';
@@ -198,6 +208,8 @@ export function alarmPage(route: Route): Page {
   const id = route.id as string;
   const abort = new AbortController();
   const el = h('section', { class: 'alarm' }, h('h1', { tabindex: '-1' }, `Alarm ${id}`), h('p', { class: 'muted' }, 'Loading…'));
+  // Kept across redraws of the alarm, so its answer stays while the alarm changes.
+  const troubleshoot = troubleshootPart(id, abort.signal);
   let current: Alarm | null = null;
   let error = '';
   const announce = h('p', { class: 'visually-hidden', 'aria-live': 'assertive' });
@@ -230,6 +242,7 @@ export function alarmPage(route: Route): Page {
       ),
       announce,
       h('div', { class: 'card', 'data-alarm': a.id }, alarmDetail(a, hooks)),
+      troubleshoot,
     );
     restoreTyped(el, typed);
     refocus(el, key, () => el.querySelector('h1'));

@@ -1,6 +1,7 @@
 // Twin detail: its open alarm and what its anomaly detector says now, latest values against
 // the normal ranges, a live chart per numeric signal from the WebSocket, the history of one
-// signal with zoom and the anomaly score below it, properties and relations.
+// signal with zoom and the anomaly score below it, properties and relations, and a link to
+// its what-if page.
 
 import { api, mapLimit } from '../api';
 import { alarmLine } from '../alarm-view';
@@ -131,7 +132,16 @@ export function twinPage(route: Route): Page {
       { class: 'page-head' },
       crumbs,
       h('h1', { tabindex: '-1' }, title, state.name && state.name !== state.id ? h('span', { class: 'muted id' }, state.id) : null),
-      h('p', { class: 'subtitle' }, 'Model ', link(`/models/${seg(model.id)}`, `${model.name} (v${model.version})`), ' · ', healthEl),
+      h(
+        'p',
+        { class: 'subtitle' },
+        'Model ',
+        link(`/models/${seg(model.id)}`, `${model.name} (v${model.version})`),
+        ' · ',
+        healthEl,
+        ' · ',
+        h('a', { href: `#/twins/${seg(state.id)}/whatif`, class: 'whatif-link' }, 'What-if'),
+      ),
       alarmEl,
       h(
         'nav',

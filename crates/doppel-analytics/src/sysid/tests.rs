@@ -31,6 +31,7 @@ fn asset() -> AssetModel {
         ],
         properties: vec![],
         relations: vec![],
+        failure_modes: vec![],
     }
 }
 

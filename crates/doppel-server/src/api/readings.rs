@@ -122,9 +122,13 @@ pub async fn write_lp(
         .map_err(|e| ApiError::field("body", format!("not UTF-8: {e}")))?;
     let decoded = line_protocol::decode(text, precision, now_ns())
         .map_err(|e| rejected(&s, IngestSource::LineProtocol, e))?;
-    let label = decoded.label();
+    let line_protocol::Decoded { batch, lines } = decoded;
     s.engine
-        .ingest(decoded.batch.clone(), IngestSource::LineProtocol, label)
+        .ingest(
+            batch,
+            IngestSource::LineProtocol,
+            line_protocol::label(&lines),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,9 +4,9 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use doppel_analytics::sysid::{
-    Cause, FitConfig, OptimizeResult, OptimizeSpec, ScenarioSpec, TroubleshootConfig,
+    Cause, FitConfig, GraphLink, OptimizeResult, OptimizeSpec, ScenarioSpec, TroubleshootConfig,
 };
-use doppel_engine::whatif::{ModelSummary, WhatIfAnswer};
+use doppel_engine::whatif::{GraphAnswer, ModelSummary, WhatIfAnswer};
 use doppel_model::{parse_time, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -155,6 +155,51 @@ pub async fn scenarios(
     let h = req.horizon_s.unwrap_or(3_600.0);
     let alone = ScenarioSpec::baseline(h, (h / 1_000.0).max(1.0));
     Ok(Json(s.engine.scenarios(&id, start, list, alone).await?))
+}
+
+/// One twin of a linked scenario and what changes on it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct GraphTwin {
+    pub twin: String,
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub spec: ScenarioSpec,
+}
+
+/// A linked scenario: twins (each with its horizon, step and changes) and links feeding an
+/// upstream twin's output to a downstream twin's input along a relation between them.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphRequest {
+    pub start: Option<String>,
+    pub twins: Vec<GraphTwin>,
+    /// `{"from_twin", "from_signal", "to_twin", "to_signal"}`.
+    #[schema(value_type = Vec<Object>)]
+    #[serde(default)]
+    pub links: Vec<GraphLink>,
+}
+
+#[utoipa::path(post, path = "/api/v1/scenarios", tag = "what-if", request_body = GraphRequest,
+    responses((status = 200, body = GraphAnswer), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn graph_scenarios(
+    _: Authed<Reader>,
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<GraphRequest>,
+) -> ApiResult<Json<GraphAnswer>> {
+    let start = time_field("start", req.start.as_deref())?;
+    if req.twins.is_empty() || req.twins.len() > MAX_SCENARIOS {
+        return Err(ApiError::field(
+            "twins",
+            format!("between 1 and {MAX_SCENARIOS} twins"),
+        ));
+    }
+    let nodes = req.twins.into_iter().map(|t| (t.twin, t.spec)).collect();
+    Ok(Json(
+        s.engine.graph_scenarios(start, nodes, req.links).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/twins/{id}/optimize", tag = "what-if",

@@ -2,7 +2,10 @@
 //! `pump_1,site=a bearing_temp=71.2,running=true 1700000000000000000`.
 //! The twin is the `twin` tag when present, else the measurement; fields are signals;
 //! a line without a timestamp takes the server's time. Parsing uses the
-//! `influxdb-line-protocol` crate (the parser of InfluxDB 3 itself).
+//! `influxdb-line-protocol` crate (the parser of InfluxDB 3 itself); lines in the plain
+//! form that clients send (no escapes, no quoted strings, decimal numbers) take a direct
+//! scan first that gives the same result without building the crate's intermediate form,
+//! and anything else goes to the crate.
 
 use doppel_model::{Batch, Precision, Reading, Timestamp, ValidationErrors, Value};
 use influxdb_line_protocol::{parse_lines, split_lines, FieldValue};
@@ -17,8 +20,13 @@ pub struct Decoded {
 impl Decoded {
     /// Field-path prefix of reading `i`: `lines[7].`.
     pub fn label(&self) -> impl Fn(usize) -> String + '_ {
-        |i| format!("lines[{}].", self.lines.get(i).copied().unwrap_or(0))
+        label(&self.lines)
     }
+}
+
+/// Field-path prefix of reading `i` given each reading's line number: `lines[7].`.
+pub fn label(lines: &[usize]) -> impl Fn(usize) -> String + '_ {
+    |i| format!("lines[{}].", lines.get(i).copied().unwrap_or(0))
 }
 
 /// Decodes a whole body; any bad line refuses the body, reporting every bad line.
@@ -34,6 +42,33 @@ pub fn decode(
         let n = idx + 1;
         let trimmed = raw.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if let Some(line) = scan_plain(trimmed) {
+            let ts = match line.ts {
+                None => now,
+                Some(t) => match precision.to_nanos(t) {
+                    Some(t) => t,
+                    None => {
+                        errs.push(
+                            format!("lines[{n}].timestamp"),
+                            format!("{t} overflows at this precision"),
+                        );
+                        continue;
+                    }
+                },
+            };
+            let values = line
+                .fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            readings.push(Reading {
+                twin: line.twin.to_string(),
+                ts,
+                values,
+            });
+            lines.push(n);
             continue;
         }
         let parsed = match parse_lines(trimmed).next() {
@@ -96,6 +131,102 @@ pub fn decode(
     })
 }
 
+/// One line as the direct scan reads it.
+#[derive(Debug, PartialEq)]
+struct PlainLine<'a> {
+    twin: &'a str,
+    ts: Option<i64>,
+    fields: Vec<(&'a str, Value)>,
+}
+
+/// Reads a line of the plain form `measurement[,tag=value...] field=value[,...] [timestamp]`
+/// whose names need no escapes and whose values are decimal floats, `i` integers or bools.
+/// `None` means "not plain": the caller hands the line to the full parser, which also
+/// reports any error, so this never decides that a line is bad.
+fn scan_plain(line: &str) -> Option<PlainLine<'_>> {
+    if line
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'"' | b'\t' | b'\n' | b'\r' | 0))
+    {
+        return None;
+    }
+    let mut parts = line.split(' ');
+    let series = parts.next()?;
+    let field_set = parts.next()?;
+    let ts = match parts.next() {
+        None => None,
+        Some(t) => Some(plain_int(t)?),
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    let mut series = series.split(',');
+    let measurement = series
+        .next()
+        .filter(|m| !m.is_empty() && !m.contains('='))?;
+    let mut twin = None;
+    for tag in series {
+        let (k, v) = plain_pair(tag)?;
+        if k == "twin" && twin.is_none() {
+            twin = Some(v);
+        }
+    }
+    let mut fields = Vec::with_capacity(8);
+    for field in field_set.split(',') {
+        let (k, v) = plain_pair(field)?;
+        fields.push((k, plain_value(v)?));
+    }
+    Some(PlainLine {
+        twin: twin.unwrap_or(measurement),
+        ts,
+        fields,
+    })
+}
+
+/// `key=value` with both sides non-empty and no other `=`.
+fn plain_pair(s: &str) -> Option<(&str, &str)> {
+    let (k, v) = s.split_once('=')?;
+    (!k.is_empty() && !v.is_empty() && !v.contains('=')).then_some((k, v))
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `-?[0-9]+` as an i64; `None` for anything else, including overflow.
+fn plain_int(s: &str) -> Option<i64> {
+    digits(s.strip_prefix('-').unwrap_or(s))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// A field value in one of the plain forms: `-?[0-9]+i`, `-?[0-9]+(.[0-9]+)?([eE][-+]?[0-9]+)?`
+/// or one of the ten spellings of a bool.
+fn plain_value(v: &str) -> Option<Value> {
+    match v {
+        "t" | "T" | "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    if let Some(i) = v.strip_suffix('i') {
+        return plain_int(i).map(Value::Int);
+    }
+    let unsigned = v.strip_prefix('-').unwrap_or(v);
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => digits(int) && digits(frac),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    if !(mantissa_ok && exponent_ok) {
+        return None;
+    }
+    v.parse().ok().map(Value::Float)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -131,7 +262,86 @@ mod tests {
         assert!(decode("", Precision::Nanoseconds, 0).is_err());
     }
 
+    type Owned = (String, Option<i64>, Vec<(String, Value)>);
+
+    fn owned(p: PlainLine<'_>) -> Owned {
+        let fields = p.fields.into_iter().map(|(k, v)| (k.to_string(), v));
+        (p.twin.to_string(), p.ts, fields.collect())
+    }
+
+    /// The full parser's reading of one line, in the direct scan's terms.
+    fn full_parse(line: &str) -> Option<Owned> {
+        let p = parse_lines(line).next()?.ok()?;
+        let twin = p
+            .series
+            .tag_set
+            .as_ref()
+            .and_then(|tags| tags.iter().find(|(k, _)| k.as_str() == "twin"))
+            .map(|(_, v)| v.as_str().to_string())
+            .unwrap_or_else(|| p.series.measurement.as_str().to_string());
+        let mut fields = Vec::new();
+        for (k, v) in &p.field_set {
+            let v = match v {
+                FieldValue::F64(f) => Value::Float(*f),
+                FieldValue::I64(i) => Value::Int(*i),
+                FieldValue::Boolean(b) => Value::Bool(*b),
+                _ => return None,
+            };
+            fields.push((k.as_str().to_string(), v));
+        }
+        Some((twin, p.timestamp, fields))
+    }
+
+    #[test]
+    fn plain_lines_scan_like_the_full_parser() {
+        for line in [
+            "pump_1 temp=71.2,on=true,cycles=3i 1000",
+            "sensors,site=a,twin=pump_2 temp=-1e3,x=2.5E-2,y=-0 -5",
+            "m,twin=a,twin=b x=1",
+            "m x=T,y=False,z=12345678901234567890",
+        ] {
+            let fast = scan_plain(line).map(owned);
+            assert!(fast.is_some(), "{line}");
+            assert_eq!(fast, full_parse(line), "{line}");
+        }
+        for line in [
+            "m x=\"s\"",
+            "m x=1u",
+            "m x=1.",
+            "m x=.5",
+            "m x=1e",
+            "m  x=1",
+            "m x=1 1 2",
+            "m,t x=1",
+            "m x=99999999999999999999i",
+            "m x=1 99999999999999999999",
+            "m\\ x=1",
+            "m,a=b=c x=1",
+        ] {
+            assert_eq!(scan_plain(line), None, "{line}");
+        }
+    }
+
     proptest! {
+        /// Whenever the direct scan reads a line, the full parser reads it the same way.
+        #[test]
+        fn scan_agrees_with_the_full_parser(s in r#"[a-c]{1,2}(,[a-c]{0,2}=[a-c0-9=]{0,2}){0,2} ([a-c,]{0,2}=[-+0-9.eEtTfFrueals ui]{0,6}){1,3}( -?[0-9]{1,3})?"#) {
+            if let Some(fast) = scan_plain(&s) {
+                prop_assert_eq!(Some(owned(fast)), full_parse(&s));
+            }
+        }
+
+        /// The same on lines that are mostly well formed, so most take the direct scan.
+        #[test]
+        fn scan_agrees_on_wellformed_lines(s in r#"[a-c]{1,2}(,[a-c]{1,2}=[a-c0-9]{1,2}){0,2} [a-c]{1,2}=(-?[0-9]{1,3}(\.[0-9]{1,2})?([eE][-+]?[0-9]{1,2})?i?|t|F|true|False)(,[a-c]{1,2}=(-?[0-9]{1,3}(\.[0-9]{1,2})?|T|f)){0,2}( -?[0-9]{1,3})?"#) {
+            let fast = scan_plain(&s);
+            // Only an `i` after a float or exponent makes such a line not plain.
+            prop_assert!(fast.is_some() || s.contains('i'), "{}", s);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Some(owned(fast)), full_parse(&s));
+            }
+        }
+
         #[test]
         fn arbitrary_text_never_panics(s in "\\PC{0,120}") {
             let _ = decode(&s, Precision::Nanoseconds, 0);

@@ -425,7 +425,8 @@ impl Hooks {
                 | EngineError::AlarmConflict(_)
                 | EngineError::AdviceNotFound(_)
                 | EngineError::AdviceConflict(_)
-                | EngineError::WhatIf(_) => refusal.server_fault(None, &e),
+                | EngineError::WhatIf(_)
+                | EngineError::NotEnoughHistory(_) => refusal.server_fault(None, &e),
             },
         }
     }

@@ -1,0 +1,183 @@
+//! The fast path of batch validation: the same checks as `Catalog::validate_batch`, without
+//! building a field path per value and with interned names, so a valid batch costs no
+//! allocation per signal name. Any problem sends the whole batch to `validate_batch`, which
+//! reports every error with its field path; a valid batch gives the same `ValidatedBatch`
+//! from either path.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use doppel_model::{Batch, Catalog, ValidatedBatch, ValidatedReading};
+use parking_lot::{RwLock, RwLockReadGuard};
+
+/// Interned names are forgotten once there are this many (names of deleted twins and models
+/// would otherwise stay for the life of the process).
+const MAX_NAMES: usize = 1 << 20;
+
+type NameSet = HashSet<Arc<str>, foldhash::fast::RandomState>;
+
+/// One shared `Arc<str>` per twin, model and signal name the catalog accepted.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    set: RwLock<NameSet>,
+}
+
+impl Names {
+    /// The validated form of `batch` if it passes every check of
+    /// `Catalog::validate_batch`; `None` if anything fails (the caller then asks
+    /// `validate_batch` for the errors).
+    pub(crate) fn validate(&self, catalog: &Catalog, batch: &Batch) -> Option<ValidatedBatch> {
+        let mut set = self.set.read();
+        let mut out = Vec::with_capacity(batch.readings.len());
+        for r in &batch.readings {
+            let twin = catalog.twin(&r.twin)?;
+            let model = catalog.model(&twin.model)?;
+            if r.values.is_empty() {
+                return None;
+            }
+            if has_duplicate(r.values.iter().map(|(n, _)| n.as_str())) {
+                return None;
+            }
+            let mut values = Vec::with_capacity(r.values.len());
+            for (name, v) in &r.values {
+                let spec = model.signal(name)?;
+                // A cheap clone for numbers and bools; `coerce` is the catalog's own rule.
+                let v = v.clone().coerce(spec.kind).ok()?;
+                values.push((self.intern(&mut set, name), v));
+            }
+            out.push(ValidatedReading {
+                twin: self.intern(&mut set, &r.twin),
+                model: self.intern(&mut set, &model.id),
+                ts: r.ts,
+                values,
+            });
+        }
+        Some(ValidatedBatch { readings: out })
+    }
+
+    fn intern(&self, set: &mut RwLockReadGuard<'_, NameSet>, name: &str) -> Arc<str> {
+        if let Some(a) = set.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        RwLockReadGuard::unlocked(set, || {
+            let mut w = self.set.write();
+            if w.len() >= MAX_NAMES {
+                w.clear();
+            }
+            w.insert(a.clone());
+        });
+        a
+    }
+}
+
+/// Whether a name occurs twice; quadratic for the usual handful of signals per reading.
+fn has_duplicate<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> bool {
+    if names.len() <= 32 {
+        let all: Vec<&str> = names.collect();
+        (1..all.len()).any(|i| all[..i].contains(&all[i]))
+    } else {
+        let mut seen = HashSet::with_capacity(names.len());
+        !names.into_iter().all(|n| seen.insert(n))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use doppel_model::{Reading, Value};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        c.put_model(
+            serde_json::from_value(json!({
+                "id": "pump", "name": "Pump",
+                "signals": [{"name": "temp", "unit": "C"}, {"name": "on", "kind": "bool"},
+                            {"name": "cycles", "kind": "int"}, {"name": "state", "kind": "string"}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        for id in ["p1", "p2"] {
+            c.put_twin(serde_json::from_value(json!({"id": id, "model": "pump"})).unwrap())
+                .unwrap();
+        }
+        c
+    }
+
+    fn value(k: u8, x: i64) -> Value {
+        match k {
+            0 => Value::Float(x as f64 / 2.0),
+            1 => Value::Int(x),
+            2 => Value::Bool(x % 2 == 0),
+            3 => Value::String(format!("v{x}")),
+            _ => Value::Float(f64::NAN),
+        }
+    }
+
+    proptest! {
+        /// The fast path accepts exactly what `validate_batch` accepts, with the same result.
+        #[test]
+        fn agrees_with_validate_batch(
+            readings in proptest::collection::vec(
+                (0u8..3, -5i64..5, proptest::collection::vec((0u8..5, 0u8..5, -4i64..4), 0..5)),
+                0..5,
+            )
+        ) {
+            let twins = ["p1", "p2", "nope"];
+            let signals = ["temp", "on", "cycles", "state", "bogus"];
+            let batch = Batch {
+                readings: readings
+                    .iter()
+                    .map(|(t, ts, vals)| Reading {
+                        twin: twins[*t as usize].to_string(),
+                        ts: *ts,
+                        values: vals
+                            .iter()
+                            .map(|(s, k, x)| (signals[*s as usize].to_string(), value(*k, *x)))
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            let c = catalog();
+            let names = Names::default();
+            let fast = names.validate(&c, &batch);
+            let slow = c.validate_batch(batch, |i| format!("[{i}]."));
+            match (fast, slow) {
+                (Some(f), Ok(s)) => prop_assert_eq!(f, s),
+                (None, Err(_)) => {}
+                (f, s) => prop_assert!(false, "fast {:?} but slow {:?}", f, s),
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_shared() {
+        let c = catalog();
+        let names = Names::default();
+        let batch = Batch {
+            readings: vec![
+                Reading {
+                    twin: "p1".into(),
+                    ts: 1,
+                    values: vec![("temp".into(), Value::Int(1))],
+                },
+                Reading {
+                    twin: "p1".into(),
+                    ts: 2,
+                    values: vec![("temp".into(), Value::Int(2))],
+                },
+            ],
+        };
+        let v = names.validate(&c, &batch).unwrap();
+        assert!(Arc::ptr_eq(&v.readings[0].twin, &v.readings[1].twin));
+        assert!(Arc::ptr_eq(
+            &v.readings[0].values[0].0,
+            &v.readings[1].values[0].0
+        ));
+        assert_eq!(v.readings[0].values[0].1, Value::Float(1.0));
+    }
+}
