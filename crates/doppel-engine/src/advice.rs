@@ -293,9 +293,10 @@ impl AdviceBook {
     }
 
     /// Applies one of a twin's tracker events. Returns the item and what changed, when
-    /// something did. An `updated` advice the book has no active item for (an event lost
-    /// in a crash) opens one; a withdrawal of scheduled work is noted but keeps it scheduled
-    /// (the operator decides).
+    /// something did. An `updated` advice the book has no active item for opens one (its
+    /// opening was lost in a crash) unless the latest item of that twin and mode is done: the
+    /// tracker had not yet heard of the maintenance. A withdrawal of scheduled work is noted
+    /// but keeps it scheduled (the operator decides).
     pub fn on_event(
         &mut self,
         twin: &str,
@@ -309,6 +310,16 @@ impl AdviceBook {
                     item.set_recommendation(advice);
                     item.push_history(advice.updated_at, "updated", None, None);
                     return Some((item.clone(), AdviceChange::Updated));
+                }
+                if matches!(event, AdviceEvent::Updated { .. }) {
+                    let latest = self
+                        .items
+                        .values()
+                        .rev()
+                        .find(|a| a.twin == twin && a.failure_mode == advice.failure_mode);
+                    if latest.is_some_and(|a| a.state == AdviceState::Done) {
+                        return None;
+                    }
                 }
                 let n = self.next_id;
                 self.next_id += 1;
@@ -770,6 +781,14 @@ mod tests {
         assert_eq!((a.state, c), (AdviceState::Done, AdviceChange::Done));
         assert_eq!(a.done.as_ref().unwrap().outcome, Outcome::Confirmed);
         assert!(book.active_for("p1").is_empty());
+        // The tracker's update from before it heard of the maintenance opens nothing.
+        let late = AdviceEvent::Updated {
+            advice: advice("bearing_wear", H, 6 * H, 7 * H),
+        };
+        assert!(book.on_event("p1", "pump", &late).is_none());
+        // An update whose opening was lost opens the item.
+        let (a, c) = book.on_event("p2", "pump", &late).unwrap();
+        assert_eq!((a.twin.as_str(), c), ("p2", AdviceChange::Opened));
         // Wrong states and unknown ids.
         assert!(matches!(
             book.done("V-000001", Outcome::NotFound, "op", None, 7 * H),
@@ -799,7 +818,7 @@ mod tests {
                 &opened(advice("bearing_wear", 40 * H, 40 * H, 60 * H)),
             )
             .unwrap();
-        assert_eq!(a.id, "V-000002");
+        assert_eq!(a.id, "V-000003");
     }
 
     #[test]
