@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use doppel_analytics::DetectorConfig;
+use doppel_analytics::{AdviceConfig, DetectorConfig};
 use doppel_model::{
     format_ts, AssetModel, Batch, Catalog, ModelError, Timestamp, Twin, TwinFilter, ValidatedBatch,
     Value, ValueKind,
@@ -17,6 +17,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::advice::{AdviceBook, AdviceItem, AdviceLog, AdviceQuery, Outcome};
+use crate::advice_service::{self, AdviceMsg, AdviceOp};
 use crate::alarm_service::{self, AlarmInput, OperatorOp};
 use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
@@ -45,6 +47,11 @@ pub struct EngineConfig {
     /// Settings of every twin's detector.
     pub detector: DetectorConfig,
     pub alarm_policy: AlarmPolicy,
+    /// Reading time between two maintenance-advice evaluations of a twin (only twins whose
+    /// model has failure modes are advised).
+    pub advice_every: std::time::Duration,
+    /// Settings of every twin's advice tracker.
+    pub advice: AdviceConfig,
 }
 
 impl EngineConfig {
@@ -61,6 +68,8 @@ impl EngineConfig {
             anomaly_detection: true,
             detector: DetectorConfig::default(),
             alarm_policy: AlarmPolicy::default(),
+            advice_every: std::time::Duration::from_secs(600),
+            advice: AdviceConfig::default(),
         }
     }
 }
@@ -125,6 +134,9 @@ pub struct TwinState {
     /// The twin's open alarm, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alarm: Option<Alarm>,
+    /// The twin's open and scheduled maintenance advice, soonest due first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<AdviceItem>,
 }
 
 /// What an [`Engine::import`] did.
@@ -170,6 +182,8 @@ pub struct Engine {
     closing: AtomicBool,
     alarm_book: Arc<Mutex<AlarmBook>>,
     alarm_tx: mpsc::Sender<AlarmInput>,
+    advice_book: Arc<Mutex<AdviceBook>>,
+    advice_tx: mpsc::Sender<AdviceMsg>,
     whatif: Arc<whatif::Models>,
 }
 
@@ -194,6 +208,22 @@ impl Engine {
         let metrics = Metrics::new();
         let (bus, _) = broadcast::channel(config.bus_capacity.max(16));
         let reading_watchers = ReadingWatchers::default();
+        let (advice_log, advice_book) = {
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || AdviceLog::open(&d))
+                .await
+                .map_err(|e| EngineError::Persist {
+                    path: dir.clone(),
+                    source: std::io::Error::other(e),
+                })??
+        };
+        let advice_book = Arc::new(Mutex::new(advice_book));
+        let (advice_tx, _) = advice_service::spawn(
+            advice_book.clone(),
+            advice_log,
+            bus.clone(),
+            metrics.clone(),
+        );
         let (log, book, saved) = {
             let (d, policy) = (dir.clone(), config.alarm_policy.clone());
             let detectors = config.anomaly_detection;
@@ -212,6 +242,12 @@ impl Engine {
                 source: std::io::Error::other(e),
             })??
         };
+        // Alarms confirmed with their fault kind are labelled cases for advice too.
+        for a in book.list(&AlarmQuery::default()).into_iter().rev() {
+            if let Some(case) = crate::advice::alarm_case(&a) {
+                advice_book.lock().add_case(&a.model, case);
+            }
+        }
         let alarm_book = Arc::new(Mutex::new(book));
         let (alarm_tx, _) =
             alarm_service::spawn(alarm_book.clone(), log, bus.clone(), metrics.clone());
@@ -231,9 +267,12 @@ impl Engine {
                     metrics: metrics.clone(),
                     store: store.clone(),
                     alarms: alarm_tx.clone(),
-                    detectors: config
-                        .anomaly_detection
-                        .then(|| Detectors::new(config.detector.clone(), saved)),
+                    advice: advice_tx.clone(),
+                    advice_book: advice_book.clone(),
+                    detectors: config.anomaly_detection.then(|| {
+                        Detectors::new(config.detector.clone(), saved)
+                            .with_advice(config.advice.clone(), config.advice_every)
+                    }),
                     state_path: detect::state_path(&dir, i),
                 };
                 shard::spawn(config.shard_capacity.max(1), ctx).0
@@ -254,6 +293,8 @@ impl Engine {
             closing: AtomicBool::new(false),
             alarm_book,
             alarm_tx,
+            advice_book,
+            advice_tx,
             whatif: Arc::new(whatif::Models::new(&dir)),
         });
         let store = engine.store.clone();
@@ -535,6 +576,10 @@ impl Engine {
             .alarm_tx
             .send(AlarmInput::RemoveTwin(id.to_string()))
             .await;
+        let _ = self
+            .advice_tx
+            .send(AdviceMsg::RemoveTwin(id.to_string()))
+            .await;
         Ok(())
     }
 
@@ -616,6 +661,10 @@ impl Engine {
             alarm: match at {
                 None => self.alarm_book.lock().open_for(id).cloned(),
                 Some(_) => None,
+            },
+            advice: match at {
+                None => self.advice_book.lock().active_for(id),
+                Some(_) => Vec::new(),
             },
             health,
         })
@@ -1061,7 +1110,104 @@ impl Engine {
         let false_alarm = verdict == Verdict::FalseAlarm;
         self.to_twin_shard(&alarm.twin, |twin| ShardCmd::Feedback { twin, false_alarm })
             .await;
+        if let Some(case) = crate::advice::alarm_case(&alarm) {
+            let model = alarm.model.clone();
+            let _ = self.advice_tx.send(AdviceMsg::Case { model, case }).await;
+        }
         Ok(alarm)
+    }
+
+    /// Advice matching `q`, newest first.
+    pub fn advice(&self, q: &AdviceQuery) -> Vec<AdviceItem> {
+        self.advice_book.lock().list(q)
+    }
+
+    pub fn advice_item(&self, id: &str) -> Result<AdviceItem, EngineError> {
+        self.advice_book
+            .lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::AdviceNotFound(id.to_string()))
+    }
+
+    async fn advice_op(&self, op: AdviceOp) -> Result<AdviceItem, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.advice_tx
+            .send(AdviceMsg::Operator { op, reply })
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Plans the advised work for `for_ts` (`by`: the token id).
+    pub async fn schedule_advice(
+        &self,
+        id: &str,
+        for_ts: Timestamp,
+        by: &str,
+        note: Option<String>,
+        now: Timestamp,
+    ) -> Result<AdviceItem, EngineError> {
+        self.advice_op(AdviceOp::Schedule {
+            id: id.to_string(),
+            for_ts,
+            by: by.to_string(),
+            note,
+            now,
+        })
+        .await
+    }
+
+    /// The advised work is done, with its outcome (kept on the item as its label; a confirmed
+    /// one becomes a past case for the model's later recommendations). The twin is
+    /// maintained: its tracker holds the failure mode off for a while, and its detector
+    /// forgets its alarm decision and its open alarm is cleared, as an operator's clear does.
+    pub async fn advice_done(
+        &self,
+        id: &str,
+        outcome: Outcome,
+        note: Option<String>,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<AdviceItem, EngineError> {
+        let item = self
+            .advice_op(AdviceOp::Done {
+                id: id.to_string(),
+                outcome,
+                by: by.to_string(),
+                note,
+                now,
+            })
+            .await?;
+        let failure_mode = item.failure_mode.clone();
+        self.to_twin_shard(&item.twin, |twin| ShardCmd::DismissAdvice {
+            twin,
+            failure_mode,
+        })
+        .await;
+        let open_alarm = self
+            .alarm_book
+            .lock()
+            .open_for(&item.twin)
+            .map(|a| a.id.clone());
+        match open_alarm {
+            Some(alarm) => {
+                let note = Some(format!("maintenance done ({})", item.id));
+                match self.clear_alarm(&alarm, by, note, now).await {
+                    // Cleared meanwhile by its condition or an operator: nothing left to do.
+                    Ok(_) | Err(EngineError::AlarmConflict(_)) => {}
+                    // The advice is done (and logged) whatever happens to the alarm.
+                    Err(e) => {
+                        tracing::warn!(error = %e, alarm = %alarm, "alarm not cleared after maintenance")
+                    }
+                }
+            }
+            None => {
+                self.to_twin_shard(&item.twin, |twin| ShardCmd::ResetAlarm { twin })
+                    .await
+            }
+        }
+        Ok(item)
     }
 
     /// Stops accepting input and closes the store after its last group commit. Every

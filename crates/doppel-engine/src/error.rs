@@ -31,6 +31,11 @@ pub enum EngineError {
     /// The action does not fit the alarm's state (acknowledging twice, clearing a cleared one).
     #[error("{0}")]
     AlarmConflict(String),
+    #[error("advice `{0}` not found")]
+    AdviceNotFound(String),
+    /// The action does not fit the advice's state (scheduling or closing done advice).
+    #[error("{0}")]
+    AdviceConflict(String),
     /// The twin's history cannot answer this yet (too short, or nothing in the window).
     #[error("{0}")]
     NotEnoughHistory(String),

@@ -7,6 +7,8 @@
 //! only after all of that, so an acknowledged reading is durable, visible in the twin's state
 //! and already sent to subscribers.
 
+pub mod advice;
+mod advice_service;
 mod alarm_service;
 pub mod alarms;
 mod catalog_file;
@@ -19,6 +21,7 @@ mod metrics;
 mod shard;
 pub mod whatif;
 
+pub use advice::{AdviceChange, AdviceItem, AdviceQuery, AdviceState, Outcome};
 pub use alarms::{Alarm, AlarmChange, AlarmQuery, AlarmState, Severity, Verdict};
 pub use detect::{TwinHealth, SCORE_SIGNAL};
 pub use engine::{

@@ -1,4 +1,5 @@
-//! The live bus: every applied reading, and every alarm change, becomes an [`Event`]
+//! The live bus: every applied reading, every alarm change and every maintenance-advice
+//! change becomes an [`Event`]
 //! broadcast to subscribers (WebSocket, SSE, the MQTT alarm topics, webhooks). The bus is a bounded ring: a subscriber
 //! that falls behind skips the oldest events (counted in `live_events_skipped_total`) and
 //! never slows ingest.
@@ -11,10 +12,11 @@ use doppel_model::{format_ts, Timestamp, Value};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::advice::{AdviceChange, AdviceItem};
 use crate::alarms::{Alarm, AlarmChange};
 use crate::Metrics;
 
-/// One reading applied to a twin, or one change of an alarm on a twin.
+/// One reading applied to a twin, or one change of an alarm or of advice on a twin.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Event {
     #[schema(value_type = String)]
@@ -25,8 +27,8 @@ pub struct Event {
     pub time: String,
     /// Nanoseconds since the epoch, same instant as `time`.
     pub ts: Timestamp,
-    /// `"type": "reading"` with `values` and `late`, or `"type": "alarm"` with `change`
-    /// and `alarm`.
+    /// `"type": "reading"` with `values` and `late`, `"type": "alarm"` with `change`
+    /// and `alarm`, or `"type": "advice"` with `change` and `advice`.
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub body: EventBody,
@@ -46,6 +48,10 @@ pub enum EventBody {
     Alarm {
         change: AlarmChange,
         alarm: Arc<Alarm>,
+    },
+    Advice {
+        change: AdviceChange,
+        advice: Arc<AdviceItem>,
     },
 }
 
@@ -79,11 +85,23 @@ impl Event {
         }
     }
 
+    /// A maintenance-advice change as an event.
+    pub fn advice(advice: Arc<AdviceItem>, change: AdviceChange, ts: Timestamp) -> Event {
+        Event {
+            twin: Arc::from(advice.twin.as_str()),
+            model: Arc::from(advice.model.as_str()),
+            time: format_ts(ts),
+            ts,
+            body: EventBody::Advice { change, advice },
+            json: OnceLock::new(),
+        }
+    }
+
     /// The reading's values, for a reading event.
     pub fn values(&self) -> Option<&BTreeMap<Arc<str>, Value>> {
         match &self.body {
             EventBody::Reading { values, .. } => Some(values),
-            EventBody::Alarm { .. } => None,
+            EventBody::Alarm { .. } | EventBody::Advice { .. } => None,
         }
     }
 
@@ -103,6 +121,7 @@ pub struct EventFilter {
     pub signals: HashSet<String>,
     pub readings: bool,
     pub alarms: bool,
+    pub advice: bool,
 }
 
 impl Default for EventFilter {
@@ -113,6 +132,7 @@ impl Default for EventFilter {
             signals: HashSet::new(),
             readings: true,
             alarms: true,
+            advice: true,
         }
     }
 }
@@ -136,20 +156,27 @@ impl EventFilter {
             signals: split(signals),
             readings: true,
             alarms: true,
+            advice: true,
         }
     }
 
     /// Restricts the filter to event types named in a comma-separated list (`reading`,
-    /// `alarm`); `None` keeps both. Unknown names are returned as an error.
+    /// `alarm`, `advice`); `None` keeps all. Unknown names are returned as an error.
     pub fn with_types(mut self, types: Option<&str>) -> Result<Self, String> {
         let Some(types) = types else { return Ok(self) };
         self.readings = false;
         self.alarms = false;
+        self.advice = false;
         for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             match t {
                 "reading" | "readings" => self.readings = true,
                 "alarm" | "alarms" => self.alarms = true,
-                other => return Err(format!("unknown event type {other:?}; use reading, alarm")),
+                "advice" => self.advice = true,
+                other => {
+                    return Err(format!(
+                        "unknown event type {other:?}; use reading, alarm, advice"
+                    ))
+                }
             }
         }
         Ok(self)
@@ -172,6 +199,16 @@ impl EventFilter {
                             .signals
                             .iter()
                             .any(|s| self.signals.contains(&s.signal)));
+                return wanted.then(|| ev.clone());
+            }
+            EventBody::Advice { advice, .. } => {
+                let wanted = self.advice
+                    && (self.signals.is_empty()
+                        || advice
+                            .recommendation
+                            .evidence
+                            .iter()
+                            .any(|e| self.signals.contains(&e.signal)));
                 return wanted.then(|| ev.clone());
             }
             EventBody::Reading { values, late } => (values, *late),
@@ -304,5 +341,8 @@ mod tests {
         let only_alarms = EventFilter::default().with_types(Some("alarm")).unwrap();
         assert!(only_alarms.apply(&ev()).is_none());
         assert!(EventFilter::default().with_types(Some("nope")).is_err());
+        let only_advice = EventFilter::default().with_types(Some("advice")).unwrap();
+        assert!(only_advice.advice && !only_advice.alarms && !only_advice.readings);
+        assert!(only_advice.apply(&ev()).is_none());
     }
 }

@@ -36,6 +36,12 @@ pub struct Metrics {
     /// Anomaly scores that could not be written to history, or score updates dropped
     /// because the alarm service was busy.
     pub analytics_dropped: IntCounterVec,
+    /// Maintenance advice changes (opened, updated, scheduled, done, withdrawn), by change.
+    pub advice_changes: IntCounterVec,
+    /// Advice items kept, by state.
+    pub advice: IntGaugeVec,
+    /// Advice log appends that failed.
+    pub advice_log_errors: IntCounter,
 }
 
 impl Metrics {
@@ -108,8 +114,26 @@ impl Metrics {
             &["reason"],
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let advice_changes = IntCounterVec::new(
+            Opts::new("advice_changes_total", "Maintenance advice changes by kind"),
+            &["change"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let advice = IntGaugeVec::new(
+            Opts::new("advice", "Maintenance advice items kept, by state"),
+            &["state"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let advice_log_errors = IntCounter::new(
+            "advice_log_errors_total",
+            "Advice changes that could not be appended to the advice log",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(ingest_points.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(advice_changes.clone()),
+            Box::new(advice.clone()),
+            Box::new(advice_log_errors.clone()),
             Box::new(readings_scored.clone()),
             Box::new(alarm_changes.clone()),
             Box::new(alarms.clone()),
@@ -144,6 +168,9 @@ impl Metrics {
             alarms,
             alarm_log_errors,
             analytics_dropped,
+            advice_changes,
+            advice,
+            advice_log_errors,
         }
     }
 

@@ -16,6 +16,8 @@ use doppel_model::{Catalog, Timestamp, ValidatedReading, Value};
 use doppel_store::{Row, Store};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::advice::AdviceBook;
+use crate::advice_service::AdviceMsg;
 use crate::alarm_service::AlarmInput;
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
 use crate::live::ReadingWatchers;
@@ -62,6 +64,12 @@ pub(crate) enum ShardCmd {
     ResetAlarm {
         twin: Arc<str>,
     },
+    /// Maintenance was done on the twin for `failure_mode`: its advice tracker holds the mode
+    /// off for a while.
+    DismissAdvice {
+        twin: Arc<str>,
+        failure_mode: String,
+    },
     /// Save the detectors now (shutdown).
     Save {
         done: oneshot::Sender<Result<(), EngineError>>,
@@ -83,6 +91,9 @@ pub(crate) struct ShardCtx {
     pub metrics: Metrics,
     pub store: Arc<Store>,
     pub alarms: mpsc::Sender<AlarmInput>,
+    /// The advice service, and its book (read for the labelled past cases of a model).
+    pub advice: mpsc::Sender<AdviceMsg>,
+    pub advice_book: Arc<parking_lot::Mutex<AdviceBook>>,
     /// `None` when anomaly detection is off.
     pub detectors: Option<Detectors>,
     /// Where the detectors are saved.
@@ -110,6 +121,10 @@ enum DetectCmd {
     ResetAlarm {
         twin: Arc<str>,
     },
+    DismissAdvice {
+        twin: Arc<str>,
+        failure_mode: String,
+    },
     Save {
         done: oneshot::Sender<Result<(), EngineError>>,
     },
@@ -121,6 +136,8 @@ struct DetectCtx {
     metrics: Metrics,
     store: Arc<Store>,
     alarms: mpsc::Sender<AlarmInput>,
+    advice: mpsc::Sender<AdviceMsg>,
+    advice_book: Arc<parking_lot::Mutex<AdviceBook>>,
     state_path: PathBuf,
 }
 
@@ -134,6 +151,8 @@ pub(crate) fn spawn(
         metrics,
         store,
         alarms,
+        advice,
+        advice_book,
         detectors,
         state_path,
     } = ctx;
@@ -147,6 +166,8 @@ pub(crate) fn spawn(
             metrics: metrics.clone(),
             store,
             alarms,
+            advice,
+            advice_book,
             state_path,
         };
         tokio::spawn(run_detectors(rx, dctx));
@@ -240,6 +261,9 @@ async fn run(
             ShardCmd::ResetAlarm { twin } => {
                 forward(DetectCmd::ResetAlarm { twin }).await;
             }
+            ShardCmd::DismissAdvice { twin, failure_mode } => {
+                forward(DetectCmd::DismissAdvice { twin, failure_mode }).await;
+            }
             ShardCmd::Save { done } => match &detect {
                 None => {
                     let _ = done.send(Ok(()));
@@ -286,6 +310,7 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
             DetectCmd::Observe { readings, catalog } => {
                 let mut scores = Vec::new();
                 let mut alarm_inputs = Vec::new();
+                let mut advice_msgs = Vec::new();
                 for r in &readings {
                     if let Some((was, score)) = ctx.detectors.observe(&catalog, r) {
                         learned = true;
@@ -306,6 +331,17 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                                 model: r.model.clone(),
                                 was_anomaly: was,
                                 score: score.clone(),
+                            });
+                        }
+                        let book = &ctx.advice_book;
+                        let events = ctx
+                            .detectors
+                            .advise(&catalog, r, |model| book.lock().past_cases(model));
+                        if !events.is_empty() {
+                            advice_msgs.push(AdviceMsg::Events {
+                                twin: r.twin.clone(),
+                                model: r.model.clone(),
+                                events,
                             });
                         }
                     }
@@ -329,6 +365,10 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                 for input in alarm_inputs {
                     send_alarm_input(&ctx, input).await;
                 }
+                // Advice changes are rare (a few per fault): they always get through.
+                for msg in advice_msgs {
+                    let _ = ctx.advice.send(msg).await;
+                }
             }
             DetectCmd::Health { twin, reply } => {
                 let _ = reply.send(ctx.detectors.twins.get(&twin).map(|t| t.health()));
@@ -346,6 +386,20 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
             DetectCmd::ResetAlarm { twin } => {
                 if let Some(t) = ctx.detectors.twins.get_mut(&twin) {
                     t.det.reset_alarm();
+                    learned = true;
+                }
+            }
+            DetectCmd::DismissAdvice { twin, failure_mode } => {
+                let dismissed = ctx.detectors.dismiss_advice(&twin, &failure_mode);
+                // Saved at once (operator actions are rare): a crash must not bring back, as
+                // open in the tracker, advice the book already has as done.
+                if dismissed {
+                    if let Err(e) = save(&ctx).await {
+                        tracing::warn!(error = %e, "saving detector state failed; retried later");
+                        learned = true;
+                    }
+                } else {
+                    // The hold-off alone is saved with the next periodic save.
                     learned = true;
                 }
             }

@@ -98,8 +98,11 @@ impl From<EngineError> for ApiError {
             | EngineError::Model(ModelError::TwinNotFound(_))
             | EngineError::TwinNotFound(_)
             | EngineError::SignalNotFound { .. }
-            | EngineError::AlarmNotFound(_) => ApiError::not_found(msg),
-            EngineError::AlarmConflict(_) => ApiError::new(StatusCode::CONFLICT, msg),
+            | EngineError::AlarmNotFound(_)
+            | EngineError::AdviceNotFound(_) => ApiError::not_found(msg),
+            EngineError::AlarmConflict(_) | EngineError::AdviceConflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, msg)
+            }
             EngineError::Model(ModelError::ModelInUse { .. })
             | EngineError::Model(ModelError::TwinHasChildren { .. })
             | EngineError::Model(ModelError::AlreadyExists { .. }) => {

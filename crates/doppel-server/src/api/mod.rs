@@ -1,5 +1,6 @@
 //! The HTTP API: routes, OpenAPI document, health and metrics.
 
+pub mod advice;
 pub mod alarms;
 pub mod auth;
 pub mod body;
@@ -36,7 +37,7 @@ impl Modify for SecurityAddon {
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "doppel", description = "Real-time digital-twin engine: models, twins, readings, history, live events, alarms."),
+    info(title = "doppel", description = "Real-time digital-twin engine: models, twins, readings, history, live events, alarms, maintenance advice."),
     paths(
         catalog::list_models, catalog::create_model, catalog::get_model, catalog::put_model,
         catalog::delete_model, catalog::list_twins, catalog::create_twin, catalog::get_twin,
@@ -46,10 +47,11 @@ impl Modify for SecurityAddon {
         readings::post_readings, readings::post_bulk, readings::write_lp,
         history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
-        alarms::unshelve, alarms::feedback, webhooks::list, webhooks::create, webhooks::delete,
+        alarms::unshelve, alarms::feedback, advice::list, advice::get, advice::schedule,
+        advice::done, webhooks::list, webhooks::create, webhooks::delete,
     ),
     modifiers(&SecurityAddon),
-    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "webhooks"), (name = "what-if"))
+    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "advice"), (name = "webhooks"), (name = "what-if"))
 )]
 pub struct ApiDoc;
 
@@ -139,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .route("/alarms/{id}/shelve", post(alarms::shelve))
         .route("/alarms/{id}/unshelve", post(alarms::unshelve))
         .route("/alarms/{id}/feedback", post(alarms::feedback))
+        .route("/advice", get(advice::list))
+        .route("/advice/{id}", get(advice::get))
+        .route("/advice/{id}/schedule", post(advice::schedule))
+        .route("/advice/{id}/done", post(advice::done))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/stream", get(live::websocket))
@@ -201,13 +207,17 @@ mod tests {
             "/api/v1/alarms/{id}/shelve",
             "/api/v1/alarms/{id}/unshelve",
             "/api/v1/alarms/{id}/feedback",
+            "/api/v1/advice",
+            "/api/v1/advice/{id}",
+            "/api/v1/advice/{id}/schedule",
+            "/api/v1/advice/{id}/done",
             "/api/v1/webhooks",
             "/api/v1/webhooks/{id}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 37, "every handler documented once");
+        assert_eq!(methods, 41, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"

@@ -17,8 +17,9 @@
 //!   is acked and dropped.
 //! - Retained messages are kept in memory (lost on restart; at most [`MAX_RETAINED`] topics);
 //!   one expires only when its publisher set an MQTT 5 message expiry interval.
-//! - Alarm changes are published by the server itself to `doppel/alarms/{twin}` (QoS 1, the
-//!   live event's JSON), so an MQTT-only client (SCADA, a phone gateway) can follow alarms.
+//! - Alarm changes are published by the server itself to `doppel/alarms/{twin}` and
+//!   maintenance-advice changes to `doppel/advice/{twin}` (QoS 1, the live event's JSON), so
+//!   an MQTT-only client (SCADA, a phone gateway) can follow alarms and advice.
 //! - A storage failure is never acked as success: MQTT 5 gets 0x80 (unspecified error);
 //!   an MQTT 3.1.1 client, or any QoS 0 publish, is disconnected so the device notices and
 //!   sends again after reconnecting.
@@ -211,14 +212,20 @@ pub fn alarm_topic(twin: &str) -> String {
     format!("doppel/alarms/{twin}")
 }
 
-/// Publishes every alarm change from the live bus to `doppel/alarms/{twin}`.
+/// Topic of a twin's maintenance-advice changes.
+pub fn advice_topic(twin: &str) -> String {
+    format!("doppel/advice/{twin}")
+}
+
+/// Publishes every alarm change from the live bus to `doppel/alarms/{twin}`, and every
+/// advice change to `doppel/advice/{twin}`.
 fn spawn_alarm_publisher(scx: ServerContext, state: &AppState, closing: CancellationToken) {
     use doppel_engine::EventFilter;
     use rmqtt::session::SessionState;
     use rmqtt::types::{CodecPublish, From as MsgFrom, Id, Publish};
 
     let filter = EventFilter::default()
-        .with_types(Some("alarm"))
+        .with_types(Some("alarm,advice"))
         .unwrap_or_default();
     let mut sub = state.engine.subscribe(filter);
     let from = MsgFrom::from_system(Id::from(
@@ -238,7 +245,10 @@ fn spawn_alarm_publisher(scx: ServerContext, state: &AppState, closing: Cancella
                 dup: false,
                 retain: false,
                 qos: QoS::AtLeastOnce,
-                topic: bytestring::ByteString::from(alarm_topic(&ev.twin)),
+                topic: bytestring::ByteString::from(match ev.body {
+                    doppel_engine::EventBody::Advice { .. } => advice_topic(&ev.twin),
+                    _ => alarm_topic(&ev.twin),
+                }),
                 packet_id: None,
                 payload: bytes::Bytes::from(ev.json().to_string()),
                 properties: None,
@@ -410,9 +420,11 @@ impl Hooks {
                 EngineError::Persist { .. } | EngineError::CatalogCorrupt { .. } => {
                     refusal.server_fault(Some("storage"), &e)
                 }
-                // Ingest never touches alarms or what-if models.
+                // Ingest never touches alarms, advice or what-if models.
                 EngineError::AlarmNotFound(_)
                 | EngineError::AlarmConflict(_)
+                | EngineError::AdviceNotFound(_)
+                | EngineError::AdviceConflict(_)
                 | EngineError::WhatIf(_)
                 | EngineError::NotEnoughHistory(_) => refusal.server_fault(None, &e),
             },

@@ -28,7 +28,7 @@ pub struct StreamQuery {
     pub twin: Option<String>,
     pub model: Option<String>,
     pub signal: Option<String>,
-    /// Event types: `reading`, `alarm` (default both).
+    /// Event types: `reading`, `alarm`, `advice` (default all).
     #[serde(rename = "type")]
     pub types: Option<String>,
 }
@@ -102,7 +102,7 @@ async fn send(socket: &mut WebSocket, msg: Message) -> bool {
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "live", params(StreamQuery),
     responses((status = 200, content_type = "text/event-stream",
-        description = "`event: reading` or `event: alarm` with an Event as JSON; `event: lagged` when events were skipped")),
+        description = "`event: reading`, `event: alarm` or `event: advice` with an Event as JSON; `event: lagged` when events were skipped")),
     security(("token" = [])))]
 pub async fn sse(
     _: Authed<Reader>,
@@ -129,6 +129,7 @@ pub async fn sse(
             let name = match ev.body {
                 EventBody::Reading { .. } => "reading",
                 EventBody::Alarm { .. } => "alarm",
+                EventBody::Advice { .. } => "advice",
             };
             out.push(Ok(SseEvent::default().event(name).data(&*ev.json())));
             Some((futures::stream::iter(out), (sub, reported)))
