@@ -15,9 +15,7 @@
 //! [`AdviceTracker`]: doppel_analytics::AdviceTracker
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use doppel_analytics::advice::CaseSignal;
 use doppel_analytics::{
@@ -579,45 +577,18 @@ pub fn alarm_case(alarm: &crate::Alarm) -> Option<PastCase> {
 /// on every change and fsynced (changes are rare: a few per fault and operator action).
 #[derive(Debug)]
 pub struct AdviceLog {
-    path: PathBuf,
-    file: File,
-    lines: usize,
+    file: crate::jsonl::JsonLines,
 }
 
 impl AdviceLog {
     /// Opens (or creates) the log and replays it into a book. A torn last line (crash while
     /// appending) is skipped and rewritten away.
     pub fn open(dir: &Path) -> Result<(AdviceLog, AdviceBook), EngineError> {
-        let path = dir.join("advice.jsonl");
-        let io = |source| EngineError::Persist {
-            path: path.clone(),
-            source,
-        };
         let mut book = AdviceBook::default();
-        let mut lines = 0;
-        let mut bad = 0;
-        match File::open(&path) {
-            Ok(f) => {
-                for line in BufReader::new(f).lines() {
-                    let line = line.map_err(io)?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<AdviceItem>(&line) {
-                        Ok(a) => {
-                            book.restore(a);
-                            lines += 1;
-                        }
-                        Err(e) => {
-                            bad += 1;
-                            tracing::warn!(file = %path.display(), error = %e, "advice log: unreadable line skipped");
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
+        let (file, bad) =
+            crate::jsonl::JsonLines::open(dir.join("advice.jsonl"), "advice", |r: AdviceItem| {
+                book.restore(r)
+            })?;
         let done: Vec<AdviceItem> = book
             .items
             .values()
@@ -628,55 +599,25 @@ impl AdviceLog {
             book.learn(a);
         }
         book.trim();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        let mut log = AdviceLog { path, file, lines };
-        if bad > 0 || lines > 2 * book.len() + 1000 {
+        let mut log = AdviceLog { file };
+        if bad > 0 || log.file.lines() > 2 * book.len() + 1000 {
             log.rewrite(&book)?;
         }
         Ok((log, book))
     }
 
-    /// Appends one item version durably.
-    pub fn append(&mut self, item: &AdviceItem, book: &AdviceBook) -> Result<(), EngineError> {
-        let io = |source| EngineError::Persist {
-            path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_vec(item).map_err(|e| io(e.into()))?;
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.lines += 1;
-        if self.lines > 4 * book.len() + 1000 {
+    /// Appends one version durably; compacts the log when it is mostly stale versions.
+    pub fn append(&mut self, record: &AdviceItem, book: &AdviceBook) -> Result<(), EngineError> {
+        self.file.append(record)?;
+        if self.file.lines() > 4 * book.len() + 1000 {
             self.rewrite(book)?;
         }
         Ok(())
     }
 
-    /// Replaces the log with one line per item (tmp, fsync, rename, fsync dir).
+    /// Replaces the log with one line per record (tmp, fsync, rename, fsync dir).
     pub fn rewrite(&mut self, book: &AdviceBook) -> Result<(), EngineError> {
-        let mut bytes = Vec::new();
-        for a in book.items.values() {
-            serde_json::to_writer(&mut bytes, a).map_err(|e| EngineError::Persist {
-                path: self.path.clone(),
-                source: e.into(),
-            })?;
-            bytes.push(b'\n');
-        }
-        crate::catalog_file::write_atomic(&self.path, &bytes)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|source| EngineError::Persist {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.lines = book.len();
-        Ok(())
+        self.file.rewrite(book.items.values())
     }
 }
 
@@ -910,8 +851,8 @@ mod tests {
             log.append(&a, &book).unwrap();
         }
         let p = dir.path().join("advice.jsonl");
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"id\":\"V-0000").unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"id\":\"V-0000").unwrap();
         drop(f);
         let (_, mut book) = AdviceLog::open(dir.path()).unwrap();
         assert_eq!(book.len(), 2);

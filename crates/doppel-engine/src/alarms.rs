@@ -17,9 +17,7 @@
 //! and rewritten when it holds many stale versions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use doppel_analytics::{ContributionKind, Score};
@@ -771,95 +769,38 @@ impl AlarmBook {
 /// every change and fsynced (changes are rare: raise, escalate, operator actions, clear).
 #[derive(Debug)]
 pub struct AlarmLog {
-    path: PathBuf,
-    file: File,
-    lines: usize,
+    file: crate::jsonl::JsonLines,
 }
 
 impl AlarmLog {
     /// Opens (or creates) the log and replays it into a book. A torn last line (crash while
     /// appending) is skipped and rewritten away.
     pub fn open(dir: &Path, policy: AlarmPolicy) -> Result<(AlarmLog, AlarmBook), EngineError> {
-        let path = dir.join("alarms.jsonl");
-        let io = |source| EngineError::Persist {
-            path: path.clone(),
-            source,
-        };
         let mut book = AlarmBook::new(policy);
-        let mut lines = 0;
-        let mut bad = 0;
-        match File::open(&path) {
-            Ok(f) => {
-                for line in BufReader::new(f).lines() {
-                    let line = line.map_err(io)?;
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    match serde_json::from_str::<Alarm>(&line) {
-                        Ok(a) => {
-                            book.restore(a);
-                            lines += 1;
-                        }
-                        Err(e) => {
-                            bad += 1;
-                            tracing::warn!(file = %path.display(), error = %e, "alarm log: unreadable line skipped");
-                        }
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
-        }
+        let (file, bad) =
+            crate::jsonl::JsonLines::open(dir.join("alarms.jsonl"), "alarm", |r: Alarm| {
+                book.restore(r)
+            })?;
         book.trim();
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
-        let mut log = AlarmLog { path, file, lines };
-        if bad > 0 || lines > 2 * book.len() + 1000 {
+        let mut log = AlarmLog { file };
+        if bad > 0 || log.file.lines() > 2 * book.len() + 1000 {
             log.rewrite(&book)?;
         }
         Ok((log, book))
     }
 
-    /// Appends one alarm version durably.
-    pub fn append(&mut self, alarm: &Alarm, book: &AlarmBook) -> Result<(), EngineError> {
-        let io = |source| EngineError::Persist {
-            path: self.path.clone(),
-            source,
-        };
-        let mut line = serde_json::to_vec(alarm).map_err(|e| io(e.into()))?;
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
-        self.lines += 1;
-        if self.lines > 4 * book.len() + 1000 {
+    /// Appends one version durably; compacts the log when it is mostly stale versions.
+    pub fn append(&mut self, record: &Alarm, book: &AlarmBook) -> Result<(), EngineError> {
+        self.file.append(record)?;
+        if self.file.lines() > 4 * book.len() + 1000 {
             self.rewrite(book)?;
         }
         Ok(())
     }
 
-    /// Replaces the log with one line per alarm (tmp, fsync, rename, fsync dir).
+    /// Replaces the log with one line per record (tmp, fsync, rename, fsync dir).
     pub fn rewrite(&mut self, book: &AlarmBook) -> Result<(), EngineError> {
-        let mut bytes = Vec::new();
-        for a in book.alarms.values() {
-            serde_json::to_writer(&mut bytes, a).map_err(|e| EngineError::Persist {
-                path: self.path.clone(),
-                source: e.into(),
-            })?;
-            bytes.push(b'\n');
-        }
-        crate::catalog_file::write_atomic(&self.path, &bytes)?;
-        self.file = OpenOptions::new()
-            .append(true)
-            .open(&self.path)
-            .map_err(|source| EngineError::Persist {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.lines = book.len();
-        Ok(())
+        self.file.rewrite(book.alarms.values())
     }
 }
 
@@ -1021,8 +962,8 @@ mod tests {
         }
         // A crash in the middle of an append.
         let p = dir.path().join("alarms.jsonl");
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"id\":\"A-0000").unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"id\":\"A-0000").unwrap();
         drop(f);
         let (_, book) = AlarmLog::open(dir.path(), AlarmPolicy::default()).unwrap();
         assert_eq!(book.len(), 2);

@@ -16,6 +16,7 @@ mod detect;
 mod engine;
 mod error;
 mod intake;
+mod jsonl;
 mod live;
 mod metrics;
 mod shard;
