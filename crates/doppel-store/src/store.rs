@@ -1122,9 +1122,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let (tx, rx) = mpsc::channel();
-        // Holding the index lock stalls the writer right after its first commit's fsync, so
-        // everything submitted meanwhile is queued when it comes back for more.
-        let index = store.shared.index.write();
+        // Holding the test hooks stalls the writer thread inside its first commit (it counts
+        // the commit there), so everything submitted meanwhile is queued when it comes back
+        // for more. (The index lock no longer would: the index thread applies commits.)
+        let hooks = store.shared.hooks.lock();
         for i in 0..20 {
             let tx = tx.clone();
             store.write_with(
@@ -1135,7 +1136,7 @@ pub(crate) mod tests {
                 thread::sleep(std::time::Duration::from_millis(50));
             }
         }
-        drop(index);
+        drop(hooks);
         let oks: Vec<bool> = (0..20).map(|_| rx.recv().unwrap()).collect();
         assert!(oks.iter().all(|&ok| ok));
         let appends = store.shared.hooks.lock().appends;
