@@ -344,10 +344,8 @@ fn open(dir: &Path) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(
-        args.get(2)
-            .map_or("/tmp/doppel-store-bench", String::as_str),
-    );
+    let default_dir = std::env::temp_dir().join("doppel-store-bench");
+    let dir = args.get(2).map_or(default_dir.as_path(), Path::new);
     match args.get(1).map(String::as_str) {
         Some("write") => {
             let points = args
