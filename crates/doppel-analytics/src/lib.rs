@@ -37,6 +37,7 @@ pub use forecast::{
     RegularSeries, SignalHistory, Threshold, TimeToThreshold, TwinHistory,
 };
 pub use multivariate::Multivariate;
+pub use rul::fleet::{fleet_config, FleetLayout, FLEET_STEP_NS};
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
 pub use signal::{ContributionKind, SignalDetector};
 pub use sysid::SysIdError;

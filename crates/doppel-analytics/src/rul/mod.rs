@@ -13,6 +13,7 @@
 //! Pure: no IO, no clock; the same runs, configuration and seed give the same model.
 
 mod features;
+pub mod fleet;
 mod gbt;
 mod linear;
 mod regime;
@@ -624,6 +625,19 @@ impl RulModel {
             check_step(s, || format!("history step {t}"), p.settings, p.sensors)?;
         }
         Ok(self.interval(p.predict_last(history)))
+    }
+
+    /// The RUL after every step of a history (each from the steps up to it), as
+    /// [`predict`](RulModel::predict) would give for each prefix, in one pass.
+    pub fn predict_each(&self, history: &[RulStep]) -> Result<Vec<RulEstimate>, RulError> {
+        let p = &self.pipeline;
+        for (t, s) in history.iter().enumerate() {
+            check_step(s, || format!("history step {t}"), p.settings, p.sensors)?;
+        }
+        Ok(p.predict_each_step(history)
+            .into_iter()
+            .map(|r| self.interval(r))
+            .collect())
     }
 
     pub fn config(&self) -> &RulConfig {

@@ -36,6 +36,10 @@ pub enum EvalCommand {
     /// Fit the remaining-useful-life model on C-MAPSS run-to-failure engines and report RMSE
     /// and the PHM08 score on the test engines' last cycles as JSON.
     Rul(RulArgs),
+    /// Simulate pumps whose bearings wear to failure and report, as JSON, how the RUL model
+    /// the engine learns from recorded failures improves with the number of failures
+    /// (RMSE in hours on held-out pumps for each fleet size).
+    FleetRul(super::eval_fleet_rul::FleetRulArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -108,6 +112,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Rul(args) => rul(args),
         EvalCommand::Faults(args) => super::eval_faults::run(args),
         EvalCommand::Advice(args) => super::eval_advice::run(args),
+        EvalCommand::FleetRul(args) => super::eval_fleet_rul::run(args),
     }
 }
 

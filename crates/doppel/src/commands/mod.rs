@@ -5,6 +5,7 @@ pub mod demo;
 pub mod eval;
 pub mod eval_advice;
 pub mod eval_faults;
+pub mod eval_fleet_rul;
 pub mod serve;
 pub mod sim;
 pub mod store;
