@@ -117,6 +117,8 @@ pub(crate) struct Detectors {
     pub advice: AdviceConfig,
     /// Reading time between two advice evaluations of a twin, in nanoseconds.
     pub advice_every: i64,
+    /// The twins' remaining-life estimates, posted by the engine's RUL part.
+    pub rul: Option<crate::rul::RulBoard>,
 }
 
 impl Detectors {
@@ -126,7 +128,14 @@ impl Detectors {
             twins,
             advice: AdviceConfig::default(),
             advice_every: 600 * 1_000_000_000,
+            rul: None,
         }
+    }
+
+    /// Reads remaining-life estimates from `board` at each advice evaluation.
+    pub fn with_rul(mut self, board: crate::rul::RulBoard) -> Self {
+        self.rul = Some(board);
+        self
     }
 
     /// Sets how twins are advised.
@@ -192,7 +201,10 @@ impl Detectors {
             contributions: &contributions,
             in_alarm,
             history: &adv.history,
-            rul: None,
+            rul: self
+                .rul
+                .as_ref()
+                .and_then(|b| crate::rul::board_life(b, &r.twin, r.ts)),
             past_cases: &cases,
         };
         adv.tracker.evaluate(&input).events

@@ -24,6 +24,7 @@ use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedbac
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
 use crate::intake::Names;
 use crate::live::ReadingWatchers;
+use crate::rul::{self, MaintenanceEvent, NewMaintenance, Rul, RulModelInfo, TwinRul};
 use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
 use crate::whatif::{self, Identified, WhatIfAnswer};
 use crate::{catalog_file, EngineError, EventFilter, Metrics, Subscription};
@@ -52,6 +53,9 @@ pub struct EngineConfig {
     pub advice_every: std::time::Duration,
     /// Settings of every twin's advice tracker.
     pub advice: AdviceConfig,
+    /// Wall-clock time between two refreshes of every twin's remaining-life estimate (the
+    /// estimates the advice trackers read).
+    pub rul_every: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -70,6 +74,7 @@ impl EngineConfig {
             alarm_policy: AlarmPolicy::default(),
             advice_every: std::time::Duration::from_secs(600),
             advice: AdviceConfig::default(),
+            rul_every: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -185,6 +190,7 @@ pub struct Engine {
     advice_book: Arc<Mutex<AdviceBook>>,
     advice_tx: mpsc::Sender<AdviceMsg>,
     whatif: Arc<whatif::Models>,
+    rul: Arc<Rul>,
 }
 
 impl Engine {
@@ -218,6 +224,17 @@ impl Engine {
                 })??
         };
         let advice_book = Arc::new(Mutex::new(advice_book));
+        let rul = {
+            let d = dir.clone();
+            Arc::new(
+                tokio::task::spawn_blocking(move || Rul::open(&d))
+                    .await
+                    .map_err(|e| EngineError::Persist {
+                        path: dir.clone(),
+                        source: std::io::Error::other(e),
+                    })??,
+            )
+        };
         let (advice_tx, _) = advice_service::spawn(
             advice_book.clone(),
             advice_log,
@@ -272,6 +289,7 @@ impl Engine {
                     detectors: config.anomaly_detection.then(|| {
                         Detectors::new(config.detector.clone(), saved)
                             .with_advice(config.advice.clone(), config.advice_every)
+                            .with_rul(rul.board.clone())
                     }),
                     state_path: detect::state_path(&dir, i),
                 };
@@ -296,7 +314,9 @@ impl Engine {
             advice_book,
             advice_tx,
             whatif: Arc::new(whatif::Models::new(&dir)),
+            rul,
         });
+        spawn_rul_refresh(Arc::downgrade(&engine), engine.config.rul_every);
         let store = engine.store.clone();
         let latest = tokio::task::spawn_blocking(move || store.latest_all())
             .await
@@ -544,7 +564,9 @@ impl Engine {
 
     pub async fn delete_model(&self, id: &str) -> Result<(), EngineError> {
         self.change_catalog(|c| c.delete_model(id).map(|_| ()))
-            .await
+            .await?;
+        self.rul.remove_model(id);
+        Ok(())
     }
 
     /// Creates or replaces a twin; returns true when it was created.
@@ -569,6 +591,7 @@ impl Engine {
                 source: std::io::Error::other(e),
             })??;
         self.whatif.remove(id);
+        self.rul.remove_twin(id);
         let twin: Arc<str> = Arc::from(id);
         let tx = &self.shards[shard::shard_of(&twin, self.shards.len())];
         let _ = tx.send(ShardCmd::Remove { twin }).await;
@@ -1179,6 +1202,21 @@ impl Engine {
                 now,
             })
             .await?;
+        if outcome == Outcome::Confirmed {
+            // The confirmed work renewed the asset: its remaining life restarts from here.
+            let repair = NewMaintenance {
+                twin: item.twin.clone(),
+                kind: rul::MaintenanceKind::Repair,
+                at: None,
+                failure_mode: Some(item.failure_mode.clone()),
+                note: None,
+                by: by.to_string(),
+                source: Some(format!("advice {}", item.id)),
+            };
+            if let Err(e) = self.record_maintenance(repair).await {
+                tracing::warn!(error = %e, advice = %item.id, "repair not recorded after maintenance");
+            }
+        }
         let failure_mode = item.failure_mode.clone();
         self.to_twin_shard(&item.twin, |twin| ShardCmd::DismissAdvice {
             twin,
@@ -1210,6 +1248,128 @@ impl Engine {
         Ok(item)
     }
 
+    /// Records a maintenance event on a twin (durably, before answering). A failure refits
+    /// the twin's model's remaining-life model in the background.
+    pub async fn record_maintenance(
+        &self,
+        new: NewMaintenance,
+    ) -> Result<MaintenanceEvent, EngineError> {
+        let catalog = self.catalog();
+        let model = whatif::twin_model(&catalog, &new.twin)?.clone();
+        rul::validate(&model, &new)?;
+        let at = match new.at {
+            Some(at) => at,
+            None => whatif::last_reading(&self.store, &new.twin, &model)
+                .unwrap_or_else(rul::wall_now_ns),
+        };
+        let event = MaintenanceEvent {
+            id: String::new(),
+            twin: new.twin.clone(),
+            model: model.id.clone(),
+            kind: new.kind,
+            at,
+            time: format_ts(at),
+            failure_mode: new.failure_mode,
+            note: new.note,
+            by: new.by,
+            source: new.source,
+        };
+        let rul = self.rul.clone();
+        let event = tokio::task::spawn_blocking(move || rul.book.lock().record(event))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)??;
+        self.rul.remove_twin(&event.twin);
+        tracing::info!(twin = %event.twin, id = %event.id, kind = ?event.kind, "maintenance recorded");
+        if event.kind == rul::MaintenanceKind::Failure {
+            let rul = self.rul.clone();
+            let (store, model_id) = (self.store.clone(), model.id.clone());
+            let catalog = self.catalog.read().clone();
+            tokio::spawn(async move {
+                match fit_rul(rul, store, catalog, model_id.clone(), false).await {
+                    Ok(_) | Err(EngineError::NotEnoughHistory(_)) => {}
+                    Err(e) => tracing::warn!(model = %model_id, error = %e, "RUL fit failed"),
+                }
+            });
+        }
+        Ok(event)
+    }
+
+    /// Recorded maintenance events, oldest first.
+    pub fn maintenance(&self, twin: Option<&str>, model: Option<&str>) -> Vec<MaintenanceEvent> {
+        self.rul.book.lock().list(twin, model)
+    }
+
+    /// Fits the model's remaining-life model now from every recorded failure (409 when
+    /// fewer than the minimum have history before them).
+    pub async fn fit_rul(&self, model: &str) -> Result<RulModelInfo, EngineError> {
+        let catalog = self.catalog();
+        let m = catalog
+            .model(model)
+            .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(model.to_string())))?
+            .clone();
+        fit_rul(
+            self.rul.clone(),
+            self.store.clone(),
+            catalog,
+            model.to_string(),
+            true,
+        )
+        .await?;
+        Ok(self.rul.info(&m))
+    }
+
+    /// The model's remaining-life model: fitted or not, on which runs, every fit's error.
+    pub fn rul_model(&self, model: &str) -> Result<RulModelInfo, EngineError> {
+        let catalog = self.catalog();
+        let m = catalog
+            .model(model)
+            .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(model.to_string())))?;
+        Ok(self.rul.info(m))
+    }
+
+    /// A twin's remaining useful life now.
+    pub async fn twin_rul(&self, twin: &str) -> Result<TwinRul, EngineError> {
+        let (rul, store, catalog, twin) = (
+            self.rul.clone(),
+            self.store.clone(),
+            self.catalog(),
+            twin.to_string(),
+        );
+        tokio::task::spawn_blocking(move || rul.estimate(&store, &catalog, &twin))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// Every twin's remaining useful life (of one model, or all), estimated ones first,
+    /// shortest first.
+    pub async fn fleet_rul(&self, model: Option<&str>) -> Result<Vec<TwinRul>, EngineError> {
+        let catalog = self.catalog();
+        if let Some(m) = model {
+            if catalog.model(m).is_none() {
+                return Err(EngineError::Model(ModelError::ModelNotFound(m.to_string())));
+            }
+        }
+        let (rul, store, model) = (
+            self.rul.clone(),
+            self.store.clone(),
+            model.map(str::to_string),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut out: Vec<TwinRul> = catalog
+                .twins()
+                .filter(|t| model.as_ref().is_none_or(|m| &t.model == m))
+                .filter_map(|t| rul.estimate(&store, &catalog, &t.id).ok())
+                .collect();
+            out.sort_by(|a, b| {
+                let key = |r: &TwinRul| r.rul_h.unwrap_or(f64::INFINITY);
+                key(a).total_cmp(&key(b)).then_with(|| a.twin.cmp(&b.twin))
+            });
+            out
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)
+    }
+
     /// Stops accepting input and closes the store after its last group commit. Every
     /// acknowledged reading is already durable; this makes the WAL end cleanly.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
@@ -1229,4 +1389,69 @@ impl Engine {
         tracing::info!("engine closed");
         Ok(())
     }
+}
+
+/// Fits `model`'s remaining-life model on a blocking thread (one fit at a time), then
+/// refreshes the estimates of its twins. Unless `force`d, a model already fitted on every
+/// recorded failure is kept (failures recorded in a burst queue one fit, not one each).
+async fn fit_rul(
+    rul: Arc<Rul>,
+    store: Arc<Store>,
+    catalog: Arc<Catalog>,
+    model: String,
+    force: bool,
+) -> Result<(), EngineError> {
+    let _one = rul.fitting.lock().await;
+    let m = catalog
+        .model(&model)
+        .ok_or_else(|| EngineError::Model(ModelError::ModelNotFound(model.clone())))?
+        .clone();
+    let r = rul.clone();
+    tokio::task::spawn_blocking(move || {
+        let events = r.book.lock().list(None, Some(&m.id));
+        let previous = r.model(&m.id);
+        if !force && previous.as_ref().is_some_and(|p| p.failures == rul::failures_of(&events, &m.id)) {
+            return Ok(());
+        }
+        let seed = doppel_analytics::RulConfig::default().seed;
+        let fitted = rul::fit(&store, &m, &events, previous.as_deref(), seed)?;
+        let last = fitted.fits.last().cloned();
+        r.put(fitted)?;
+        if let Some(f) = last {
+            tracing::info!(model = %m.id, runs = f.runs, cv_rmse_h = f.cv_rmse_h, secs = f.train_secs, "RUL model fitted");
+        }
+        for t in catalog.twins().filter(|t| t.model == m.id) {
+            let _ = r.estimate(&store, &catalog, &t.id);
+        }
+        Ok::<_, EngineError>(())
+    })
+    .await
+    .map_err(|_| EngineError::ShuttingDown)?
+}
+
+/// Every `every`, re-estimates the remaining life of each twin whose model has a fitted
+/// RUL model (cached per twin-hour, so only twins with a new hour are recomputed); the
+/// estimates go to the board the advice trackers read. Stops when the engine is dropped.
+fn spawn_rul_refresh(engine: std::sync::Weak<Engine>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(e) = engine.upgrade() else { return };
+            if e.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let (rul, store, catalog) = (e.rul.clone(), e.store.clone(), e.catalog());
+            drop(e);
+            let _ = tokio::task::spawn_blocking(move || {
+                for t in catalog.twins() {
+                    if rul.model(&t.model).is_some() {
+                        let _ = rul.estimate(&store, &catalog, &t.id);
+                    }
+                }
+            })
+            .await;
+        }
+    });
 }

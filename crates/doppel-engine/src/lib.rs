@@ -19,6 +19,7 @@ mod intake;
 mod jsonl;
 mod live;
 mod metrics;
+pub mod rul;
 mod shard;
 pub mod whatif;
 
@@ -32,3 +33,6 @@ pub use engine::{
 pub use error::EngineError;
 pub use live::{Event, EventBody, EventFilter, Subscription};
 pub use metrics::Metrics;
+pub use rul::{
+    FitRecord, MaintenanceEvent, MaintenanceKind, NewMaintenance, RulModelInfo, RunInfo, TwinRul,
+};

@@ -473,7 +473,10 @@ pub(crate) fn troubleshoot(
     })
 }
 
-fn twin_model<'a>(catalog: &'a Catalog, twin: &str) -> Result<&'a AssetModel, EngineError> {
+pub(crate) fn twin_model<'a>(
+    catalog: &'a Catalog,
+    twin: &str,
+) -> Result<&'a AssetModel, EngineError> {
     let t = catalog
         .twin(twin)
         .ok_or_else(|| EngineError::TwinNotFound(twin.to_string()))?;

@@ -321,6 +321,25 @@ fn bearing_wear_advice_is_opened_scheduled_done_and_kept() {
         &json!({"outcome": "not_found"}),
     );
     assert_eq!(st, 409, "done twice: {e}");
+    // The confirmed work renewed the pump: a repair event at its newest reading, from the
+    // advice, so its remaining life restarts there.
+    let events = s.get_ok("/api/v1/maintenance?twin=pump-1");
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "repair");
+    assert_eq!(events[0]["failure_mode"], "bearing_wear");
+    assert_eq!(events[0]["source"], format!("advice {id}"));
+    let at = events[0]["at"].as_i64().unwrap();
+    assert!(
+        at <= last_ts && at >= advice["opened_ts"].as_i64().unwrap(),
+        "{:?}",
+        events[0]
+    );
+    let rul = s.get_ok("/api/v1/twins/pump-1/rul");
+    assert_eq!(
+        rul["status"], "untrained",
+        "no failures recorded yet: {rul}"
+    );
     let (st, e) = s.post(
         &format!("/api/v1/advice/{id}/schedule"),
         Some(&token),

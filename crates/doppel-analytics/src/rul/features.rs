@@ -12,11 +12,18 @@ pub(crate) struct FeatureSpec {
     pub means: Vec<usize>,
     pub slopes: Vec<usize>,
     pub baseline: usize,
+    /// Whether the age in steps is a feature (models saved before it existed had it).
+    #[serde(default = "yes")]
+    pub age: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl FeatureSpec {
     pub(crate) fn len(&self, channels: usize) -> usize {
-        channels * (self.means.len() + self.slopes.len() + 1) + 1
+        channels * (self.means.len() + self.slopes.len() + 1) + usize::from(self.age)
     }
 }
 
@@ -79,7 +86,9 @@ pub(crate) fn features_at(channels: &[Sums], t: usize, spec: &FeatureSpec, out: 
         let base = c.mean(0, spec.baseline.clamp(1, n));
         out.push(recent - base);
     }
-    out.push(n as f64);
+    if spec.age {
+        out.push(n as f64);
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +111,7 @@ mod tests {
             means: vec![1, 5],
             slopes: vec![4],
             baseline: 3,
+            age: true,
         };
         let a: Vec<f64> = (0..20).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..20).map(|i| (i * i) as f64).collect();

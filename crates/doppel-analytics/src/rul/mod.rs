@@ -97,6 +97,16 @@ pub struct RulConfig {
     pub slope_windows: Vec<usize>,
     /// First steps of a history that define its own baseline level.
     pub baseline_steps: usize,
+    /// Give the trees the history's age (steps so far). Right where every history starts
+    /// new and wears from its first step (C-MAPSS engines); misleading where an asset runs
+    /// healthy for a varying time before wear starts, as fleet histories do.
+    pub age_feature: bool,
+    /// Share of each run's first steps (taken as healthy) on which every regime-normalized
+    /// sensor is regressed on the settings (linear and squared terms), the regression then
+    /// being subtracted everywhere: continuous operating conditions (speed, load, ambient)
+    /// that move sensors without wear. 0 turns it off (discrete regimes, as in C-MAPSS,
+    /// are handled by the regime normalization alone).
+    pub condition_share: f64,
     /// Boosted ensembles fitted with different seeds and averaged (less variance).
     pub members: usize,
     /// Trees per member.
@@ -131,6 +141,8 @@ impl Default for RulConfig {
             mean_windows: vec![5, 10, 20],
             slope_windows: vec![10, 30, 60, 120, 250],
             baseline_steps: 10,
+            age_feature: true,
+            condition_share: 0.0,
             members: 3,
             trees: 300,
             learning_rate: 0.05,
@@ -177,6 +189,10 @@ impl RulConfig {
             "slope_windows must be > 0",
         );
         check(self.baseline_steps >= 1, "baseline_steps must be >= 1");
+        check(
+            (0.0..1.0).contains(&self.condition_share),
+            "condition_share must be in [0, 1)",
+        );
         check(self.members >= 1, "members must be >= 1");
         check(self.trees >= 1, "trees must be >= 1");
         check(
@@ -216,6 +232,7 @@ impl RulConfig {
             means: self.mean_windows.clone(),
             slopes: self.slope_windows.clone(),
             baseline: self.baseline_steps,
+            age: self.age_feature,
         }
     }
 
@@ -248,12 +265,34 @@ struct Pipeline {
     norm: Vec<Vec<(f64, f64)>>,
     /// Indices of the sensors kept.
     kept: Vec<usize>,
+    /// What the settings explain of each normalized sensor (fleet histories).
+    #[serde(default)]
+    conditions: Option<Conditions>,
     health: Ridge,
     spec: FeatureSpec,
     members: Vec<Gbt>,
     linear: Option<Ridge>,
     linear_weight: f64,
     cap: f64,
+}
+
+/// Per sensor, a ridge regression of its regime-normalized value on the settings (centred,
+/// and their squares), fitted on the healthy first part of each run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Conditions {
+    center: Vec<f64>,
+    per_sensor: Vec<Ridge>,
+}
+
+impl Conditions {
+    fn features(&self, settings: &[f64]) -> Vec<f64> {
+        let d: Vec<f64> = settings
+            .iter()
+            .zip(&self.center)
+            .map(|(v, c)| v - c)
+            .collect();
+        d.iter().copied().chain(d.iter().map(|v| v * v)).collect()
+    }
 }
 
 /// Checks sizes and finiteness of one step.
@@ -351,6 +390,7 @@ impl Pipeline {
             regimes,
             norm,
             kept: (0..sensors).collect(),
+            conditions: None,
             health: Ridge::fit(&[], &[], 1.0),
             spec: cfg.spec(),
             members: Vec::new(),
@@ -358,11 +398,55 @@ impl Pipeline {
             linear_weight: cfg.linear_weight,
             cap: cfg.rul_cap,
         };
-        let z_all: Vec<Vec<f64>> = all
+        let mut z_all: Vec<Vec<f64>> = all
             .iter()
             .zip(&regime_of)
             .map(|(s, &g)| pipe.normalize(s, g))
             .collect();
+        if cfg.condition_share > 0.0 && settings > 0 {
+            let healthy: Vec<bool> = runs
+                .iter()
+                .flat_map(|r| {
+                    let n = r.steps.len();
+                    let k = ((n as f64 * cfg.condition_share).ceil() as usize).max(1);
+                    (0..n).map(move |t| t < k)
+                })
+                .collect();
+            let n_h = healthy.iter().filter(|&&h| h).count().max(1) as f64;
+            let mut center = vec![0.0; settings];
+            for (s, _) in all.iter().zip(&healthy).filter(|(_, &h)| h) {
+                for (c, v) in center.iter_mut().zip(&s.settings) {
+                    *c += v / n_h;
+                }
+            }
+            let mut cond = Conditions {
+                center,
+                per_sensor: Vec::new(),
+            };
+            let x: Vec<Vec<f64>> = all
+                .iter()
+                .zip(&healthy)
+                .filter(|(_, &h)| h)
+                .map(|(s, _)| cond.features(&s.settings))
+                .collect();
+            cond.per_sensor = (0..sensors)
+                .map(|j| {
+                    let y: Vec<f64> = z_all
+                        .iter()
+                        .zip(&healthy)
+                        .filter(|(_, &h)| h)
+                        .map(|(z, _)| z[j])
+                        .collect();
+                    Ridge::fit(&x, &y, 1e-3)
+                })
+                .collect();
+            pipe.conditions = Some(cond);
+            z_all = all
+                .iter()
+                .zip(&regime_of)
+                .map(|(s, &g)| pipe.normalize(s, g))
+                .collect();
+        }
         let kept: Vec<usize> = (0..sensors)
             .filter(|&j| {
                 let col: Vec<f64> = z_all.iter().map(|z| z[j]).collect();
@@ -403,10 +487,18 @@ impl Pipeline {
 
     /// All sensors of a step, normalized within regime `g` and clipped.
     fn normalize(&self, s: &RulStep, g: usize) -> Vec<f64> {
+        let phi = self.conditions.as_ref().map(|c| c.features(&s.settings));
         s.sensors
             .iter()
             .zip(&self.norm[g])
-            .map(|(v, (m, k))| ((v - m) * k).clamp(-Z_LIMIT, Z_LIMIT))
+            .enumerate()
+            .map(|(j, (v, (m, k)))| {
+                let mut z = (v - m) * k;
+                if let (Some(c), Some(phi)) = (&self.conditions, &phi) {
+                    z -= c.per_sensor[j].predict(phi);
+                }
+                z.clamp(-Z_LIMIT, Z_LIMIT)
+            })
             .collect()
     }
 

@@ -187,3 +187,67 @@ proptest! {
         prop_assert!(e.rul <= model.config().rul_cap);
     }
 }
+
+/// Run `i` of a fleet whose operating condition is continuous (a load between 0.3 and 1 that
+/// changes every step) and moves every sensor more than the wear does until late in life.
+fn continuous_load_run(seed: u64, i: usize) -> RulRun {
+    let mut rng = SplitMix64::new(seed.wrapping_mul(7_919).wrapping_add(i as u64));
+    let life = 120 + rng.below(181);
+    let steps = (0..life)
+        .map(|t| {
+            let load = 0.3 + 0.7 * rng.below(1_001) as f64 / 1_000.0;
+            let wear = ((t as f64 / life as f64) * 3.0).exp() / 20.0;
+            RulStep {
+                settings: vec![load],
+                sensors: vec![
+                    60.0 + 30.0 * load * load + 4.0 * wear + 0.3 * gauss(&mut rng),
+                    2.0 + 5.0 * load + 1.5 * wear + 0.1 * gauss(&mut rng),
+                ],
+            }
+        })
+        .collect();
+    RulRun {
+        id: format!("unit-{i}"),
+        steps,
+    }
+}
+
+#[test]
+fn continuous_conditions_are_taken_out_before_the_wear_is_learned() {
+    let runs: Vec<RulRun> = (0..30).map(|i| continuous_load_run(3, i)).collect();
+    let test: Vec<RulRun> = (0..15).map(|i| continuous_load_run(4, i)).collect();
+    let rmse = |share: f64| {
+        let model = RulModel::fit(
+            &runs,
+            &RulConfig {
+                condition_share: share,
+                ..small_config()
+            },
+        )
+        .unwrap();
+        let (mut sq, mut n) = (0.0, 0);
+        for run in &test {
+            for (t, e) in model.predict_each(&run.steps).unwrap().iter().enumerate() {
+                let truth = ((run.steps.len() - 1 - t) as f64).min(125.0);
+                sq += (e.rul - truth).powi(2);
+                n += 1;
+            }
+        }
+        (sq / n as f64).sqrt()
+    };
+    let (plain, conditioned) = (rmse(0.0), rmse(0.3));
+    eprintln!("continuous load: RMSE {plain:.1} without, {conditioned:.1} with conditions");
+    assert!(
+        conditioned < 0.8 * plain,
+        "with the load taken out {conditioned:.1}, without {plain:.1}"
+    );
+}
+
+#[test]
+fn a_bad_condition_share_is_refused() {
+    let c = RulConfig {
+        condition_share: 1.0,
+        ..RulConfig::default()
+    };
+    assert!(matches!(c.validate(), Err(RulError::InvalidConfig { .. })));
+}

@@ -113,14 +113,6 @@ fn check_note(note: &Option<String>) -> ApiResult<()> {
     }
 }
 
-/// Parses an optional JSON body: empty means the default.
-fn optional<T: Default + serde::de::DeserializeOwned>(bytes: &Bytes) -> ApiResult<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    body::parse(bytes)
-}
-
 #[utoipa::path(post, path = "/api/v1/advice/{id}/schedule", tag = "advice",
     params(("id" = String, Path)), request_body = ScheduleBody,
     responses((status = 200, body = AdviceItem), (status = 400, body = crate::error::ErrorBody),
@@ -132,7 +124,7 @@ pub async fn schedule(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<AdviceItem>> {
-    let b: ScheduleBody = optional(&bytes)?;
+    let b: ScheduleBody = body::optional(&bytes)?;
     let Some(when) = b.for_time.as_deref() else {
         return Err(ApiError::field(
             "for",
@@ -159,7 +151,7 @@ pub async fn done(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Json<AdviceItem>> {
-    let b: DoneBody = optional(&bytes)?;
+    let b: DoneBody = body::optional(&bytes)?;
     let Some(outcome) = b.outcome else {
         return Err(ApiError::field(
             "outcome",

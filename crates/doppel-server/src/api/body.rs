@@ -42,3 +42,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::field(field, e.into_inner().to_string())
     })
 }
+
+/// Parses an optional JSON body: empty means the default.
+pub fn optional<T: Default + DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse(bytes)
+}

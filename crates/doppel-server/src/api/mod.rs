@@ -7,6 +7,7 @@ pub mod body;
 pub mod catalog;
 pub mod history;
 pub mod readings;
+pub mod rul;
 pub mod webhooks;
 pub mod whatif;
 
@@ -48,10 +49,11 @@ impl Modify for SecurityAddon {
         history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
         alarms::unshelve, alarms::feedback, advice::list, advice::get, advice::schedule,
-        advice::done, webhooks::list, webhooks::create, webhooks::delete,
+        advice::done, rul::record, rul::list, rul::twin, rul::fleet, rul::model, rul::fit,
+        webhooks::list, webhooks::create, webhooks::delete,
     ),
     modifiers(&SecurityAddon),
-    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "advice"), (name = "webhooks"), (name = "what-if"))
+    tags((name = "models"), (name = "twins"), (name = "readings"), (name = "history"), (name = "live"), (name = "alarms"), (name = "advice"), (name = "rul"), (name = "webhooks"), (name = "what-if"))
 )]
 pub struct ApiDoc;
 
@@ -145,6 +147,11 @@ pub fn router(state: AppState) -> Router {
         .route("/advice/{id}", get(advice::get))
         .route("/advice/{id}/schedule", post(advice::schedule))
         .route("/advice/{id}/done", post(advice::done))
+        .route("/twins/{id}/maintenance", post(rul::record))
+        .route("/maintenance", get(rul::list))
+        .route("/twins/{id}/rul", get(rul::twin))
+        .route("/rul", get(rul::fleet))
+        .route("/models/{id}/rul", get(rul::model).post(rul::fit))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/stream", get(live::websocket))
@@ -211,13 +218,18 @@ mod tests {
             "/api/v1/advice/{id}",
             "/api/v1/advice/{id}/schedule",
             "/api/v1/advice/{id}/done",
+            "/api/v1/twins/{id}/maintenance",
+            "/api/v1/maintenance",
+            "/api/v1/twins/{id}/rul",
+            "/api/v1/rul",
+            "/api/v1/models/{id}/rul",
             "/api/v1/webhooks",
             "/api/v1/webhooks/{id}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 41, "every handler documented once");
+        assert_eq!(methods, 47, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"

@@ -38,6 +38,9 @@ pub struct FleetRulArgs {
     /// Fleet sizes (recorded failures) to fit on.
     #[arg(long, value_delimiter = ',', default_value = "2,4,8,16,32")]
     pub sizes: Vec<usize>,
+    /// Healthy pumps (ten days, no fault) every fit is also scored on.
+    #[arg(long, default_value_t = 6)]
+    pub healthy: usize,
     /// Subsets of the pool fitted per size (results are averaged).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
@@ -64,6 +67,10 @@ pub struct Fit {
     pub coverage: f64,
     /// The model's own cross-validated RMSE within the cap (what the engine reports).
     pub cv_rmse_h: f64,
+    /// Healthy pumps (no fault, ten days): the median estimate over their hours after the
+    /// first day, and the share of those hours estimated below three days (false alarms).
+    pub healthy_median_h: f64,
+    pub healthy_short_share: f64,
 }
 
 /// Every fit of one fleet size and their mean.
@@ -74,6 +81,8 @@ pub struct Size {
     pub rmse_last_72h: f64,
     pub coverage: f64,
     pub train_secs: f64,
+    pub healthy_median_h: f64,
+    pub healthy_short_share: f64,
     pub fits: Vec<Fit>,
 }
 
@@ -99,7 +108,7 @@ pub fn run(a: FleetRulArgs) -> anyhow::Result<()> {
 }
 
 /// One simulated pump read as the engine reads history: hourly means per layout column.
-fn simulate(i: usize, a: &FleetRulArgs, draws: &mut Draws) -> Option<RulRun> {
+fn simulate(i: usize, a: &FleetRulArgs, draws: &mut Draws, healthy: bool) -> Option<RulRun> {
     let kind = AssetKind::PumpMotor;
     let id = format!("pump-{:03}", i + 1);
     let seed = draws.next();
@@ -107,9 +116,11 @@ fn simulate(i: usize, a: &FleetRulArgs, draws: &mut Draws) -> Option<RulRun> {
     let rate = draws.uniform(a.wear_rate[0], a.wear_rate[1]);
     let mut asset = kind.build(&id, seed);
     let at = RUN_START + (onset_s * NS_PER_S) as i64;
-    asset
-        .inject(FaultSpec::new(FaultKind::BearingWear, at, rate))
-        .ok()?;
+    if !healthy {
+        asset
+            .inject(FaultSpec::new(FaultKind::BearingWear, at, rate))
+            .ok()?;
+    }
     let model = asset.model();
     let layout = FleetLayout::for_model(&model);
     let index: Vec<usize> = layout
@@ -117,7 +128,8 @@ fn simulate(i: usize, a: &FleetRulArgs, draws: &mut Draws) -> Option<RulRun> {
         .filter_map(|c| model.signals.iter().position(|s| s.name == c))
         .collect();
     let dt_ns = (a.rate_secs * NS_PER_S).round() as i64;
-    let steps = (30.0 * DAY_S / a.rate_secs).ceil() as i64;
+    let days = if healthy { 10.0 } else { 30.0 };
+    let steps = (days * DAY_S / a.rate_secs).ceil() as i64;
     let mut rng = seeded_rng(seed ^ 0x5eed);
     let mut row = vec![0.0; model.signals.len()];
     let mut sums = vec![(0.0, 0u32); index.len()];
@@ -151,6 +163,13 @@ fn simulate(i: usize, a: &FleetRulArgs, draws: &mut Draws) -> Option<RulRun> {
                 steps: layout.steps(&columns),
             });
         }
+    }
+    if healthy {
+        flush(hour, &mut sums, &mut columns);
+        return Some(RulRun {
+            id,
+            steps: layout.steps(&columns),
+        });
     }
     None
 }
@@ -186,7 +205,7 @@ fn evaluate(a: &FleetRulArgs) -> anyhow::Result<FleetRulReport> {
                 scope.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(i, d)| simulate(*i, a, &mut Draws(d.0)))
+                        .map(|(i, d)| simulate(*i, a, &mut Draws(d.0), false))
                         .collect::<Vec<_>>()
                 })
             })
@@ -211,6 +230,9 @@ fn evaluate(a: &FleetRulArgs) -> anyhow::Result<FleetRulReport> {
             runs.len()
         );
     }
+    let healthy: Vec<RulRun> = (0..a.healthy)
+        .filter_map(|i| simulate(10_000 + i, a, &mut Draws(draws.next()), true))
+        .collect();
     let simulate_secs = began.elapsed().as_secs_f64();
     let (pool, test) = runs.split_at(a.train);
     let mut lives: Vec<f64> = runs.iter().map(|r| r.steps.len() as f64).collect();
@@ -230,7 +252,9 @@ fn evaluate(a: &FleetRulArgs) -> anyhow::Result<FleetRulReport> {
             let t0 = Instant::now();
             let model = RulModel::fit(&subset, &fleet_config(a.seed.wrapping_add(r as u64)))?;
             let train_secs = t0.elapsed().as_secs_f64();
-            fits.push(score(&model, test, train_secs, cap)?);
+            let mut fit = score(&model, test, train_secs, cap)?;
+            (fit.healthy_median_h, fit.healthy_short_share) = score_healthy(&model, &healthy)?;
+            fits.push(fit);
         }
         let mean = |f: fn(&Fit) -> f64| fits.iter().map(f).sum::<f64>() / fits.len() as f64;
         sizes.push(Size {
@@ -239,6 +263,8 @@ fn evaluate(a: &FleetRulArgs) -> anyhow::Result<FleetRulReport> {
             rmse_last_72h: mean(|f| f.rmse_last_72h),
             coverage: mean(|f| f.coverage),
             train_secs: mean(|f| f.train_secs),
+            healthy_median_h: mean(|f| f.healthy_median_h),
+            healthy_short_share: mean(|f| f.healthy_short_share),
             fits,
         });
     }
@@ -282,7 +308,24 @@ fn score(model: &RulModel, test: &[RulRun], train_secs: f64, cap: f64) -> anyhow
         rmse_last_72h: (sq72 / n72.max(1) as f64).sqrt(),
         coverage: inside as f64 / n.max(1) as f64,
         cv_rmse_h: model.held_out().rmse_within_cap,
+        healthy_median_h: f64::NAN,
+        healthy_short_share: f64::NAN,
     })
+}
+
+/// Median estimate and share below 72 h over healthy pumps' hours after their first day.
+fn score_healthy(model: &RulModel, healthy: &[RulRun]) -> anyhow::Result<(f64, f64)> {
+    let mut all = Vec::new();
+    for run in healthy {
+        let estimates = model.predict_each(&run.steps)?;
+        all.extend(estimates.iter().skip(24).map(|e| e.rul));
+    }
+    if all.is_empty() {
+        return Ok((f64::NAN, f64::NAN));
+    }
+    let short = all.iter().filter(|&&r| r < 72.0).count() as f64 / all.len() as f64;
+    all.sort_by(f64::total_cmp);
+    Ok((all[all.len() / 2], short))
 }
 
 #[cfg(test)]
@@ -298,6 +341,7 @@ mod tests {
             test: 4,
             sizes: vec![2, 8],
             repeats: 1,
+            healthy: 2,
             wear_rate: vec![0.12, 0.4],
             rate_secs: 120.0,
             seed: 11,
@@ -324,6 +368,7 @@ mod tests {
             test: 2,
             sizes: vec![8],
             repeats: 1,
+            healthy: 0,
             wear_rate: vec![0.12, 0.4],
             rate_secs: 60.0,
             seed: 1,
