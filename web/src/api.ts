@@ -3,6 +3,8 @@
 // `{"error", "field"}` message.
 
 import type {
+  AdviceItem,
+  AdviceState,
   Alarm,
   AlarmState,
   AssetModel,
@@ -10,6 +12,7 @@ import type {
   HistoryAnswer,
   OptimizeAnswer,
   OptimizeRequest,
+  Outcome,
   ScenariosRequest,
   Troubleshooting,
   Twin,
@@ -145,6 +148,18 @@ export const api = {
     request<OptimizeAnswer>(`/api/v1/twins/${enc(twin)}/optimize`, { method: 'POST', body, signal }),
   troubleshootAlarm: (id: string, signal?: AbortSignal) =>
     request<Troubleshooting>(`/api/v1/alarms/${enc(id)}/troubleshoot`, { signal }),
+  /** Maintenance advice in `states`, of one twin or all, newest first. */
+  async advice(states: readonly AdviceState[], opts: { twin?: string; signal?: AbortSignal; limit?: number } = {}) {
+    const p = new URLSearchParams({ state: states.join(','), limit: String(opts.limit ?? 500) });
+    if (opts.twin) p.set('twin', opts.twin);
+    return (await request<{ advice: AdviceItem[] }>(`/api/v1/advice?${p}`, { signal: opts.signal })).advice;
+  },
+  adviceItem: (id: string, signal?: AbortSignal) => request<AdviceItem>(`/api/v1/advice/${enc(id)}`, { signal }),
+  /** Plans the work: `forTime` RFC 3339; the token's id is recorded as who scheduled it. */
+  scheduleAdvice: (id: string, forTime: string, note?: string) =>
+    request<AdviceItem>(`/api/v1/advice/${enc(id)}/schedule`, { method: 'POST', body: note ? { for: forTime, note } : { for: forTime } }),
+  adviceDone: (id: string, outcome: Outcome, note?: string) =>
+    request<AdviceItem>(`/api/v1/advice/${enc(id)}/done`, { method: 'POST', body: note ? { outcome, note } : { outcome } }),
 };
 
 /** Runs `f` over `items` with at most `limit` calls in flight; results in input order. */
