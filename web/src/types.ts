@@ -477,3 +477,24 @@ export interface AdviceItem {
   history: Transition[];
 }
 
+// ---- remaining useful life (GET /api/v1/twins/{id}/rul, GET /api/v1/rul) ----
+
+export type RulStatus = 'estimated' | 'untrained' | 'no_history';
+
+export interface RulEstimate {
+  twin: string;
+  model: string;
+  status: RulStatus;
+  /** Why there is no estimate (when not `estimated`). */
+  reason?: string;
+  /** Hours; present only when `estimated`. */
+  rul_h?: number;
+  lower_h?: number;
+  upper_h?: number;
+  as_of?: string;
+  since?: string;
+  /** Run-to-failure histories the model learned from. */
+  trained_on?: number;
+  /** The model saturates at its cap: the remaining life is at least `rul_h`. */
+  capped?: boolean;
+}

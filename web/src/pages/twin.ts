@@ -1,5 +1,6 @@
-// Twin detail: its open alarm and what its anomaly detector says now, latest values against
-// the normal ranges, its open and scheduled maintenance advice with the evidence, a live chart per numeric signal from the WebSocket, the history of one
+// Twin detail: its open alarm and what its anomaly detector says now, its remaining useful
+// life, latest values against the normal ranges, its open and scheduled maintenance advice
+// with the evidence, a live chart per numeric signal from the WebSocket, the history of one
 // signal with zoom and the anomaly score below it, properties and relations, and a link to
 // its what-if page.
 
@@ -17,6 +18,7 @@ import { alarmReason, HEALTH_LABEL, rangeCheck, twinHealth } from '../health';
 import { applyEvent, fromState, type LatestMap } from '../latest';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
+import { loadTwinRul } from '../rul-view';
 import type { Route } from '../router';
 import { ancestors } from '../tree';
 import { isNumericKind, type AdviceItem, type Alarm, type AssetModel, type SignalSpec, type Twin, type TwinHealth, type TwinState, type Value } from '../types';
@@ -297,7 +299,7 @@ export function twinPage(route: Route): Page {
     const history = historySection(state.id, charted, first, abort.signal);
     disposers.push(history.dispose);
 
-    // ---- maintenance advice ----
+    // ---- maintenance advice and remaining useful life ----
     const unitOf = (sig: string) => specs.get(sig)?.unit ?? '';
     const adviceBody = h('div', { class: 'advice-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading advice…'));
     const adviceCard = section('Maintenance advice', 'advice', adviceBody, h('p', { class: 'small' }, link('/advice', 'All maintenance advice')));
@@ -338,6 +340,8 @@ export function twinPage(route: Route): Page {
         replace(adviceBody, notice('error', `Could not load the advice: ${err instanceof Error ? err.message : String(err)}`));
       }
     };
+    const rulBody = h('div', { class: 'rul-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
+    const rulCard = section('Remaining useful life', 'rul', rulBody);
 
     // ---- properties and relations ----
     const props = propertiesSection(model, state.properties);
@@ -350,7 +354,7 @@ export function twinPage(route: Route): Page {
         'div',
         { class: 'twin-top' },
         section('Latest values', 'values', valuesTable),
-        h('div', { class: 'side' }, section('Detector', 'detector', detector), props, rels),
+        h('div', { class: 'side' }, section('Detector', 'detector', detector), rulCard, props, rels),
       ),
       adviceCard,
       live,
@@ -391,6 +395,10 @@ export function twinPage(route: Route): Page {
     drawDetector(state.health);
     markReady('twin');
     void loadAdvice();
+    void loadTwinRul(state.id, rulBody, abort.signal).then(() => markReady('twin-rul'));
+    // Estimates move slowly: read again every few minutes.
+    const rulTick = setInterval(() => void loadTwinRul(state.id, rulBody, abort.signal), 5 * 60_000);
+    disposers.push(() => clearInterval(rulTick));
     // Due-by reads relative to now.
     const adviceTick = setInterval(drawAdvice, 60_000);
     disposers.push(() => clearInterval(adviceTick));
