@@ -274,6 +274,66 @@ try {
   await shot('11-fleet-alarm');
   report('alarm_in_fleet', { health: fleetHealth, lineBelow });
 
+  // ---- maintenance advice: the list as the server's advice book has it ----
+  // Advice opens only after days of degradation, which this run does not simulate: the page
+  // is checked against the server's answer, which is usually empty (then the empty state).
+  await page.locator('#nav a[href="#/advice"]').focus();
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/#\/advice$/);
+  await page.waitForFunction(() => 'advice' in window.__doppel.ready);
+  check((await page.locator('#nav a[href="#/advice"]').getAttribute('aria-current')) === 'page', 'the Advice link is current');
+  const serverAdvice = JSON.parse(await ask({ kind: 'advice' })).advice;
+  const expectedAdvice = serverAdvice
+    .sort((a, b) => a.recommendation.due_by - b.recommendation.due_by || (a.id < b.id ? -1 : 1))
+    .map((a) => a.id);
+  const shownAdvice = await page.locator('tr[data-advice]').evaluateAll((rows) => rows.map((r) => r.dataset.advice));
+  check(JSON.stringify(shownAdvice) === JSON.stringify(expectedAdvice), `the advice soonest due first: ${shownAdvice} vs the server's ${expectedAdvice}`);
+  if (expectedAdvice.length) {
+    // The first item's evidence, opened with the keyboard.
+    await page.locator(`tr[data-advice="${expectedAdvice[0]}"] button.toggle`).focus();
+    await page.keyboard.press('Enter');
+    await page.locator(`#advice-detail-${expectedAdvice[0]} table.evidence`).waitFor();
+  } else {
+    const empty = await page.locator('.advice-body .notice').innerText();
+    check(/No open or scheduled advice/.test(empty), `the empty state is shown: ${empty}`);
+  }
+  await shot('14-advice');
+  report('advice', { shown: shownAdvice });
+
+  // ---- remaining useful life: the fleet's worst-life panel and a twin's card ----
+  // A server without the RUL routes does not list them in its OpenAPI document and the page
+  // does not ask (so no refused request): the panel says "not available".
+  await page.locator('#nav a[href="#/"]').click();
+  await page.locator('#worst-rul [data-rul], #worst-rul ol.worst-rul').first().waitFor();
+  const fleetRul = JSON.parse(await ask({ kind: 'rul' }));
+  const panel = await page.locator('#worst-rul').innerText();
+  if (fleetRul.status === 200) {
+    const shownRul = await page.locator('#worst-rul li[data-twin]').evaluateAll((li) => li.map((l) => l.dataset.twin));
+    const estimated = fleetRul.body.twins.filter((t) => t.status === 'estimated').map((t) => t.twin);
+    check(JSON.stringify(shownRul) === JSON.stringify(estimated.slice(0, shownRul.length)) && shownRul.length === Math.min(5, estimated.length), `the least remaining life first: ${shownRul} vs ${estimated}`);
+  } else {
+    check(/Not available/.test(panel), `the panel says the estimate is not available: ${panel}`);
+  }
+  await shot('15-fleet-rul');
+  report('rul_fleet', { status: fleetRul.status, panel });
+
+  await page.locator('a[href="#/twins/pump-1"]').first().click();
+  await page.locator('#rul [data-rul]').waitFor();
+  await page.locator('#advice [data-advice]').first().waitFor();
+  const twinRul = JSON.parse(await ask({ kind: 'twin_rul', twin: 'pump-1' }));
+  const card = page.locator('#rul [data-rul]').first();
+  const cardState = await card.getAttribute('data-rul');
+  if (twinRul.status === 200) {
+    check(cardState === twinRul.body.status, `the card shows the server's status (${cardState} vs ${twinRul.body.status})`);
+    if (twinRul.body.reason) check((await card.innerText()).includes(twinRul.body.reason), 'the card gives the reason');
+  } else {
+    check(cardState === 'not_available', `the card says not available (${cardState})`);
+  }
+  const twinAdvice = await page.locator('#advice').innerText();
+  await page.locator('#rul').scrollIntoViewIfNeeded();
+  await shot('16-twin-rul');
+  report('rul_twin', { status: twinRul.status, card: await page.locator('#rul').innerText(), advice: twinAdvice.slice(0, 200) });
+
   // ---- 100 live series at 10 Hz ----
   const frames = async (ms) =>
     page.evaluate(

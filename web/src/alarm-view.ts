@@ -4,7 +4,7 @@
 
 import { allowedActions, errorText, formatDeviation, formatScore, KIND_LABEL, SEVERITY_LABEL, STATE_LABEL } from './alarms';
 import { api } from './api';
-import { h, link, notice, replace, seg } from './dom';
+import { h, link, notice, replace, seg, whileBusy } from './dom';
 import { formatNumber, formatTime, nsToMs } from './format';
 import type { Alarm, Severity, Verdict } from './types';
 import { CAUSE_KIND_LABEL, causeWhere } from './whatif';
@@ -44,20 +44,8 @@ const ACTIONS: { name: ActionName; label: string; run: (id: string) => Promise<A
 ];
 
 /** Runs one request for an alarm with every button of `group` disabled meanwhile. */
-async function busy(group: HTMLElement, hooks: ActionHooks, f: () => Promise<Alarm>): Promise<void> {
-  const active = document.activeElement;
-  const focus = active instanceof HTMLElement && group.contains(active) ? active.dataset.focus ?? active.id : undefined;
-  const buttons = [...group.querySelectorAll('button')].filter((b) => !b.disabled);
-  for (const b of buttons) b.disabled = true;
-  group.setAttribute('aria-busy', 'true');
-  try {
-    hooks.done(await f(), focus);
-  } catch (err) {
-    for (const b of buttons) b.disabled = false;
-    hooks.failed(errorText(err), focus);
-  } finally {
-    group.removeAttribute('aria-busy');
-  }
+function busy(group: HTMLElement, hooks: ActionHooks, f: () => Promise<Alarm>): Promise<void> {
+  return whileBusy(group, f, hooks.done, (err, focus) => hooks.failed(errorText(err), focus));
 }
 
 /**
@@ -247,20 +235,6 @@ export function alarmLine(a: Alarm): HTMLElement {
 /** An error notice for an alarm action. */
 export function actionError(text: string): HTMLElement {
   return notice('error', text);
-}
-
-/** What the user typed in `root`'s text fields, by id: redraws put it back. */
-export function typedValues(root: HTMLElement): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const i of root.querySelectorAll<HTMLInputElement>('input[type="text"][id]')) out.set(i.id, i.value);
-  return out;
-}
-
-export function restoreTyped(root: HTMLElement, typed: Map<string, string>): void {
-  for (const [id, v] of typed) {
-    const i = root.querySelector<HTMLInputElement>(`#${CSS.escape(id)}`);
-    if (i) i.value = v;
-  }
 }
 
 /**

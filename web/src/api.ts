@@ -3,6 +3,8 @@
 // `{"error", "field"}` message.
 
 import type {
+  AdviceItem,
+  AdviceState,
   Alarm,
   AlarmState,
   AssetModel,
@@ -10,6 +12,8 @@ import type {
   HistoryAnswer,
   OptimizeAnswer,
   OptimizeRequest,
+  Outcome,
+  RulEstimate,
   ScenariosRequest,
   Troubleshooting,
   Twin,
@@ -98,6 +102,38 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
 
 const enc = encodeURIComponent;
 
+let routes: Promise<Set<string> | null> | null = null;
+
+/**
+ * The API paths this server documents (`/api/v1/openapi.json`, read once per tab), or null
+ * when it cannot say. Pages ask before calling a route an older server may lack, so that a
+ * missing route shows as "not available" instead of a refused request in the console.
+ */
+export function serverRoutes(): Promise<Set<string> | null> {
+  // Not tied to one page's abort signal: every page shares the answer.
+  if (!routes) {
+    routes = request<{ paths?: Record<string, unknown> }>('/api/v1/openapi.json').then(
+      (doc) => new Set(Object.keys(doc.paths ?? {}).map(routeShape)),
+      () => {
+        // Asked again next time (the server may have been unreachable).
+        routes = null;
+        return null;
+      },
+    );
+  }
+  return routes;
+}
+
+/** A documented path with its parameters unnamed: `/api/v1/twins/{id}/rul` → `/api/v1/twins/{}/rul`. */
+export function routeShape(path: string): string {
+  return path.replace(/\{[^}]*\}/g, '{}');
+}
+
+/** Whether the server documents `path` (parameters in braces, whatever their names). */
+export async function hasRoute(path: string): Promise<boolean> {
+  return (await serverRoutes())?.has(routeShape(path)) ?? false;
+}
+
 export interface HistoryQuery {
   fromMs: number;
   toMs: number;
@@ -145,6 +181,29 @@ export const api = {
     request<OptimizeAnswer>(`/api/v1/twins/${enc(twin)}/optimize`, { method: 'POST', body, signal }),
   troubleshootAlarm: (id: string, signal?: AbortSignal) =>
     request<Troubleshooting>(`/api/v1/alarms/${enc(id)}/troubleshoot`, { signal }),
+  /** Maintenance advice in `states`, of one twin or all, newest first. */
+  async advice(states: readonly AdviceState[], opts: { twin?: string; signal?: AbortSignal; limit?: number } = {}) {
+    const p = new URLSearchParams({ state: states.join(','), limit: String(opts.limit ?? 500) });
+    if (opts.twin) p.set('twin', opts.twin);
+    return (await request<{ advice: AdviceItem[] }>(`/api/v1/advice?${p}`, { signal: opts.signal })).advice;
+  },
+  adviceItem: (id: string, signal?: AbortSignal) => request<AdviceItem>(`/api/v1/advice/${enc(id)}`, { signal }),
+  /** Plans the work: `forTime` RFC 3339; the token's id is recorded as who scheduled it. */
+  scheduleAdvice: (id: string, forTime: string, note?: string) =>
+    request<AdviceItem>(`/api/v1/advice/${enc(id)}/schedule`, { method: 'POST', body: note ? { for: forTime, note } : { for: forTime } }),
+  adviceDone: (id: string, outcome: Outcome, note?: string) =>
+    request<AdviceItem>(`/api/v1/advice/${enc(id)}/done`, { method: 'POST', body: note ? { outcome, note } : { outcome } }),
+  /** The twin's remaining useful life; null when this server does not estimate it. */
+  async rul(twin: string, signal?: AbortSignal): Promise<RulEstimate | null> {
+    if (!(await hasRoute('/api/v1/twins/{id}/rul'))) return null;
+    return request<RulEstimate>(`/api/v1/twins/${enc(twin)}/rul`, { signal });
+  },
+  /** Every twin's remaining useful life (estimated ones first, shortest first); null when not estimated here. */
+  async fleetRul(model?: string, signal?: AbortSignal): Promise<RulEstimate[] | null> {
+    if (!(await hasRoute('/api/v1/rul'))) return null;
+    const q = model ? `?${new URLSearchParams({ model })}` : '';
+    return (await request<{ twins: RulEstimate[] }>(`/api/v1/rul${q}`, { signal })).twins;
+  },
 };
 
 /** Runs `f` over `items` with at most `limit` calls in flight; results in input order. */

@@ -75,3 +75,65 @@ export function healthBadge(health: string, label: string, title?: string): HTML
     label,
   );
 }
+
+/**
+ * Puts focus back on the control with `key` (its `data-focus`, or its id) inside `root`, or
+ * on `fallback` when it is gone or disabled: pages that redraw on live events keep the
+ * keyboard user's place.
+ */
+export function refocus(root: HTMLElement, key: string | undefined, fallback: () => HTMLElement | null): void {
+  if (!key) return;
+  const el = root.querySelector<HTMLElement>(`[data-focus="${CSS.escape(key)}"]`) ?? root.querySelector<HTMLElement>(`#${CSS.escape(key)}`);
+  if (el && !(el as HTMLButtonElement).disabled) el.focus();
+  else fallback()?.focus();
+}
+
+/** The `data-focus` key (or id) of the focused element, if it is inside `root`. */
+export function focusKey(root: HTMLElement): string | undefined {
+  const a = document.activeElement;
+  return a instanceof HTMLElement && root.contains(a) ? a.dataset.focus ?? (a.id || undefined) : undefined;
+}
+
+/** Form fields whose value the user types or picks (not checkboxes, radios or buttons). */
+const TYPED = 'input[id]:not([type="checkbox"]):not([type="radio"]):not([type="button"]):not([type="submit"]), select[id], textarea[id]';
+
+/** What the user typed or picked in `root`'s form fields, by id: redraws put it back. */
+export function typedValues(root: HTMLElement): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const i of root.querySelectorAll<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>(TYPED)) out.set(i.id, i.value);
+  return out;
+}
+
+export function restoreTyped(root: HTMLElement, typed: Map<string, string>): void {
+  for (const [id, v] of typed) {
+    const i = root.querySelector<HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>(`#${CSS.escape(id)}`);
+    if (i) i.value = v;
+  }
+}
+
+/**
+ * Runs one request on behalf of the controls in `group`, every enabled button of it disabled
+ * meanwhile (`aria-busy` set). `done` gets the answer, `failed` the error (the buttons are
+ * enabled again first), each with the `data-focus` key (or id) of the control that had focus
+ * when it started: disabling its button takes focus away, so the page puts it back.
+ */
+export async function whileBusy<T>(
+  group: HTMLElement,
+  f: () => Promise<T>,
+  done: (answer: T, focus?: string) => void,
+  failed: (err: unknown, focus?: string) => void,
+): Promise<void> {
+  const active = document.activeElement;
+  const focus = active instanceof HTMLElement && group.contains(active) ? active.dataset.focus ?? (active.id || undefined) : undefined;
+  const buttons = [...group.querySelectorAll('button')].filter((b) => !b.disabled);
+  for (const b of buttons) b.disabled = true;
+  group.setAttribute('aria-busy', 'true');
+  try {
+    done(await f(), focus);
+  } catch (err) {
+    for (const b of buttons) b.disabled = false;
+    failed(err, focus);
+  } finally {
+    group.removeAttribute('aria-busy');
+  }
+}

@@ -1,11 +1,11 @@
 // The live stream: one WebSocket to `/api/v1/stream` per page, filtered by twin and event
-// type (readings unless a page asks for alarm changes too), reconnecting with backoff when
+// type (readings unless a page asks for alarm or advice changes), reconnecting with backoff when
 // the server goes away. A `lagged` message (the server skipped events because this client
 // was slow) is counted and shown, not hidden.
 
 import { getToken } from './api';
 import { stats } from './frames';
-import type { AlarmEvent, EventType, LiveEvent } from './types';
+import type { AdviceEvent, AlarmEvent, EventType, LiveEvent } from './types';
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -50,6 +50,7 @@ function announce(s: LiveStatus, detail: string): void {
 export type StreamMessage =
   | { kind: 'reading'; event: LiveEvent }
   | { kind: 'alarm'; event: AlarmEvent }
+  | { kind: 'advice'; event: AdviceEvent }
   | { kind: 'lagged'; skipped: number }
   | { kind: 'other' };
 
@@ -62,9 +63,10 @@ export function parseMessage(data: string): StreamMessage {
     return { kind: 'other' };
   }
   if (typeof msg !== 'object' || msg === null) return { kind: 'other' };
-  const m = msg as { type?: unknown; skipped?: unknown; alarm?: unknown; values?: unknown };
+  const m = msg as { type?: unknown; skipped?: unknown; alarm?: unknown; advice?: unknown; values?: unknown };
   if (m.type === 'lagged') return { kind: 'lagged', skipped: typeof m.skipped === 'number' ? m.skipped : 0 };
   if (m.type === 'alarm') return typeof m.alarm === 'object' && m.alarm !== null ? { kind: 'alarm', event: msg as AlarmEvent } : { kind: 'other' };
+  if (m.type === 'advice') return typeof m.advice === 'object' && m.advice !== null ? { kind: 'advice', event: msg as AdviceEvent } : { kind: 'other' };
   // Servers before event types sent readings without `type`.
   if ((m.type === 'reading' || m.type === undefined) && typeof m.values === 'object' && m.values !== null) {
     return { kind: 'reading', event: msg as LiveEvent };
@@ -76,6 +78,7 @@ export function parseMessage(data: string): StreamMessage {
 export interface StreamHandlers {
   reading?: (e: LiveEvent) => void;
   alarm?: (e: AlarmEvent) => void;
+  advice?: (e: AdviceEvent) => void;
   /** Called after a reconnect: events may have been missed, reload state if it matters. */
   reconnect?: () => void;
 }
@@ -119,6 +122,9 @@ export class LiveStream {
           return;
         case 'alarm':
           this.handlers.alarm?.(msg.event);
+          return;
+        case 'advice':
+          this.handlers.advice?.(msg.event);
           return;
         case 'other':
           return;

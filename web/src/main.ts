@@ -6,6 +6,7 @@ import './perf';
 import { clearToken, getToken, onUnauthorized } from './api';
 import { h, notice, replace } from './dom';
 import { onLiveStatus, type LiveStatus } from './live';
+import { adviceItemPage, advicePage } from './pages/advice';
 import { alarmPage, alarmsPage } from './pages/alarms';
 import { fleetPage } from './pages/fleet';
 import { modelsPage } from './pages/models';
@@ -54,6 +55,7 @@ document.querySelector('.skip')?.addEventListener('click', (e) => {
 const NAV_SECTIONS: Record<string, RouteName[]> = {
   '#/': ['fleet', 'twin', 'whatif'],
   '#/alarms': ['alarms', 'alarm'],
+  '#/advice': ['advice', 'adviceItem'],
   '#/models': ['models', 'model'],
 };
 
@@ -76,6 +78,10 @@ function pageFor(route: Route): Page {
       return alarmsPage(route);
     case 'alarm':
       return alarmPage(route);
+    case 'advice':
+      return advicePage(route);
+    case 'adviceItem':
+      return adviceItemPage(route);
     case 'models':
     case 'model':
       return modelsPage(route);

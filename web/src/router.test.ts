@@ -19,6 +19,10 @@ describe('parseRoute', () => {
     expect(parseRoute('#/alarms/A-000001')).toMatchObject({ name: 'alarm', id: 'A-000001' });
     expect(parseRoute('#/constructor/x').name).toBe('notfound');
     expect(parseRoute('#/twins/pump%201/whatif')).toMatchObject({ name: 'whatif', id: 'pump 1' });
+    expect(parseRoute('#/advice')).toMatchObject({ name: 'advice' });
+    expect(parseRoute('#/advice?view=closed').query.get('view')).toBe('closed');
+    expect(parseRoute('#/advice/V-000001')).toMatchObject({ name: 'adviceItem', id: 'V-000001' });
+    expect(parseRoute('#/advice/V-000001/x').name).toBe('notfound');
     expect(parseRoute('#/twins/pump-1/nope').name).toBe('notfound');
     expect(parseRoute('#/models/pump/whatif').name).toBe('notfound');
   });
@@ -54,6 +58,9 @@ describe('live stream', () => {
     expect(parseMessage(JSON.stringify(untyped)).kind).toBe('reading');
     const alarm = { type: 'alarm', twin: 'a', model: 'm', time: '', ts: 1, change: 'raised', alarm: { id: 'A-1' } };
     expect(parseMessage(JSON.stringify(alarm))).toEqual({ kind: 'alarm', event: alarm });
+    const advice = { type: 'advice', twin: 'a', model: 'm', time: '', ts: 1, change: 'opened', advice: { id: 'V-000001' } };
+    expect(parseMessage(JSON.stringify(advice))).toEqual({ kind: 'advice', event: advice });
+    expect(parseMessage('{"type":"advice"}').kind).toBe('other');
     expect(parseMessage('{"type":"lagged","skipped":3}')).toEqual({ kind: 'lagged', skipped: 3 });
     expect(parseMessage('{"type":"alarm"}').kind).toBe('other');
     expect(parseMessage('{"type":"future"}').kind).toBe('other');

@@ -1,8 +1,8 @@
 // Hash routes: `#/` fleet, `#/twins/{id}`, `#/twins/{id}/whatif`, `#/alarms` (`?view=cleared|all`), `#/alarms/{id}`,
-// `#/models`, `#/models/{id}`, `#/signin`.
+// `#/advice` (`?view=closed|all`), `#/advice/{id}`, `#/models`, `#/models/{id}`, `#/signin`.
 // Hash routing keeps every page at `/`, so the server's only job is to serve index.html.
 
-export type RouteName = 'signin' | 'fleet' | 'twin' | 'whatif' | 'alarms' | 'alarm' | 'models' | 'model' | 'notfound';
+export type RouteName = 'signin' | 'fleet' | 'twin' | 'whatif' | 'alarms' | 'alarm' | 'advice' | 'adviceItem' | 'models' | 'model' | 'notfound';
 
 export interface Route {
   name: RouteName;
@@ -26,6 +26,7 @@ const ITEM_ROUTES = new Map<string, RouteName>([
   ['twins', 'twin'],
   ['models', 'model'],
   ['alarms', 'alarm'],
+  ['advice', 'adviceItem'],
 ]);
 
 export function parseRoute(hash: string): Route {
@@ -39,6 +40,7 @@ export function parseRoute(hash: string): Route {
   if (parts[0] === 'signin' && parts.length === 1) return { name: 'signin', ...base };
   if (parts[0] === 'models' && parts.length === 1) return { name: 'models', ...base };
   if (parts[0] === 'alarms' && parts.length === 1) return { name: 'alarms', ...base };
+  if (parts[0] === 'advice' && parts.length === 1) return { name: 'advice', ...base };
   const item = ITEM_ROUTES.get(parts[0]);
   if (parts.length === 2 && item) {
     const id = decode(parts[1]);

@@ -165,7 +165,18 @@ export interface AlarmEvent {
   alarm: Alarm;
 }
 
-export type EventType = 'reading' | 'alarm';
+export type EventType = 'reading' | 'alarm' | 'advice';
+
+/** One message of `/api/v1/stream?type=advice`: a maintenance-advice item changed. */
+export interface AdviceEvent {
+  type: 'advice';
+  twin: string;
+  model: string;
+  time: string;
+  ts: number;
+  change: AdviceChange;
+  advice: AdviceItem;
+}
 
 /** One message of `/api/v1/stream`: a reading of one twin. */
 export interface LiveEvent {
@@ -335,4 +346,155 @@ export interface Troubleshooting {
   from: number;
   to: number;
   causes: Cause[];
+}
+
+// ---- maintenance advice (crates/doppel-engine/src/advice.rs, doppel-analytics/src/advice.rs) ----
+
+export type AdviceState = 'open' | 'scheduled' | 'done' | 'withdrawn';
+export type AdviceChange = 'opened' | 'updated' | 'scheduled' | 'done' | 'withdrawn';
+export type Outcome = 'confirmed' | 'not_found' | 'other';
+export type SignalDirection = 'rising' | 'falling' | 'shift' | 'noisy';
+export type Urgency = 'low' | 'medium' | 'high' | 'critical';
+
+export interface Threshold {
+  value: number;
+  /** True for an upper limit (crossing means going above it). */
+  upper: boolean;
+}
+
+export type NoCrossing =
+  | { reason: 'cannot_forecast'; detail: string }
+  | { reason: 'no_trend_toward_limit' }
+  | { reason: 'not_within_horizon' }
+  | { reason: 'bad_threshold' };
+
+/** When a signal is expected to cross its limit (epoch ns). */
+export type TimeToThreshold =
+  | { status: 'already_beyond'; level: number; threshold: Threshold }
+  | {
+      status: 'predicted';
+      threshold: Threshold;
+      earliest: number;
+      likely?: number | null;
+      latest?: number | null;
+      earliest_h: number;
+      likely_h?: number | null;
+      trend_per_hour: number;
+    }
+  | { status: 'not_predicted'; threshold: Threshold; why: NoCrossing };
+
+/** How one signal of the failure mode's signature supports the advice. */
+export interface SignalEvidence {
+  signal: string;
+  /** The direction the failure mode predicts. */
+  expected_direction: SignalDirection;
+  observed_direction?: SignalDirection;
+  /** 0..1 in the predicted direction. */
+  strength: number;
+  weight: number;
+  /** What the detector expected and saw, when it flagged the signal. */
+  expected?: number;
+  observed?: number;
+  detector?: ContributionKind;
+  detector_score?: number;
+  trend_per_hour?: number;
+  /** The slope over its standard error. */
+  trend_t?: number;
+  limit?: number;
+  time_to_limit?: TimeToThreshold;
+}
+
+export interface SimilarCase {
+  id: string;
+  failure_mode: string;
+  similarity: number;
+}
+
+/** What happens if nothing is done (epoch ns). */
+export interface RiskOfWaiting {
+  consequence: string;
+  first_limit_signal?: string;
+  limit_earliest?: number;
+  limit_likely?: number;
+  failure_likely?: number;
+  failure_earliest?: number;
+  summary: string;
+}
+
+export interface Recommendation {
+  failure_mode: string;
+  /** The failure mode's name (`Bearing wear`). */
+  name: string;
+  action: string;
+  actions: string[];
+  urgency: Urgency;
+  /** Epoch ns (reading time). */
+  due_by: number;
+  due_in_h: number;
+  /** 0..1. */
+  confidence: number;
+  match_score: number;
+  coverage: number;
+  evidence: SignalEvidence[];
+  similar_cases?: SimilarCase[];
+  risk: RiskOfWaiting;
+  summary: string;
+}
+
+export interface AdviceScheduled {
+  /** When the work is planned (RFC 3339; `for_ts` in ns). */
+  for: string;
+  for_ts: number;
+  /** Token id of the operator who scheduled it. */
+  by: string;
+  note?: string;
+  at: string;
+}
+
+export interface AdviceDone {
+  outcome: Outcome;
+  note?: string;
+  by: string;
+  at: string;
+  at_ts: number;
+}
+
+/** One piece of maintenance advice on a twin. */
+export interface AdviceItem {
+  id: string;
+  twin: string;
+  model: string;
+  failure_mode: string;
+  state: AdviceState;
+  recommendation: Recommendation;
+  opened_at: string;
+  opened_ts: number;
+  updated_at: string;
+  updated_ts: number;
+  scheduled?: AdviceScheduled;
+  done?: AdviceDone;
+  withdrawn_at?: string;
+  history: Transition[];
+}
+
+// ---- remaining useful life (GET /api/v1/twins/{id}/rul, GET /api/v1/rul) ----
+
+export type RulStatus = 'estimated' | 'untrained' | 'no_history';
+
+export interface RulEstimate {
+  twin: string;
+  model: string;
+  status: RulStatus;
+  /** Why there is no estimate (when not `estimated`). */
+  reason?: string;
+  /** Hours; present only when `estimated`. */
+  rul_h?: number;
+  lower_h?: number;
+  upper_h?: number;
+  as_of?: string;
+  since?: string;
+  /** Run-to-failure histories the model learned from. */
+  trained_on?: number;
+  /** The model saturates at its cap: the remaining life is at least `rul_h`. */
+  capped?: boolean;
 }

@@ -3,7 +3,8 @@
 //! `web/e2e/dashboard.mjs`) signs in with the admin token, finds a twin in the fleet tree,
 //! opens it, sees a reading posted over HTTP appear live, zooms the history, opens the models,
 //! watches an alarm arrive live on the alarms page, acknowledges it and gives feedback with
-//! the keyboard, sees it on its twin and in the fleet tree, measures first paint and frame
+//! the keyboard, sees it on its twin and in the fleet tree, checks the maintenance-advice page
+//! and the remaining-useful-life panel and card against the server, measures first paint and frame
 //! times with 100 signals arriving at 10 Hz, then runs a what-if on a pump with hours of
 //! simulated history (fit, a lower speed against the baseline, the optimizer) and
 //! troubleshoots the alarm.
@@ -471,6 +472,20 @@ fn dashboard_in_headless_chromium() {
                 let (status, body) = s.get(&format!("/api/v1/alarms/{id}/troubleshoot"), admin);
                 json!({"status": status, "body": body}).to_string()
             }
+            Some("advice") => {
+                let (status, body) = s.get("/api/v1/advice?state=open,scheduled", admin);
+                assert_eq!(status, 200, "{body}");
+                body.to_string()
+            }
+            Some("rul") => {
+                let (status, body) = s.get("/api/v1/rul", admin);
+                json!({"status": status, "body": body}).to_string()
+            }
+            Some("twin_rul") => {
+                let twin = msg["twin"].as_str().unwrap();
+                let (status, body) = s.get(&format!("/api/v1/twins/{twin}/rul"), admin);
+                json!({"status": status, "body": body}).to_string()
+            }
             Some("load_done") => {
                 let (sent, worst) = load.take().expect("a load running").join().unwrap();
                 loads.push(json!({"readings": sent, "worst_post_ms": worst.as_secs_f64() * 1e3}));
@@ -512,6 +527,9 @@ fn dashboard_in_headless_chromium() {
         "alarm_feedback",
         "alarm_on_twin",
         "alarm_in_fleet",
+        "advice",
+        "rul_fleet",
+        "rul_twin",
         "whatif_fit",
         "whatif_scenario",
         "whatif_optimize",

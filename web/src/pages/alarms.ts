@@ -6,39 +6,20 @@ import {
   actionError,
   actionButtons,
   alarmDetail,
-  restoreTyped,
   severityBadge,
   stateText,
   troubleshootPart,
-  typedValues,
   type ActionHooks,
 } from '../alarm-view';
 import { errorText, parseView, upsertAlarm, VIEW_LABEL, VIEW_STATES, type AlarmView } from '../alarms';
 import { api } from '../api';
-import { h, link, notice, replace, seg } from '../dom';
+import { focusKey, h, link, notice, refocus, replace, restoreTyped, seg, typedValues } from '../dom';
 import { formatAge, formatTime, nsToMs } from '../format';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
 import type { Route } from '../router';
 import type { Alarm } from '../types';
 import type { Page } from './page';
-
-/**
- * Puts focus back on the control with `key` (its `data-focus`, or its id) inside `root`, or
- * on `fallback` when it is gone or disabled.
- */
-function refocus(root: HTMLElement, key: string | undefined, fallback: () => HTMLElement | null): void {
-  if (!key) return;
-  const el = root.querySelector<HTMLElement>(`[data-focus="${CSS.escape(key)}"]`) ?? root.querySelector<HTMLElement>(`#${CSS.escape(key)}`);
-  if (el && !(el as HTMLButtonElement).disabled) el.focus();
-  else fallback()?.focus();
-}
-
-/** The `data-focus` key of the focused element, if it is inside `root`. */
-function focusKey(root: HTMLElement): string | undefined {
-  const a = document.activeElement;
-  return a instanceof HTMLElement && root.contains(a) ? a.dataset.focus ?? (a.id || undefined) : undefined;
-}
 
 export function alarmsPage(route: Route): Page {
   const view: AlarmView = parseView(route.query.get('view'));

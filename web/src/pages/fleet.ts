@@ -1,6 +1,6 @@
 // Fleet overview: the twin hierarchy with each twin's model, age of its latest reading and
 // health colour (an open alarm's severity first), kept current by the live stream's readings
-// and alarm changes.
+// and alarm changes; beside it the twins with the least remaining useful life.
 
 import { twinAlarmAfter } from '../alarms';
 import { api, mapLimit } from '../api';
@@ -11,6 +11,7 @@ import { countHealths, HEALTH_LABEL, lastUpdate, twinHealth, worst, type HealthV
 import { applyEvent, fromState, type LatestMap } from '../latest';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
+import { loadWorstRul } from '../rul-view';
 import { buildTree, descendants, matching, visibleRows, type TreeNode } from '../tree';
 import type { Alarm, AssetModel, Twin } from '../types';
 import type { Page } from './page';
@@ -28,9 +29,11 @@ export interface FleetEntry {
   verdict: HealthVerdict;
 }
 
+/** The worst-remaining-life panel is read again this often (estimates move slowly). */
+const RUL_EVERY_MS = 5 * 60_000;
+
 /**
- * Extra columns of the fleet table. Active alarms and worst remaining useful life join here
- * when their APIs exist: a column loads what it needs in `load` (once per page, refreshed
+ * Extra columns of the fleet table (the worst remaining useful life has its own panel): a column loads what it needs in `load` (once per page, refreshed
  * from the live stream if it has one) and draws one cell per twin. No column shows data that
  * the server does not have.
  */
@@ -59,6 +62,13 @@ export function fleetPage(): Page {
     placeholder: 'name, id or model',
     'aria-label': 'Filter twins by name, id or model',
   });
+  const rulBody = h('div', { class: 'rul-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
+  const rulPanel = h(
+    'section',
+    { class: 'card worst-rul-panel', id: 'worst-rul', 'aria-labelledby': 'worst-rul-h' },
+    h('h2', { id: 'worst-rul-h' }, 'Worst remaining life'),
+    rulBody,
+  );
   const el = h(
     'section',
     { class: 'fleet' },
@@ -69,7 +79,7 @@ export function fleetPage(): Page {
       summary,
       h('div', { class: 'toolbar' }, h('label', { for: 'fleet-filter' }, 'Filter'), filter),
     ),
-    body,
+    h('div', { class: 'fleet-layout' }, body, rulPanel),
   );
 
   const entries = new Map<string, FleetEntry>();
@@ -78,6 +88,10 @@ export function fleetPage(): Page {
   let rows = new Map<string, RowRefs>();
   let stream: LiveStream | null = null;
   let tick: ReturnType<typeof setInterval> | null = null;
+  const names = () => new Map([...entries.values()].map((e) => [e.twin.id, e.twin.name]));
+  const loadRul = () => loadWorstRul(rulBody, names, abort.signal).then(() => markReady('fleet-rul'));
+  void loadRul();
+  const rulTick = setInterval(() => void loadRul(), RUL_EVERY_MS);
 
   const verdictOf = (e: FleetEntry, now: number): HealthVerdict =>
     e.latest === null ? { health: 'none', reasons: [] } : twinHealth(e.model, e.latest, now, e.alarm);
@@ -289,6 +303,7 @@ export function fleetPage(): Page {
       abort.abort();
       stream?.close();
       cancelFrame(frameRefresh);
+      clearInterval(rulTick);
       if (tick) clearInterval(tick);
     },
   };

@@ -1,8 +1,11 @@
-// Twin detail: its open alarm and what its anomaly detector says now, latest values against
-// the normal ranges, a live chart per numeric signal from the WebSocket, the history of one
+// Twin detail: its open alarm and what its anomaly detector says now, its remaining useful
+// life, latest values against the normal ranges, its open and scheduled maintenance advice
+// with the evidence, a live chart per numeric signal from the WebSocket, the history of one
 // signal with zoom and the anomaly score below it, properties and relations, and a link to
 // its what-if page.
 
+import { ADVICE_VIEW_STATES, upsertAdvice } from '../advice';
+import { adviceLine, evidenceTable } from '../advice-view';
 import { api, mapLimit } from '../api';
 import { alarmLine } from '../alarm-view';
 import { formatDeviation, formatScore, KIND_LABEL, twinAlarmAfter } from '../alarms';
@@ -15,9 +18,10 @@ import { alarmReason, HEALTH_LABEL, rangeCheck, twinHealth } from '../health';
 import { applyEvent, fromState, type LatestMap } from '../latest';
 import { LiveStream } from '../live';
 import { markReady } from '../perf';
+import { loadTwinRul } from '../rul-view';
 import type { Route } from '../router';
 import { ancestors } from '../tree';
-import { isNumericKind, type Alarm, type AssetModel, type SignalSpec, type Twin, type TwinHealth, type TwinState, type Value } from '../types';
+import { isNumericKind, type AdviceItem, type Alarm, type AssetModel, type SignalSpec, type Twin, type TwinHealth, type TwinState, type Value } from '../types';
 import type { Page } from './page';
 
 /** The derived history series of the twin's anomaly score (no model signal can take the name). */
@@ -148,6 +152,7 @@ export function twinPage(route: Route): Page {
         { class: 'jumps', 'aria-label': 'Sections' },
         jump('values', 'Latest values'),
         jump('detector', 'Detector'),
+        jump('advice', 'Advice'),
         jump('live', 'Live charts'),
         jump('history', 'History'),
         jump('relations', 'Relations'),
@@ -294,6 +299,50 @@ export function twinPage(route: Route): Page {
     const history = historySection(state.id, charted, first, abort.signal);
     disposers.push(history.dispose);
 
+    // ---- maintenance advice and remaining useful life ----
+    const unitOf = (sig: string) => specs.get(sig)?.unit ?? '';
+    const adviceBody = h('div', { class: 'advice-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading advice…'));
+    const adviceCard = section('Maintenance advice', 'advice', adviceBody, h('p', { class: 'small' }, link('/advice', 'All maintenance advice')));
+    // null until the list arrives; live events before it are kept and merged.
+    let advice: AdviceItem[] | null = null;
+    let earlyAdvice: AdviceItem[] = [];
+    const drawAdvice = (): void => {
+      if (advice === null) return;
+      if (!advice.length) {
+        replace(adviceBody, h('p', { class: 'muted', 'data-advice': 'none' }, 'No open or scheduled advice for this twin.'));
+        return;
+      }
+      const now = Date.now();
+      replace(
+        adviceBody,
+        advice.map((a) =>
+          h(
+            'article',
+            { class: 'twin-advice', 'data-advice': a.id },
+            adviceLine(a, now),
+            h('p', { class: 'muted small' }, a.recommendation.risk.summary || a.recommendation.summary),
+            evidenceTable(a, unitOf, now),
+          ),
+        ),
+      );
+    };
+    const loadAdvice = async (): Promise<void> => {
+      try {
+        const list = await api.advice(ADVICE_VIEW_STATES.active, { twin: state.id, signal: abort.signal });
+        let next: AdviceItem[] = [];
+        for (const a of [...list, ...earlyAdvice]) next = upsertAdvice(next, a, ADVICE_VIEW_STATES.active);
+        advice = next;
+        earlyAdvice = [];
+        drawAdvice();
+        markReady('twin-advice');
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        replace(adviceBody, notice('error', `Could not load the advice: ${err instanceof Error ? err.message : String(err)}`));
+      }
+    };
+    const rulBody = h('div', { class: 'rul-body', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading…'));
+    const rulCard = section('Remaining useful life', 'rul', rulBody);
+
     // ---- properties and relations ----
     const props = propertiesSection(model, state.properties);
     const rels = relationsSection(state, twins, byId);
@@ -305,8 +354,9 @@ export function twinPage(route: Route): Page {
         'div',
         { class: 'twin-top' },
         section('Latest values', 'values', valuesTable),
-        h('div', { class: 'side' }, section('Detector', 'detector', detector), props, rels),
+        h('div', { class: 'side' }, section('Detector', 'detector', detector), rulCard, props, rels),
       ),
+      adviceCard,
       live,
       history.el,
     );
@@ -344,6 +394,14 @@ export function twinPage(route: Route): Page {
     drawAlarm();
     drawDetector(state.health);
     markReady('twin');
+    void loadAdvice();
+    void loadTwinRul(state.id, rulBody, abort.signal).then(() => markReady('twin-rul'));
+    // Estimates move slowly: read again every few minutes.
+    const rulTick = setInterval(() => void loadTwinRul(state.id, rulBody, abort.signal), 5 * 60_000);
+    disposers.push(() => clearInterval(rulTick));
+    // Due-by reads relative to now.
+    const adviceTick = setInterval(drawAdvice, 60_000);
+    disposers.push(() => clearInterval(adviceTick));
 
     // The detector's score changes with every reading; reading it a few times a minute is
     // enough for the card, and also catches an alarm change missed while reconnecting.
@@ -360,12 +418,21 @@ export function twinPage(route: Route): Page {
     }, HEALTH_EVERY_MS);
     disposers.push(() => clearInterval(healthTick));
 
-    const stream = new LiveStream({ twin: [state.id], type: ['reading', 'alarm'] }, {
+    const stream = new LiveStream({ twin: [state.id], type: ['reading', 'alarm', 'advice'] }, {
       alarm: (ev) => {
         alarm = twinAlarmAfter(alarm, ev.alarm);
         drawAlarm();
         requestFrame(drawValues);
       },
+      advice: (ev) => {
+        if (advice === null) {
+          earlyAdvice.push(ev.advice);
+          return;
+        }
+        advice = upsertAdvice(advice, ev.advice, ADVICE_VIEW_STATES.active);
+        drawAdvice();
+      },
+      reconnect: () => void loadAdvice(),
       reading: (ev) => {
         const changed = applyEvent(latest, ev);
         for (const n of changed) {
