@@ -663,6 +663,7 @@ impl Index {
             &mut |sum| {
                 query::bucket_start(sum.first_ts(), step)
                     == query::bucket_start(sum.last_ts(), step)
+                    && query::can_summarize(agg, sum)
             },
             &mut |item| {
                 let r = match item {

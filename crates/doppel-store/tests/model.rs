@@ -119,11 +119,22 @@ fn model_downsample(
                     Agg::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     Agg::First => xs[0],
                     Agg::Last => xs[xs.len() - 1],
+                    Agg::Stddev => sample_stddev(&xs),
                 };
                 (start, xs.len() as u64, value)
             })
             .collect(),
     )
+}
+
+/// Sample standard deviation by the two-pass formula, 0 below two values (the store's rule).
+fn sample_stddev(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let m2: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+    (m2 / (xs.len() - 1) as f64).sqrt()
 }
 
 fn check(store: &Store, model: &Model, p: &Probe) -> Result<(), TestCaseError> {
@@ -184,6 +195,7 @@ fn check(store: &Store, model: &Model, p: &Probe) -> Result<(), TestCaseError> {
                 Agg::Mean,
                 Agg::First,
                 Agg::Last,
+                Agg::Stddev,
             ] {
                 let got = store.downsample(twin, signal, p.from, to, p.step, agg);
                 match model_downsample(series, p.from, to, p.step, agg) {
@@ -302,5 +314,91 @@ proptest! {
         let store = Store::open(dir.path(), opts(false)).unwrap();
         let full = Probe { from: -100, len: 200, limit: usize::MAX, step: 7, at: i64::MAX };
         check(&store, &model, &full)?;
+    }
+}
+
+/// Ops of the standard deviation test: writes of readings far from zero (where a sum of
+/// squares would cancel), late and duplicate ones included, checkpoints and reopens.
+#[derive(Debug, Clone)]
+enum StdOp {
+    Write(Vec<(i64, f64)>),
+    Checkpoint,
+    Reopen,
+}
+
+fn std_op_strategy() -> impl Strategy<Value = StdOp> {
+    // Readings of 1e6 plus noise of a few units, at one of a few scales of noise.
+    let reading = (0i64..400, -1000i32..1000, 0usize..3).prop_map(|(ts, k, scale)| {
+        let noise = [1e-3, 1.0, 1e3][scale];
+        (ts, 1e6 + f64::from(k) / 1000.0 * noise)
+    });
+    prop_oneof![
+        6 => proptest::collection::vec(reading, 1..40).prop_map(StdOp::Write),
+        1 => Just(StdOp::Checkpoint),
+        1 => Just(StdOp::Reopen),
+    ]
+}
+
+/// Every bucket's standard deviation, for steps that fold whole chunks from their summaries
+/// and steps that cut chunks, against the two-pass formula over the raw points.
+fn check_stddev(store: &Store, model: &BTreeMap<i64, Value>) -> Result<(), TestCaseError> {
+    for step in [1, 3, 16, 50, 400, 1000] {
+        let got = store
+            .downsample("pump-1", "flow", -1000, 1000, step, Agg::Stddev)
+            .unwrap();
+        let want = model_downsample(model, -1000, 1000, step, Agg::Stddev).unwrap();
+        prop_assert_eq!(got.len(), want.len(), "step {}", step);
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert_eq!((g.start, g.count), (w.0, w.1), "step {}", step);
+            // Relative to the spread, plus the rounding of one reading of magnitude 1e6.
+            prop_assert!(
+                (g.value - w.2).abs() <= 1e-9 * w.2 + 1e-9,
+                "step {}: {:?} vs {:?}",
+                step,
+                g,
+                w
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn stddev_from_summaries_matches_the_points(
+        ops in proptest::collection::vec(std_op_strategy(), 1..20)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let o = StoreOptions { chunk_points: 8, checkpoint_wal_bytes: 4000, ..opts(true) };
+        let mut store = Store::open(dir.path(), o.clone()).unwrap();
+        let mut model = BTreeMap::new();
+        for op in &ops {
+            match op {
+                StdOp::Write(rows) => {
+                    let batch = rows
+                        .iter()
+                        .map(|&(ts, x)| Row {
+                            twin: Arc::from("pump-1"),
+                            signal: Arc::from("flow"),
+                            ts,
+                            value: Value::Float(x),
+                        })
+                        .collect();
+                    store.write(batch).unwrap();
+                    for &(ts, x) in rows {
+                        model.insert(ts, Value::Float(x));
+                    }
+                }
+                StdOp::Checkpoint => store.checkpoint().unwrap(),
+                StdOp::Reopen => {
+                    store.close().unwrap();
+                    drop(store);
+                    store = Store::open(dir.path(), o.clone()).unwrap();
+                }
+            }
+            check_stddev(&store, &model)?;
+        }
     }
 }
