@@ -8,6 +8,8 @@
 //! - [`Store::open`] loads the checkpointed segment files' indexes and replays the WAL tail
 //!   (truncating a torn tail), then serves queries;
 //! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
+//! - [`Store::delete_twin`] forgets a twin and [`Store::drop_before`] the points of a series
+//!   (or of a twin's every series) older than a cutoff (retention), both durably;
 //! - [`Store::range`], [`Store::downsample`], [`Store::last`], [`Store::as_of`] answer queries;
 //! - [`Store::checkpoint`] moves history from the WAL into compressed segment files (it also
 //!   runs by itself every `checkpoint_wal_bytes` of WAL and at close);

@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of writes (out-of-order and duplicate
-//! timestamps, mixed value kinds), twin deletions, explicit and automatic checkpoints (tiny
+//! timestamps, mixed value kinds), twin deletions, retention cuts of one signal or of a
+//! whole twin, explicit and automatic checkpoints (tiny
 //! chunks and a tiny checkpoint interval, so sealing, late-point merges, dead chunks and
 //! compaction all happen), and close/reopen cycles with and without a checkpoint at close,
 //! with every query compared after every step against a plain `BTreeMap` model.
@@ -22,6 +23,8 @@ const SIGNALS: [&str; 4] = ["flow", "rpm", "open", "note"];
 enum Op {
     Write(Vec<(usize, usize, i64, Value)>),
     Delete(usize),
+    /// `drop_before(twin, signal or all, before)`.
+    Cut(usize, Option<usize>, i64),
     Checkpoint,
     /// Close and reopen; the flag is `checkpoint_on_close` of the reopened store, so the
     /// next reopen either starts from a checkpoint or replays the WAL tail over one.
@@ -60,6 +63,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row_strategy(), 0..12).prop_map(Op::Write),
         1 => (0..TWINS.len()).prop_map(Op::Delete),
+        2 => (0..TWINS.len(), proptest::option::of(0..SIGNALS.len()), -45i64..45)
+            .prop_map(|(t, s, before)| Op::Cut(t, s, before)),
         1 => Just(Op::Checkpoint),
         1 => any::<bool>().prop_map(Op::Reopen),
     ]
@@ -298,6 +303,16 @@ proptest! {
                 Op::Delete(t) => {
                     store.delete_twin(TWINS[*t]).unwrap();
                     model.retain(|(twin, _), _| twin != TWINS[*t]);
+                }
+                Op::Cut(t, s, before) => {
+                    store
+                        .drop_before(TWINS[*t], s.map(|s| SIGNALS[s]), *before)
+                        .unwrap();
+                    for ((twin, signal), points) in model.iter_mut() {
+                        if twin == TWINS[*t] && s.is_none_or(|s| signal == SIGNALS[s]) {
+                            points.retain(|&ts, _| ts >= *before);
+                        }
+                    }
                 }
                 Op::Checkpoint => store.checkpoint().unwrap(),
                 Op::Reopen(checkpoint_on_close) => {
