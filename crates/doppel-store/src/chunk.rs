@@ -7,13 +7,23 @@
 //! chunk   = varint n, varint ts_len, timestamps column (ts_len bytes), values column (rest)
 //! summary = varint count, zigzag varint first_ts, varint (last_ts - first_ts),
 //!           value first, value last,
-//!           u8 numeric (0 | 1), if 1: f64 min, f64 max, f64 sum      (LE bit patterns)
+//!           u8 numeric, then 0: nothing
+//!                        | 1: f64 min, f64 max, f64 sum                (LE bit patterns)
+//!                        | 2: f64 min, f64 max, f64 sum, f64 m2
 //! value   = u8 tag, then 0: f64 LE bits | 1: i64 LE | 2: u8 0/1 | 3: varint len, UTF-8
 //! ```
 //!
 //! Columns are described in `codec/`. Points in a chunk are strictly ascending by time; the
 //! summary's `numeric` part exists when every value has a number (`Value::as_f64`), so
 //! numeric aggregates over a whole chunk need only the summary.
+//!
+//! `m2` is the sum of squared deviations from the chunk's mean (`sum / count`), computed in
+//! two passes when the chunk seals; with count and mean it is what Chan's parallel formula
+//! needs to combine chunks into a bucket's variance without the cancellation of a sum of
+//! squares. Summaries written before it existed have numeric flag 1 and no `m2` (they are
+//! still read, and a standard deviation over such a chunk decodes it); every summary sealed
+//! since has flag 2. A reader that predates flag 2 refuses it as corrupt, so a store is not
+//! meant to be opened by an older doppel once a newer one has written to it.
 
 use std::ops::ControlFlow;
 
@@ -38,6 +48,8 @@ pub(crate) struct Numeric {
     pub min: f64,
     pub max: f64,
     pub sum: f64,
+    /// Sum of squared deviations from the mean; `None` in summaries written before it existed.
+    pub m2: Option<f64>,
 }
 
 impl Summary {
@@ -65,15 +77,20 @@ impl Summary {
                 break;
             }
         }
+        let numeric = numeric.map(|(min, max, sum)| {
+            let sum = sum.value();
+            Numeric {
+                min,
+                max,
+                sum,
+                m2: Some(m2(points, sum)),
+            }
+        });
         Some(Summary {
             count: u32::try_from(points.len()).unwrap_or(u32::MAX),
             first,
             last,
-            numeric: numeric.map(|(min, max, sum)| Numeric {
-                min,
-                max,
-                sum: sum.value(),
-            }),
+            numeric,
         })
     }
 
@@ -86,8 +103,8 @@ impl Summary {
         match self.numeric {
             None => out.push(0),
             Some(n) => {
-                out.push(1);
-                for x in [n.min, n.max, n.sum] {
+                out.push(if n.m2.is_some() { 2 } else { 1 });
+                for x in [n.min, n.max, n.sum].into_iter().chain(n.m2) {
                     out.extend_from_slice(&x.to_bits().to_le_bytes());
                 }
             }
@@ -109,15 +126,21 @@ impl Summary {
         let last = get_value(b)?;
         let numeric = match b.u8()? {
             0 => None,
-            1 => {
+            flag @ (1 | 2) => {
                 let mut v = [0f64; 3];
                 for x in &mut v {
                     *x = f64::from_bits(b.u64()?);
                 }
+                let m2 = if flag == 2 {
+                    Some(f64::from_bits(b.u64()?))
+                } else {
+                    None
+                };
                 Some(Numeric {
                     min: v[0],
                     max: v[1],
                     sum: v[2],
+                    m2,
                 })
             }
             _ => return Err(CodecError::new("bad numeric flag in a chunk summary")),
@@ -135,6 +158,21 @@ impl Summary {
             numeric,
         })
     }
+}
+
+/// Sum of squared deviations of the (all numeric) `points` from their mean, by the corrected
+/// two-pass algorithm: the second term removes the rounding error of the mean.
+fn m2(points: &[Point], sum: f64) -> f64 {
+    let mean = sum / points.len() as f64;
+    let mut sq = StableSum::default();
+    let mut dev = StableSum::default();
+    for x in points.iter().filter_map(|p| p.value.as_f64()) {
+        let d = x - mean;
+        sq.add(d * d);
+        dev.add(d);
+    }
+    let dev = dev.value();
+    (sq.value() - dev * dev / points.len() as f64).max(0.0)
 }
 
 fn put_value(out: &mut Vec<u8>, v: &Value) {
@@ -305,6 +343,50 @@ mod tests {
         let mut out = Vec::new();
         s.encode(&mut out);
         assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), s);
+    }
+
+    #[test]
+    fn summaries_without_m2_keep_the_old_encoding() {
+        let p = pts(&[
+            (0, Value::Float(1.0)),
+            (1, Value::Float(3.0)),
+            (2, Value::Int(5)),
+        ]);
+        let (_, s) = encode(&p).unwrap();
+        let n = s.numeric.unwrap();
+        assert_eq!(n.m2, Some(8.0), "deviations -2, 0, 2 from the mean 3");
+        let old = Summary {
+            numeric: Some(Numeric { m2: None, ..n }),
+            ..s.clone()
+        };
+        let mut out = Vec::new();
+        old.encode(&mut out);
+        assert_eq!(out[out.len() - 25], 1, "flag 1, then min, max, sum");
+        assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), old);
+        let mut new = Vec::new();
+        s.encode(&mut new);
+        assert_eq!(new.len(), out.len() + 8);
+        assert_eq!(new[new.len() - 33], 2, "flag 2, then min, max, sum, m2");
+        assert_eq!(Summary::decode(&mut Bytes::new(&new)).unwrap(), s);
+    }
+
+    #[test]
+    fn m2_of_a_large_offset_does_not_cancel() {
+        // A sum of squares would lose every digit here: 1e9² needs 60 bits.
+        let p: Vec<Point> = (0..1000)
+            .map(|i| Point {
+                ts: i,
+                value: Value::Float(1e9 + f64::from((i % 3) as i32)),
+            })
+            .collect();
+        let (_, s) = encode(&p).unwrap();
+        let mean = p.iter().map(|p| p.value.as_f64().unwrap()).sum::<f64>() / 1000.0;
+        let want: f64 = p
+            .iter()
+            .map(|p| (p.value.as_f64().unwrap() - mean).powi(2))
+            .sum();
+        let got = s.numeric.unwrap().m2.unwrap();
+        assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
     }
 
     #[test]

@@ -183,6 +183,51 @@ impl Series {
         }
     }
 
+    /// Forgets the points with `ts < before`: open points, chunks wholly before it (retired,
+    /// so a checkpoint's manifest drops them from their segment file) and the part of the one
+    /// chunk that straddles it (re-encoded without them). Returns the distinct timestamps
+    /// forgotten.
+    fn drop_before(&mut self, ctx: &mut SealCtx<'_>, before: Timestamp) -> u64 {
+        let k = self.open.partition_point(|p| p.ts < before);
+        // An open point overriding a sealed one is counted once, with the chunk.
+        let mut gone = self.open[..k]
+            .iter()
+            .filter(|p| !self.sealed_contains(p.ts))
+            .count() as u64;
+        self.open.drain(..k);
+        let n = self
+            .chunks
+            .partition_point(|c| c.summary.last_ts() < before);
+        for c in self.chunks.drain(..n) {
+            gone += u64::from(c.summary.count);
+            ctx.retire(&c);
+        }
+        let straddling = self
+            .chunks
+            .first()
+            .filter(|c| c.summary.first_ts() < before)
+            .cloned();
+        if let Some(c) = straddling {
+            match c.points() {
+                Ok(points) => {
+                    let k = points.partition_point(|p| p.ts < before);
+                    gone += k as u64;
+                    ctx.retire(&c);
+                    let mut kept = Vec::new();
+                    ctx.encode(&points[k..], &mut kept);
+                    self.chunks.splice(0..1, kept);
+                }
+                Err(e) => {
+                    // Its old points stay, as unreadable as the rest of it (every query over
+                    // them fails, and so does the next checkpoint, which reports the damage).
+                    tracing::error!(error = %e, "cannot read a chunk to cut its old points");
+                }
+            }
+        }
+        self.points -= gone.min(self.points);
+        gone
+    }
+
     /// Calls `f` on every point with `from <= ts < to` in time order, newest write winning,
     /// or on a chunk's summary instead of its points when the chunk lies wholly inside the
     /// range, no open point overrides any of it, and `summarize` accepts it.
@@ -448,6 +493,29 @@ impl Index {
         self.points -= n;
     }
 
+    /// Forgets the points before `before` of `signal` of `twin`, or of all its signals (see
+    /// `Store::drop_before`); series left empty are removed.
+    pub(crate) fn drop_before(&mut self, twin: &str, signal: Option<&str>, before: Timestamp) {
+        let (mut ctx, twins) = self.ctx();
+        let Some(signals) = twins.get_mut(twin) else {
+            return;
+        };
+        let gone = match signal {
+            Some(signal) => signals
+                .get_mut(signal)
+                .map_or(0, |s| s.drop_before(&mut ctx, before)),
+            None => signals
+                .values_mut()
+                .map(|s| s.drop_before(&mut ctx, before))
+                .sum(),
+        };
+        signals.retain(|_, s| !s.chunks.is_empty() || !s.open.is_empty());
+        if signals.is_empty() {
+            twins.remove(twin);
+        }
+        self.points -= gone.min(self.points);
+    }
+
     /// Seals every open buffer (a checkpoint covers only sealed chunks). Returns the points
     /// that stayed open because a chunk they belong to could not be read.
     pub(crate) fn seal_all(&mut self) -> usize {
@@ -663,6 +731,7 @@ impl Index {
             &mut |sum| {
                 query::bucket_start(sum.first_ts(), step)
                     == query::bucket_start(sum.last_ts(), step)
+                    && query::can_summarize(agg, sum)
             },
             &mut |item| {
                 let r = match item {
@@ -822,6 +891,30 @@ mod tests {
     }
 
     #[test]
+    fn drop_before_retires_old_chunks_and_reencodes_the_straddling_one() {
+        let mut ix = Index::new(4);
+        for ts in 0..20 {
+            ix.insert(row("t", "s", ts, ts));
+            ix.insert(row("t", "u", ts, ts));
+        }
+        // Chunks [0..4) [4..8) ... [16..20); a late point at 9 waits in the open buffer.
+        ix.insert(row("t", "s", 9, 90));
+        ix.drop_before("t", Some("s"), 10);
+        let got: Vec<(i64, Value)> = all(&ix);
+        let want: Vec<(i64, Value)> = (10..20).map(|t| (t, Value::Int(t))).collect();
+        assert_eq!(got, want);
+        assert_eq!(ix.point_count(), 10 + 20, "u is untouched");
+        assert_eq!(ix.series_stats()[0].points, 10);
+        // Everything of the twin, then nothing is left of it.
+        ix.drop_before("t", None, i64::MAX);
+        assert_eq!(ix.series_count(), 0);
+        assert_eq!(ix.point_count(), 0);
+        ix.drop_before("nope", None, 5);
+        ix.insert(row("t", "s", 1, 1));
+        assert_eq!(all(&ix), vec![(1, Value::Int(1))], "later writes are kept");
+    }
+
+    #[test]
     fn whole_chunks_are_summarized_in_downsample() {
         let mut ix = Index::new(10);
         for ts in 0..100 {
@@ -842,7 +935,7 @@ mod tests {
         #[test]
         fn agrees_with_a_btreemap(
             chunk_points in 1usize..6,
-            ops in proptest::collection::vec((-20i64..20, any::<i64>(), 0u8..10), 0..80),
+            ops in proptest::collection::vec((-20i64..20, any::<i64>(), 0u8..12), 0..80),
             from in -25i64..25, len in 0i64..50, at in -25i64..25, step in 1i64..9,
         ) {
             let mut ix = Index::new(chunk_points);
@@ -851,9 +944,17 @@ mod tests {
                 if action == 0 {
                     ix.seal_all();
                 }
+                if action >= 10 {
+                    // A cut of this signal or of the whole twin, at the op's timestamp.
+                    let signal = (action == 10).then_some("s");
+                    ix.drop_before("t", signal, ts);
+                    model.retain(|&t, _| t >= ts);
+                    continue;
+                }
                 ix.insert(row("t", "s", ts, v));
                 model.insert(ts, v);
             }
+            prop_assert_eq!(ix.series_count(), usize::from(!model.is_empty()));
             let to = from + len;
             let want: Vec<(i64, i64)> = model.range(from..to).map(|(&t, &v)| (t, v)).collect();
             let got: Vec<(i64, i64)> = ix

@@ -8,13 +8,16 @@
 //! - [`Store::open`] loads the checkpointed segment files' indexes and replays the WAL tail
 //!   (truncating a torn tail), then serves queries;
 //! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
+//! - [`Store::delete_twin`] forgets a twin and [`Store::drop_before`] the points of a series
+//!   (or of a twin's every series) older than a cutoff (retention), both durably;
 //! - [`Store::range`], [`Store::downsample`], [`Store::last`], [`Store::as_of`] answer queries;
 //! - [`Store::checkpoint`] moves history from the WAL into compressed segment files (it also
 //!   runs by itself every `checkpoint_wal_bytes` of WAL and at close);
 //! - [`Store::close`] flushes, checkpoints and stops the writer.
 //!
 //! Data layout: each series buffers recent points and seals every `chunk_points` of them
-//! into an immutable compressed chunk with a summary (count, first/last, min/max/sum);
+//! into an immutable compressed chunk with a summary (count, first/last, min/max/sum and
+//! the sum of squared deviations from the mean);
 //! checkpoints write chunks to segment files named by a manifest, after which the WAL they
 //! cover is deleted. Queries skip chunks outside their range and answer whole-chunk
 //! aggregates from summaries.
@@ -62,6 +65,10 @@ pub struct Point {
 }
 
 /// Aggregation applied per time bucket by [`Store::downsample`].
+///
+/// `Stddev` is the sample standard deviation (divisor n − 1, the estimate of the signal's
+/// spread from the readings a bucket happens to hold); a bucket of one point has 0, and its
+/// `count` of 1 tells it apart from a flat signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Agg {
@@ -72,6 +79,7 @@ pub enum Agg {
     Last,
     Count,
     Sum,
+    Stddev,
 }
 
 impl Agg {
@@ -84,6 +92,7 @@ impl Agg {
             "last" => Agg::Last,
             "count" => Agg::Count,
             "sum" => Agg::Sum,
+            "stddev" => Agg::Stddev,
             _ => return None,
         })
     }

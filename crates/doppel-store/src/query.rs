@@ -75,6 +75,63 @@ impl StableSum {
     }
 }
 
+/// Count, mean and sum of squared deviations from the mean of a run of values: Welford's
+/// update adds one value, Chan's parallel formula adds a whole chunk's summary. Neither
+/// subtracts large squares, and both work on the values minus the first one seen (`shift`),
+/// so the mean they update is small and its rounding does not eat the variance of readings
+/// that sit far from zero (a pressure of 1e5 Pa ± 0.5).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Moments {
+    count: u64,
+    shift: f64,
+    /// Mean of the shifted values.
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    pub(crate) fn add(&mut self, x: f64) {
+        if self.count == 0 {
+            self.shift = x;
+        }
+        let y = x - self.shift;
+        self.count += 1;
+        let delta = y - self.mean;
+        self.mean += delta / self.count as f64;
+        self.m2 += delta * (y - self.mean);
+    }
+
+    /// Adds `count` values of mean `mean` and sum of squared deviations `m2`.
+    pub(crate) fn merge(&mut self, count: u64, mean: f64, m2: f64) {
+        if count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            *self = Moments {
+                count,
+                shift: mean,
+                mean: 0.0,
+                m2,
+            };
+            return;
+        }
+        let (na, nb) = (self.count as f64, count as f64);
+        let n = na + nb;
+        let delta = (mean - self.shift) - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += m2 + delta * delta * na * nb / n;
+        self.count += count;
+    }
+
+    /// Sample standard deviation (divisor n − 1); 0 for fewer than two values.
+    pub(crate) fn sample_stddev(&self) -> f64 {
+        if self.count < 2 {
+            return 0.0;
+        }
+        (self.m2.max(0.0) / (self.count - 1) as f64).sqrt()
+    }
+}
+
 #[derive(Debug)]
 struct Acc {
     start: Timestamp,
@@ -84,6 +141,15 @@ struct Acc {
     max: f64,
     first: f64,
     last: f64,
+    moments: Moments,
+}
+
+/// Whether a chunk lying in one bucket can be folded from its summary for `agg`: the
+/// standard deviation needs the summary's `m2`, which summaries written before it existed
+/// lack (such chunks are decoded instead). A summary without numbers is accepted:
+/// [`Downsampler::push_summary`] then refuses it as not numeric, as the points would be.
+pub(crate) fn can_summarize(agg: Agg, s: &Summary) -> bool {
+    agg != Agg::Stddev || s.numeric.is_none_or(|n| n.m2.is_some())
 }
 
 /// Folds points, given in ascending time order, into buckets.
@@ -123,11 +189,14 @@ impl Downsampler {
                 acc.min = acc.min.min(x);
                 acc.max = acc.max.max(x);
                 acc.last = x;
+                acc.moments.add(x);
             }
             _ => {
                 self.flush();
                 let mut sum = StableSum::default();
                 sum.add(x);
+                let mut moments = Moments::default();
+                moments.add(x);
                 self.cur = Some(Acc {
                     start,
                     count: 1,
@@ -136,6 +205,7 @@ impl Downsampler {
                     max: x,
                     first: x,
                     last: x,
+                    moments,
                 });
             }
         }
@@ -145,16 +215,19 @@ impl Downsampler {
     /// Folds a whole chunk from its summary. The caller guarantees that the chunk lies in
     /// one bucket and comes, in time order, after everything pushed before.
     pub(crate) fn push_summary(&mut self, s: &Summary) -> Result<(), NotNumeric> {
-        let (sum, min, max, first, last) = if self.agg == Agg::Count {
-            (0.0, 0.0, 0.0, 0.0, 0.0)
+        let count = u64::from(s.count);
+        let (sum, min, max, first, last, m2) = if self.agg == Agg::Count {
+            (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         } else {
             let n = s.numeric.ok_or(NotNumeric)?;
             let first = s.first.value.as_f64().ok_or(NotNumeric)?;
             let last = s.last.value.as_f64().ok_or(NotNumeric)?;
-            (n.sum, n.min, n.max, first, last)
+            // Without `m2` only the standard deviation is wrong, and `can_summarize` keeps
+            // such chunks away from it.
+            (n.sum, n.min, n.max, first, last, n.m2.unwrap_or(0.0))
         };
+        let mean = if count == 0 { 0.0 } else { sum / count as f64 };
         let start = bucket_start(s.first.ts, self.step);
-        let count = u64::from(s.count);
         match &mut self.cur {
             Some(acc) if acc.start == start => {
                 acc.count += count;
@@ -162,11 +235,14 @@ impl Downsampler {
                 acc.min = acc.min.min(min);
                 acc.max = acc.max.max(max);
                 acc.last = last;
+                acc.moments.merge(count, mean, m2);
             }
             _ => {
                 self.flush();
                 let mut stable = StableSum::default();
                 stable.add(sum);
+                let mut moments = Moments::default();
+                moments.merge(count, mean, m2);
                 self.cur = Some(Acc {
                     start,
                     count,
@@ -175,6 +251,7 @@ impl Downsampler {
                     max,
                     first,
                     last,
+                    moments,
                 });
             }
         }
@@ -191,6 +268,7 @@ impl Downsampler {
                 Agg::Max => acc.max,
                 Agg::First => acc.first,
                 Agg::Last => acc.last,
+                Agg::Stddev => acc.moments.sample_stddev(),
             };
             self.out.push(Bucket {
                 start: acc.start,
@@ -263,10 +341,56 @@ mod tests {
     }
 
     #[test]
+    fn stddev_is_the_sample_one_and_zero_for_one_point() {
+        let p = pts(&[
+            (0, Value::Float(2.0)),
+            (1, Value::Int(4)),
+            (2, Value::Float(4.0)),
+            (3, Value::Float(4.0)),
+            (4, Value::Float(5.0)),
+            (5, Value::Float(5.0)),
+            (6, Value::Float(7.0)),
+            (7, Value::Float(9.0)),
+            (10, Value::Float(3.0)),
+        ]);
+        let got = run(&p, 10, Agg::Stddev).unwrap();
+        // Mean 5, squared deviations sum to 32: sample variance 32 / 7.
+        assert_eq!(got[0].1, 8);
+        assert!((got[0].2 - (32.0f64 / 7.0).sqrt()).abs() < 1e-15);
+        assert_eq!(got[1], (10, 1, 0.0));
+    }
+
+    #[test]
+    fn chan_merge_equals_adding_one_by_one() {
+        // Exact in f64 (quarters), far from zero: both ways must find the two-pass answer.
+        let xs: Vec<f64> = (0..100).map(|i| 1e9 + f64::from(i % 7) * 0.25).collect();
+        let mean = xs.iter().sum::<f64>() / 100.0;
+        let want = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 99.0).sqrt();
+        let mut one = Moments::default();
+        xs.iter().for_each(|&x| one.add(x));
+        let mut merged = Moments::default();
+        for part in xs.chunks(13) {
+            let mut m = Moments::default();
+            part.iter().for_each(|&x| m.add(x));
+            merged.merge(m.count, m.shift + m.mean, m.m2);
+        }
+        merged.merge(0, 123.0, 456.0);
+        assert_eq!(merged.count, 100);
+        let got = one.sample_stddev();
+        assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+        // A chunk's mean is handed over as a number near 1e9, rounded to its ulp (1.2e-7):
+        // that much of the spread between chunk means is unknowable, whatever the formula.
+        let got = merged.sample_stddev();
+        assert!((got - want).abs() <= 1e-8 * want, "{got} vs {want}");
+        assert_eq!(Moments::default().sample_stddev(), 0.0);
+    }
+
+    #[test]
     fn strings_only_count() {
         let p = pts(&[(1, Value::String("on".into())), (2, Value::Int(1))]);
         assert_eq!(run(&p, 10, Agg::Count).unwrap(), vec![(0, 2, 2.0)]);
         assert!(run(&p, 10, Agg::Mean).is_err());
+        assert!(run(&p, 10, Agg::Stddev).is_err());
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! applies one group commit, the writer thread already writes and syncs the next. The
 //! on-disk format is described in `wal.rs`.
 //!
+//! Tombstones ([`Store::delete_twin`]) and retention cuts ([`Store::drop_before`]) take the
+//! same path as rows: a WAL record, fsynced, then applied to the index in WAL order, so
+//! replay repeats them at the same place among the rows.
+//!
 //! Checkpoints (`checkpoint.rs`) run on the writer thread, between group commits, after the
 //! index thread has applied everything written before them: when the WAL
 //! has grown by `checkpoint_wal_bytes` since the last one, when [`Store::checkpoint`] asks,
@@ -88,6 +92,11 @@ type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
 enum Op {
     Rows(Vec<Row>),
     Tombstone(Arc<str>),
+    Cut {
+        twin: Arc<str>,
+        signal: Option<Arc<str>>,
+        before: Timestamp,
+    },
     Checkpoint,
 }
 
@@ -286,6 +295,34 @@ impl Store {
         self.wait(|done| {
             self.submit(Request {
                 op: Op::Tombstone(twin.into()),
+                record,
+                done,
+            })
+        })
+    }
+
+    /// Forgets the points of `twin` with `ts < before`, of one `signal` or (with `None`) of
+    /// all its signals, durably: retention. Returns once the cut is in the WAL (fsynced) and
+    /// applied; points at or after `before` are kept, and so are points written after this
+    /// call, whatever their time (the cut applies at its place in the log, as
+    /// [`Store::delete_twin`] does). Chunks wholly before `before` die (their space is
+    /// reclaimed when the next checkpoints compact their segment files); the one chunk of a
+    /// series that straddles it is re-encoded without the old points at once.
+    pub fn drop_before(
+        &self,
+        twin: &str,
+        signal: Option<&str>,
+        before: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut record = Vec::new();
+        wal::encode_cut(twin, signal, before, &mut record).map_err(encode_error)?;
+        self.wait(|done| {
+            self.submit(Request {
+                op: Op::Cut {
+                    twin: twin.into(),
+                    signal: signal.map(Arc::from),
+                    before,
+                },
                 record,
                 done,
             })
@@ -504,6 +541,11 @@ fn replay_segment(path: &Path, later: usize, index: &mut Index) -> Result<u64, S
     let scan = wal::scan_segment(&mut reader, len, |rec| match rec {
         Record::Rows(rows) => index.insert_all(rows),
         Record::Tombstone(twin) => index.delete_twin(&twin),
+        Record::Cut {
+            twin,
+            signal,
+            before,
+        } => index.drop_before(&twin, signal.as_deref(), before),
     })
     .map_err(|e| StoreError::io(path, "read", e))?;
     let corrupt = |offset: u64, reason: String| StoreError::Corrupt {
@@ -641,6 +683,11 @@ fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
                     match std::mem::replace(op, Op::Checkpoint) {
                         Op::Rows(rows) => index.insert_all(rows),
                         Op::Tombstone(twin) => index.delete_twin(&twin),
+                        Op::Cut {
+                            twin,
+                            signal,
+                            before,
+                        } => index.drop_before(&twin, signal.as_deref(), before),
                         Op::Checkpoint => {}
                     }
                 }
@@ -1159,6 +1206,10 @@ pub(crate) mod tests {
             Err(StoreError::Closed)
         ));
         assert!(matches!(store.delete_twin("t"), Err(StoreError::Closed)));
+        assert!(matches!(
+            store.drop_before("t", None, 5),
+            Err(StoreError::Closed)
+        ));
         assert_eq!(store.last("t", "s").unwrap().ts, 1, "queries still answer");
     }
 
@@ -1222,6 +1273,10 @@ pub(crate) mod tests {
             "nothing of the batch applied"
         );
         assert!(store.delete_twin(&long).is_err());
+        assert!(matches!(
+            store.drop_before("t", Some(&long), 0),
+            Err(StoreError::InvalidRow { .. })
+        ));
         assert!(store.write(vec![]).is_ok());
     }
 
@@ -1284,6 +1339,16 @@ pub(crate) mod tests {
         model.retain(|(t, _), _| t != twin);
     }
 
+    fn cut(store: &Store, model: &mut Model, twin: &str, signal: Option<&str>, before: i64) {
+        store.drop_before(twin, signal, before).unwrap();
+        for ((t, s), points) in model.iter_mut() {
+            if t == twin && signal.is_none_or(|want| want == s) {
+                points.retain(|&ts, _| ts >= before);
+            }
+        }
+        model.retain(|_, points| !points.is_empty());
+    }
+
     fn assert_matches(store: &Store, model: &Model, when: &str) {
         let mut points = 0;
         for twin in ["a", "b"] {
@@ -1316,7 +1381,9 @@ pub(crate) mod tests {
     /// A history with sealed chunks in a segment file, then changes that the next checkpoint
     /// must carry: late points (merged into file chunks, whose old versions die), overwrites,
     /// a deleted twin (its chunks die: more than half the first segment, so it is compacted),
-    /// the twin written again, and new points.
+    /// the twin written again, new points, and retention cuts (whole file chunks die, a
+    /// straddling one is re-encoded, open points go; a late point older than a cut but
+    /// written after it stays).
     fn history(store: &Store, model: &mut Model, first_checkpoint: bool) {
         for ts in 0..20 {
             apply(store, model, &[("a", "x", ts * 10, ts)]);
@@ -1354,6 +1421,9 @@ pub(crate) mod tests {
             model,
             &[("b", "y", 3, 33), ("a", "x", 500, 50), ("a", "y", 1, 1)],
         );
+        cut(store, model, "a", Some("x"), 65);
+        cut(store, model, "a", None, 0);
+        apply(store, model, &[("a", "x", 20, 2000)]);
     }
 
     const STEPS: [Step; 9] = [

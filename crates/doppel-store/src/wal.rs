@@ -13,6 +13,9 @@
 //! record  = [u32 LE payload_len][u32 LE crc32(payload)][payload]
 //! payload = 0x01 row*                          rows (one `Store::write` call)
 //!         | 0x02 u16 twin_len, twin bytes      tombstone: forget the twin's history so far
+//!         | 0x03 u16 twin_len, twin bytes, u8 scope (0 = every signal | 1 = one signal),
+//!                [u16 signal_len, signal bytes if scope 1], i64 LE before
+//!                                              cut: forget the points with ts < before
 //! row     = u16 twin_len, twin bytes (UTF-8)
 //!           u16 signal_len, signal bytes (UTF-8)
 //!           i64 LE ts (ns since epoch)
@@ -22,6 +25,11 @@
 //!
 //! A rows payload has no row count: rows run to the end of the payload, which the frame
 //! already delimits. One `write` call is one record, so a crash keeps a call whole or drops it.
+//!
+//! Tombstones and cuts apply at their place in the log: replay forgets what the records
+//! before them stored (in the WAL or in the segment files the manifest names) and keeps what
+//! later records store. A segment holding a cut cannot be read by a doppel older than cuts
+//! (it refuses the unknown record type as corruption rather than skipping it).
 //!
 //! # Torn tails versus corruption
 //!
@@ -50,6 +58,7 @@ pub(crate) const MAX_RECORD_BYTES: usize = 1 << 30;
 
 const REC_ROWS: u8 = 1;
 const REC_TOMBSTONE: u8 = 2;
+const REC_CUT: u8 = 3;
 
 const TAG_FLOAT: u8 = 0;
 const TAG_INT: u8 = 1;
@@ -61,6 +70,12 @@ const TAG_STRING: u8 = 3;
 pub(crate) enum Record {
     Rows(Vec<Row>),
     Tombstone(Arc<str>),
+    /// Forget the points before `before` of one signal of `twin`, or of all its signals.
+    Cut {
+        twin: Arc<str>,
+        signal: Option<Arc<str>>,
+        before: i64,
+    },
 }
 
 /// Why a record could not be encoded.
@@ -156,6 +171,40 @@ pub(crate) fn encode_tombstone(twin: &str, out: &mut Vec<u8>) -> Result<(), Enco
     Ok(())
 }
 
+/// Appends one framed cut record to `out`.
+/// On error `out` is left as it was.
+pub(crate) fn encode_cut(
+    twin: &str,
+    signal: Option<&str>,
+    before: i64,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let start = begin_frame(out, REC_CUT);
+    let bad = |out: &mut Vec<u8>, what: &str, n: usize| {
+        out.truncate(start);
+        EncodeError::Row {
+            twin: truncate_for_error(twin),
+            signal: truncate_for_error(signal.unwrap_or_default()),
+            reason: format!("{what} name is {n} bytes, max 65535"),
+        }
+    };
+    if let Err(n) = put_name(out, twin) {
+        return Err(bad(out, "twin", n));
+    }
+    match signal {
+        None => out.push(0),
+        Some(signal) => {
+            out.push(1);
+            if let Err(n) = put_name(out, signal) {
+                return Err(bad(out, "signal", n));
+            }
+        }
+    }
+    out.extend_from_slice(&before.to_le_bytes());
+    finish_frame(out, start);
+    Ok(())
+}
+
 /// Reserves the frame header and writes the record type; returns where the frame starts.
 fn begin_frame(out: &mut Vec<u8>, kind: u8) -> usize {
     let start = out.len();
@@ -238,6 +287,23 @@ pub(crate) fn decode_payload(payload: &[u8]) -> Result<Record, String> {
                 return Err(format!("{} trailing bytes after tombstone", r.remaining()));
             }
             Ok(Record::Tombstone(twin))
+        }
+        REC_CUT => {
+            let twin = r.name()?.into();
+            let signal = match r.u8()? {
+                0 => None,
+                1 => Some(r.name()?.into()),
+                b => return Err(format!("cut scope byte {b} at payload byte {}", r.pos - 1)),
+            };
+            let before = i64::from_le_bytes(r.array()?);
+            if r.remaining() != 0 {
+                return Err(format!("{} trailing bytes after cut", r.remaining()));
+            }
+            Ok(Record::Cut {
+                twin,
+                signal,
+                before,
+            })
         }
         t => Err(format!("unknown record type {t}")),
     }
@@ -419,6 +485,11 @@ mod tests {
             match r {
                 Record::Rows(rows) => encode_rows(rows, &mut out).unwrap(),
                 Record::Tombstone(t) => encode_tombstone(t, &mut out).unwrap(),
+                Record::Cut {
+                    twin,
+                    signal,
+                    before,
+                } => encode_cut(twin, signal.as_deref(), *before, &mut out).unwrap(),
             }
         }
         out
@@ -444,6 +515,16 @@ mod tests {
             ]),
             Record::Tombstone("pump-1".into()),
             Record::Rows(vec![row("pump-1", "temp", 9, Value::Float(f64::NAN))]),
+            Record::Cut {
+                twin: "pump-1".into(),
+                signal: Some("temp".into()),
+                before: -7,
+            },
+            Record::Cut {
+                twin: "välve".into(),
+                signal: None,
+                before: i64::MIN,
+            },
         ]
     }
 
@@ -466,6 +547,7 @@ mod tests {
         assert_eq!(got.len(), records.len());
         // NaN != NaN, so compare the last record by bits.
         assert_eq!(got[..2], records[..2]);
+        assert_eq!(got[3..], records[3..]);
         match &got[2] {
             Record::Rows(rows) => match rows[0].value {
                 Value::Float(f) => assert!(f.is_nan()),
@@ -521,7 +603,7 @@ mod tests {
         let len = bytes.len();
         bytes.extend_from_slice(&[0u8; 64]);
         let (got, scan) = scan_all(&bytes);
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), sample().len());
         assert_eq!(scan.valid_len, len as u64);
         assert!(matches!(scan.end, ScanEnd::BadFrame { .. }));
     }
@@ -561,6 +643,13 @@ mod tests {
         assert!(out.is_empty(), "a refused record leaves nothing behind");
         assert!(encode_tombstone(&long, &mut out).is_err());
         assert!(out.is_empty());
+        assert!(encode_cut(&long, None, 0, &mut out).is_err());
+        assert!(encode_cut("t", Some(&long), 0, &mut out).is_err());
+        assert!(out.is_empty());
+        // A cut whose scope byte is neither 0 nor 1 does not decode.
+        let mut bad = vec![REC_CUT, 1, 0, b't', 2];
+        bad.extend_from_slice(&0i64.to_le_bytes());
+        assert!(decode_payload(&bad).is_err());
     }
 
     fn arb_value() -> impl Strategy<Value = Value> {

@@ -378,6 +378,39 @@ fn delete_twin_is_durable_and_later_points_survive() {
 }
 
 #[test]
+fn a_cut_replays_over_segment_files_and_a_torn_tail_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    for i in 0..10 {
+        store.write(batch(i)).unwrap();
+    }
+    // Batches 0..10 move into a segment file; the cut and what follows stay in the WAL.
+    store.checkpoint().unwrap();
+    for i in 10..15 {
+        store.write(batch(i)).unwrap();
+    }
+    store.drop_before("pump", None, 5).unwrap();
+    store.write(batch(2)).unwrap(); // older than the cut, written after it
+    assert_eq!(batches_in(&store), [2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    drop(store);
+    // A record torn by the crash after the cut.
+    let seg = last_segment(dir.path());
+    let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, 5]).unwrap();
+    drop(f);
+
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(batches_in(&store), [2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    assert_eq!(store.stats().points, 3 * 11);
+    // Once a checkpoint covers the cut, the segment files no longer hold the old points.
+    store.checkpoint().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(batches_in(&store), [2, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    assert_eq!(store.stats().points, 3 * 11);
+}
+
+#[test]
 fn a_path_that_is_a_file_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");

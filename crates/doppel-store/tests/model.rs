@@ -1,5 +1,6 @@
 //! Model-based property test: random sequences of writes (out-of-order and duplicate
-//! timestamps, mixed value kinds), twin deletions, explicit and automatic checkpoints (tiny
+//! timestamps, mixed value kinds), twin deletions, retention cuts of one signal or of a
+//! whole twin, explicit and automatic checkpoints (tiny
 //! chunks and a tiny checkpoint interval, so sealing, late-point merges, dead chunks and
 //! compaction all happen), and close/reopen cycles with and without a checkpoint at close,
 //! with every query compared after every step against a plain `BTreeMap` model.
@@ -22,6 +23,8 @@ const SIGNALS: [&str; 4] = ["flow", "rpm", "open", "note"];
 enum Op {
     Write(Vec<(usize, usize, i64, Value)>),
     Delete(usize),
+    /// `drop_before(twin, signal or all, before)`.
+    Cut(usize, Option<usize>, i64),
     Checkpoint,
     /// Close and reopen; the flag is `checkpoint_on_close` of the reopened store, so the
     /// next reopen either starts from a checkpoint or replays the WAL tail over one.
@@ -60,6 +63,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row_strategy(), 0..12).prop_map(Op::Write),
         1 => (0..TWINS.len()).prop_map(Op::Delete),
+        2 => (0..TWINS.len(), proptest::option::of(0..SIGNALS.len()), -45i64..45)
+            .prop_map(|(t, s, before)| Op::Cut(t, s, before)),
         1 => Just(Op::Checkpoint),
         1 => any::<bool>().prop_map(Op::Reopen),
     ]
@@ -119,11 +124,22 @@ fn model_downsample(
                     Agg::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     Agg::First => xs[0],
                     Agg::Last => xs[xs.len() - 1],
+                    Agg::Stddev => sample_stddev(&xs),
                 };
                 (start, xs.len() as u64, value)
             })
             .collect(),
     )
+}
+
+/// Sample standard deviation by the two-pass formula, 0 below two values (the store's rule).
+fn sample_stddev(xs: &[f64]) -> f64 {
+    if xs.len() < 2 {
+        return 0.0;
+    }
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let m2: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+    (m2 / (xs.len() - 1) as f64).sqrt()
 }
 
 fn check(store: &Store, model: &Model, p: &Probe) -> Result<(), TestCaseError> {
@@ -184,6 +200,7 @@ fn check(store: &Store, model: &Model, p: &Probe) -> Result<(), TestCaseError> {
                 Agg::Mean,
                 Agg::First,
                 Agg::Last,
+                Agg::Stddev,
             ] {
                 let got = store.downsample(twin, signal, p.from, to, p.step, agg);
                 match model_downsample(series, p.from, to, p.step, agg) {
@@ -287,6 +304,16 @@ proptest! {
                     store.delete_twin(TWINS[*t]).unwrap();
                     model.retain(|(twin, _), _| twin != TWINS[*t]);
                 }
+                Op::Cut(t, s, before) => {
+                    store
+                        .drop_before(TWINS[*t], s.map(|s| SIGNALS[s]), *before)
+                        .unwrap();
+                    for ((twin, signal), points) in model.iter_mut() {
+                        if twin == TWINS[*t] && s.is_none_or(|s| signal == SIGNALS[s]) {
+                            points.retain(|&ts, _| ts >= *before);
+                        }
+                    }
+                }
                 Op::Checkpoint => store.checkpoint().unwrap(),
                 Op::Reopen(checkpoint_on_close) => {
                     store.close().unwrap();
@@ -302,5 +329,91 @@ proptest! {
         let store = Store::open(dir.path(), opts(false)).unwrap();
         let full = Probe { from: -100, len: 200, limit: usize::MAX, step: 7, at: i64::MAX };
         check(&store, &model, &full)?;
+    }
+}
+
+/// Ops of the standard deviation test: writes of readings far from zero (where a sum of
+/// squares would cancel), late and duplicate ones included, checkpoints and reopens.
+#[derive(Debug, Clone)]
+enum StdOp {
+    Write(Vec<(i64, f64)>),
+    Checkpoint,
+    Reopen,
+}
+
+fn std_op_strategy() -> impl Strategy<Value = StdOp> {
+    // Readings of 1e6 plus noise of a few units, at one of a few scales of noise.
+    let reading = (0i64..400, -1000i32..1000, 0usize..3).prop_map(|(ts, k, scale)| {
+        let noise = [1e-3, 1.0, 1e3][scale];
+        (ts, 1e6 + f64::from(k) / 1000.0 * noise)
+    });
+    prop_oneof![
+        6 => proptest::collection::vec(reading, 1..40).prop_map(StdOp::Write),
+        1 => Just(StdOp::Checkpoint),
+        1 => Just(StdOp::Reopen),
+    ]
+}
+
+/// Every bucket's standard deviation, for steps that fold whole chunks from their summaries
+/// and steps that cut chunks, against the two-pass formula over the raw points.
+fn check_stddev(store: &Store, model: &BTreeMap<i64, Value>) -> Result<(), TestCaseError> {
+    for step in [1, 3, 16, 50, 400, 1000] {
+        let got = store
+            .downsample("pump-1", "flow", -1000, 1000, step, Agg::Stddev)
+            .unwrap();
+        let want = model_downsample(model, -1000, 1000, step, Agg::Stddev).unwrap();
+        prop_assert_eq!(got.len(), want.len(), "step {}", step);
+        for (g, w) in got.iter().zip(&want) {
+            prop_assert_eq!((g.start, g.count), (w.0, w.1), "step {}", step);
+            // Relative to the spread, plus the rounding of one reading of magnitude 1e6.
+            prop_assert!(
+                (g.value - w.2).abs() <= 1e-9 * w.2 + 1e-9,
+                "step {}: {:?} vs {:?}",
+                step,
+                g,
+                w
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn stddev_from_summaries_matches_the_points(
+        ops in proptest::collection::vec(std_op_strategy(), 1..20)
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let o = StoreOptions { chunk_points: 8, checkpoint_wal_bytes: 4000, ..opts(true) };
+        let mut store = Store::open(dir.path(), o.clone()).unwrap();
+        let mut model = BTreeMap::new();
+        for op in &ops {
+            match op {
+                StdOp::Write(rows) => {
+                    let batch = rows
+                        .iter()
+                        .map(|&(ts, x)| Row {
+                            twin: Arc::from("pump-1"),
+                            signal: Arc::from("flow"),
+                            ts,
+                            value: Value::Float(x),
+                        })
+                        .collect();
+                    store.write(batch).unwrap();
+                    for &(ts, x) in rows {
+                        model.insert(ts, Value::Float(x));
+                    }
+                }
+                StdOp::Checkpoint => store.checkpoint().unwrap(),
+                StdOp::Reopen => {
+                    store.close().unwrap();
+                    drop(store);
+                    store = Store::open(dir.path(), o.clone()).unwrap();
+                }
+            }
+            check_stddev(&store, &model)?;
+        }
     }
 }

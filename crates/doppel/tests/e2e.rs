@@ -425,6 +425,11 @@ fn readings_state_history_and_restart() {
             ("last", [73.0, 75.0]),
             ("count", [7.0, 2.0]),
             ("sum", [530.4, 149.0]),
+            // Sample standard deviation (n − 1); of 74 and 75 it is 1/√2.
+            (
+                "stddev",
+                [10.673911230302648, std::f64::consts::FRAC_1_SQRT_2],
+            ),
         ] {
             let h = history(
                 s,

@@ -23,7 +23,8 @@ pub struct HistoryQuery {
     pub to: Option<String>,
     /// Bucket width (`10s`, `1m`, `1h`, `1d`); with it the answer is aggregated.
     pub step: Option<String>,
-    /// Aggregate per bucket: mean (default), min, max, first, last, count, sum.
+    /// Aggregate per bucket: mean (default), min, max, first, last, count, sum, stddev
+    /// (sample standard deviation; 0 for a bucket of one point).
     pub agg: Option<String>,
     /// Most raw points returned (default 10000, at most 1000000).
     pub limit: Option<usize>,
@@ -92,7 +93,7 @@ fn parse_agg(a: Option<&str>) -> Result<Agg, ApiError> {
         Some(a) => Agg::parse(a).ok_or_else(|| {
             ApiError::field(
                 "agg",
-                format!("`{a}` is not one of mean, min, max, first, last, count, sum"),
+                format!("`{a}` is not one of mean, min, max, first, last, count, sum, stddev"),
             )
         }),
     }
@@ -186,7 +187,8 @@ pub struct FleetQuery {
     pub to: Option<String>,
     /// Bucket width (`1m`, `1h`...); without it only each twin's last value is returned.
     pub step: Option<String>,
-    /// Aggregate per bucket: mean (default), min, max, first, last, count, sum.
+    /// Aggregate per bucket: mean (default), min, max, first, last, count, sum, stddev
+    /// (sample standard deviation; 0 for a bucket of one point).
     pub agg: Option<String>,
     /// Order of the twins: `twin` (id, default), `desc` or `asc` (by last value; twins
     /// without a value last).
