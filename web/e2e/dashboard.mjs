@@ -129,10 +129,19 @@ try {
   const shown = Date.now();
   const chartPoints = await page.evaluate(() => window.__doppel.stats.events);
   check(chartPoints >= 1, 'the live event reached the page');
-  check((await page.locator('.live-chart[data-signal="bearing_temp"] .card-value').innerText()) === '42.42', 'the chart card shows the value');
+  // Charts below the fold are drawn once they scroll into view (the advice and remaining-life
+  // cards sit above them).
+  await page.locator('.live-chart[data-signal="bearing_temp"]').scrollIntoViewIfNeeded();
+  await page.waitForFunction(
+    () => document.querySelector('.live-chart[data-signal="bearing_temp"] .card-value')?.textContent === '42.42',
+    null,
+    { timeout: WAIT },
+  );
   report('live_value', { postMs: posted - t0, visibleAfterPostMs: shown - posted });
 
   // Out of its normal range: the row and the twin turn red.
+  // Rows, like charts, are redrawn while on screen.
+  await page.locator('tr[data-signal="bearing_temp"]').scrollIntoViewIfNeeded();
   await ask({ kind: 'reading', twin: 'pump-1', values: { bearing_temp: 150.5 } });
   await page.locator('tr[data-signal="bearing_temp"].out').waitFor();
   await page.locator('.twin-health .health-red').waitFor();
