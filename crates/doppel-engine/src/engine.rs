@@ -1370,6 +1370,23 @@ impl Engine {
         .map_err(|_| EngineError::ShuttingDown)
     }
 
+    /// A forecast of one numeric signal of a twin from its history, with when it crosses
+    /// the signal's declared limits.
+    pub async fn forecast(
+        &self,
+        twin: &str,
+        signal: &str,
+        spec: crate::ForecastSpec,
+    ) -> Result<crate::SignalForecast, EngineError> {
+        let (store, catalog) = (self.store.clone(), self.catalog());
+        let (twin, signal) = (twin.to_string(), signal.to_string());
+        tokio::task::spawn_blocking(move || {
+            crate::forecast::signal_forecast(&store, &catalog, &twin, &signal, spec)
+        })
+        .await
+        .map_err(|_| EngineError::ShuttingDown)?
+    }
+
     /// Stops accepting input and closes the store after its last group commit. Every
     /// acknowledged reading is already durable; this makes the WAL end cleanly.
     pub async fn shutdown(&self) -> Result<(), EngineError> {

@@ -15,6 +15,7 @@ mod catalog_file;
 mod detect;
 mod engine;
 mod error;
+pub mod forecast;
 mod intake;
 mod jsonl;
 mod live;
@@ -31,6 +32,7 @@ pub use engine::{
     TwinState,
 };
 pub use error::EngineError;
+pub use forecast::{ForecastSpec, SignalForecast};
 pub use live::{Event, EventBody, EventFilter, Subscription};
 pub use metrics::Metrics;
 pub use rul::{

@@ -244,6 +244,44 @@ fn rul_is_learned_from_recorded_failures_and_improves_with_each() {
     let failed = s.get_ok("/api/v1/twins/pump-f1/rul");
     assert_eq!(failed["status"], "no_history", "{failed}");
 
+    // The worn pump's bearing temperature, forecast hourly with its limits.
+    let f = s.get_ok("/api/v1/twins/pump-live/signals/bearing_temp_de/forecast?horizon=72");
+    eprintln!("forecast limits: {}", f["limits"]);
+    assert_eq!(f["unit"], "°C");
+    let points = f["forecast"]["points"].as_array().unwrap();
+    assert_eq!(points.len(), 72);
+    assert!(points
+        .iter()
+        .all(|p| p["lower"].as_f64() <= p["value"].as_f64()
+            && p["value"].as_f64() <= p["upper"].as_f64()));
+    assert!(f["forecast"]["origin"].as_i64().unwrap() <= last);
+    assert!(f["forecast"]["slope"]["per_hour"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
+    let limits = f["limits"].as_array().unwrap();
+    assert!(
+        limits.iter().any(|l| l["threshold"]["upper"] == true),
+        "the declared maximum is checked: {limits:?}"
+    );
+    for (query, status, field) in [
+        ("step=10s", 400, Some("step")),
+        ("horizon=0", 400, Some("horizon")),
+        ("history=soon", 400, Some("history")),
+        ("history=1h", 409, None),
+    ] {
+        let (st, e) = s.get(
+            &format!("/api/v1/twins/pump-live/signals/flow/forecast?{query}"),
+            Some(&token),
+        );
+        assert_eq!((st, e["field"].as_str()), (status, field), "{query}: {e}");
+    }
+    let (st, _) = s.get(
+        "/api/v1/twins/pump-live/signals/nope/forecast",
+        Some(&token),
+    );
+    assert_eq!(st, 404);
+
     // The fleet, shortest remaining life first.
     let fleet = s.get_ok(&format!("/api/v1/rul?model={mid}"));
     let twins = fleet["twins"].as_array().unwrap();

@@ -49,7 +49,7 @@ impl Modify for SecurityAddon {
         history::history, history::fleet, live::websocket, live::sse,
         alarms::list, alarms::get, alarms::acknowledge, alarms::clear, alarms::shelve,
         alarms::unshelve, alarms::feedback, advice::list, advice::get, advice::schedule,
-        advice::done, rul::record, rul::list, rul::twin, rul::fleet, rul::model, rul::fit,
+        advice::done, rul::record, rul::list, rul::twin, rul::fleet, rul::model, rul::fit, rul::forecast,
         webhooks::list, webhooks::create, webhooks::delete,
     ),
     modifiers(&SecurityAddon),
@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/maintenance", get(rul::list))
         .route("/twins/{id}/rul", get(rul::twin))
         .route("/rul", get(rul::fleet))
+        .route("/twins/{id}/signals/{signal}/forecast", get(rul::forecast))
         .route("/models/{id}/rul", get(rul::model).post(rul::fit))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
@@ -223,13 +224,14 @@ mod tests {
             "/api/v1/twins/{id}/rul",
             "/api/v1/rul",
             "/api/v1/models/{id}/rul",
+            "/api/v1/twins/{id}/signals/{signal}/forecast",
             "/api/v1/webhooks",
             "/api/v1/webhooks/{id}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from OpenAPI");
         }
         let methods: usize = paths.values().map(|m| m.as_object().unwrap().len()).sum();
-        assert_eq!(methods, 47, "every handler documented once");
+        assert_eq!(methods, 48, "every handler documented once");
         assert_eq!(
             doc["components"]["securitySchemes"]["token"]["scheme"],
             "bearer"

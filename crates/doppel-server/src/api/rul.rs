@@ -1,12 +1,16 @@
 //! Remaining useful life and the maintenance events it learns from: record a failure or a
 //! repair on a twin (writers), list events, read a twin's RUL, the fleet's (shortest first)
-//! and a model's fit with the error of every fit so far (readers), refit now (writers).
+//! and a model's fit with the error of every fit so far (readers), refit now (writers); a
+//! signal's forecast with when it crosses its declared limits (readers).
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use doppel_engine::{MaintenanceEvent, MaintenanceKind, NewMaintenance, RulModelInfo, TwinRul};
+use doppel_engine::{
+    ForecastSpec, MaintenanceEvent, MaintenanceKind, NewMaintenance, RulModelInfo, SignalForecast,
+    TwinRul,
+};
 use doppel_model::parse_time;
 use serde::{Deserialize, Serialize};
 
@@ -146,4 +150,61 @@ pub async fn fit(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RulModelInfo>> {
     Ok(Json(s.engine.fit_rul(&id).await?))
+}
+
+/// What to forecast.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ForecastQuery {
+    /// Bucket width: `1h` (default), `10m`, `1d`... (at least a minute).
+    pub step: Option<String>,
+    /// Buckets ahead (default 168, at most 2000).
+    pub horizon: Option<usize>,
+    /// History fitted on, back from the last complete bucket (default `14d`).
+    pub history: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/twins/{id}/signals/{signal}/forecast", tag = "rul",
+    params(("id" = String, Path), ("signal" = String, Path), ForecastQuery),
+    responses((status = 200, body = SignalForecast), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("token" = [])))]
+pub async fn forecast(
+    _: Authed<Reader>,
+    State(s): State<AppState>,
+    Path((id, signal)): Path<(String, String)>,
+    Query(q): Query<ForecastQuery>,
+) -> ApiResult<Json<SignalForecast>> {
+    const MINUTE: i64 = 60_000_000_000;
+    let step = match q.step.as_deref() {
+        Some(v) => super::history::parse_step(v)?,
+        None => 60 * MINUTE,
+    };
+    if step < MINUTE {
+        return Err(ApiError::field("step", "at least 1m"));
+    }
+    let horizon = q.horizon.unwrap_or(168);
+    if horizon == 0 || horizon > 2_000 {
+        return Err(ApiError::field("horizon", "between 1 and 2000 buckets"));
+    }
+    let history = match q.history.as_deref() {
+        Some(v) => super::history::parse_step(v).map_err(|_| {
+            ApiError::field(
+                "history",
+                format!("`{v}` is not a duration such as 3d, 14d"),
+            )
+        })?,
+        None => 14 * 24 * 60 * MINUTE,
+    };
+    if history / step > 20_000 {
+        return Err(ApiError::field(
+            "history",
+            "at most 20000 buckets of `step`: widen the step or shorten the history",
+        ));
+    }
+    let spec = ForecastSpec {
+        step,
+        horizon,
+        history,
+    };
+    Ok(Json(s.engine.forecast(&id, &signal, spec).await?))
 }
