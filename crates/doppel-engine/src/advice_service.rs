@@ -32,6 +32,8 @@ pub(crate) enum AdviceMsg {
         reply: oneshot::Sender<Result<AdviceItem, EngineError>>,
     },
     RemoveTwin(String),
+    /// Answered once everything sent before it is applied (a barrier).
+    Flush(oneshot::Sender<()>),
     /// A labelled case of a model from elsewhere (an alarm confirmed with its fault kind).
     Case {
         model: String,
@@ -124,6 +126,9 @@ async fn run(
                 let _ = reply.send(res);
             }
             AdviceMsg::Case { model, case } => book.lock().add_case(&model, case),
+            AdviceMsg::Flush(done) => {
+                let _ = done.send(());
+            }
             AdviceMsg::RemoveTwin(twin) => {
                 book.lock().remove_twin(&twin);
                 let (log, b) = (log.clone(), book.clone());

@@ -30,6 +30,8 @@ pub(crate) enum AlarmInput {
         reply: oneshot::Sender<Result<Alarm, EngineError>>,
     },
     RemoveTwin(String),
+    /// Answered once everything sent before it is applied (a barrier).
+    Flush(oneshot::Sender<()>),
 }
 
 /// An operator's action on one alarm.
@@ -123,6 +125,9 @@ async fn run(
                     Err(e) => Err(e),
                 };
                 let _ = reply.send(res);
+            }
+            AlarmInput::Flush(done) => {
+                let _ = done.send(());
             }
             AlarmInput::RemoveTwin(twin) => {
                 book.lock().remove_twin(&twin);

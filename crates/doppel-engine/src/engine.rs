@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::advice::{AdviceBook, AdviceItem, AdviceLog, AdviceQuery, Outcome};
+use crate::advice::{AdviceBook, AdviceItem, AdviceLog, AdviceQuery, AdviceState, Outcome};
 use crate::advice_service::{self, AdviceMsg, AdviceOp};
 use crate::alarm_service::{self, AlarmInput, OperatorOp};
 use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedback, Verdict};
@@ -1202,6 +1202,19 @@ impl Engine {
                 now,
             })
             .await?;
+        let failure_mode = item.failure_mode.clone();
+        self.to_twin_shard(&item.twin, |twin| ShardCmd::DismissAdvice {
+            twin,
+            failure_mode,
+        })
+        .await;
+        self.clear_twin_alarm(
+            &item.twin,
+            by,
+            format!("maintenance done ({})", item.id),
+            now,
+        )
+        .await;
         if outcome == Outcome::Confirmed {
             // The confirmed work renewed the asset: its remaining life restarts from here.
             let repair = NewMaintenance {
@@ -1217,39 +1230,58 @@ impl Engine {
                 tracing::warn!(error = %e, advice = %item.id, "repair not recorded after maintenance");
             }
         }
-        let failure_mode = item.failure_mode.clone();
-        self.to_twin_shard(&item.twin, |twin| ShardCmd::DismissAdvice {
-            twin,
-            failure_mode,
-        })
-        .await;
-        let open_alarm = self
-            .alarm_book
-            .lock()
-            .open_for(&item.twin)
-            .map(|a| a.id.clone());
-        match open_alarm {
-            Some(alarm) => {
-                let note = Some(format!("maintenance done ({})", item.id));
-                match self.clear_alarm(&alarm, by, note, now).await {
-                    // Cleared meanwhile by its condition or an operator: nothing left to do.
-                    Ok(_) | Err(EngineError::AlarmConflict(_)) => {}
-                    // The advice is done (and logged) whatever happens to the alarm.
-                    Err(e) => {
-                        tracing::warn!(error = %e, alarm = %alarm, "alarm not cleared after maintenance")
-                    }
-                }
-            }
-            None => {
-                self.to_twin_shard(&item.twin, |twin| ShardCmd::ResetAlarm { twin })
-                    .await
-            }
-        }
         Ok(item)
     }
 
-    /// Records a maintenance event on a twin (durably, before answering). A failure refits
-    /// the twin's model's remaining-life model in the background.
+    /// Waits until everything acknowledged for `twin` before this call is scored and its
+    /// alarm and advice changes are applied: the twin's shard answers after its detector
+    /// queue, then each service after its queue.
+    async fn settle(&self, twin: &str) -> Result<(), EngineError> {
+        let key: Arc<str> = Arc::from(twin);
+        let (reply, rx) = oneshot::channel();
+        self.shards[shard::shard_of(&key, self.shards.len())]
+            .send(ShardCmd::Get { twin: key, reply })
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?;
+        let (done, rx) = oneshot::channel();
+        self.alarm_tx
+            .send(AlarmInput::Flush(done))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?;
+        let (done, rx) = oneshot::channel();
+        self.advice_tx
+            .send(AdviceMsg::Flush(done))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    /// The twin was maintained: its open alarm is cleared (as an operator's clear, with
+    /// `note`), or, without one, its detector forgets its alarm decision.
+    async fn clear_twin_alarm(&self, twin: &str, by: &str, note: String, now: Timestamp) {
+        let open_alarm = self.alarm_book.lock().open_for(twin).map(|a| a.id.clone());
+        match open_alarm {
+            Some(alarm) => match self.clear_alarm(&alarm, by, Some(note), now).await {
+                // Cleared meanwhile by its condition or an operator: nothing left to do.
+                Ok(_) | Err(EngineError::AlarmConflict(_)) => {}
+                // The maintenance is recorded whatever happens to the alarm.
+                Err(e) => {
+                    tracing::warn!(error = %e, alarm = %alarm, "alarm not cleared after maintenance")
+                }
+            },
+            None => {
+                self.to_twin_shard(twin, |twin| ShardCmd::ResetAlarm { twin })
+                    .await
+            }
+        }
+    }
+
+    /// Records a maintenance event on a twin (durably, before answering). The twin was
+    /// maintained: its open alarm is cleared. A failure also closes its open and scheduled
+    /// advice (`confirmed` when it named the failure's mode, `other` otherwise) and refits
+    /// its model's remaining-life model in the background.
     pub async fn record_maintenance(
         &self,
         new: NewMaintenance,
@@ -1257,6 +1289,7 @@ impl Engine {
         let catalog = self.catalog();
         let model = whatif::twin_model(&catalog, &new.twin)?.clone();
         rul::validate(&model, &new)?;
+        self.settle(&new.twin).await?;
         let at = match new.at {
             Some(at) => at,
             None => whatif::last_reading(&self.store, &new.twin, &model)
@@ -1280,6 +1313,41 @@ impl Engine {
             .map_err(|_| EngineError::ShuttingDown)??;
         self.rul.remove_twin(&event.twin);
         tracing::info!(twin = %event.twin, id = %event.id, kind = ?event.kind, "maintenance recorded");
+        let now = rul::wall_now_ns();
+        if event.kind == rul::MaintenanceKind::Failure {
+            // The failure settles the twin's open advice: right if it named the failure's
+            // mode (a labelled case for later advice), otherwise something else happened.
+            let active = self.advice(&AdviceQuery {
+                twin: Some(event.twin.clone()),
+                states: vec![AdviceState::Open, AdviceState::Scheduled],
+                limit: usize::MAX,
+            });
+            for a in active {
+                let named = event.failure_mode.as_deref() == Some(a.failure_mode.as_str());
+                let outcome = if named {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Other
+                };
+                let mode = event.failure_mode.as_deref().unwrap_or("unknown mode");
+                let op = AdviceOp::Done {
+                    id: a.id.clone(),
+                    outcome,
+                    by: event.by.clone(),
+                    note: Some(format!("the asset failed ({mode}; {})", event.id)),
+                    now,
+                };
+                match self.advice_op(op).await {
+                    Ok(_) | Err(EngineError::AdviceConflict(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, advice = %a.id, "advice not closed after a failure")
+                    }
+                }
+            }
+        }
+        let note = format!("{:?} recorded ({})", event.kind, event.id).to_lowercase();
+        self.clear_twin_alarm(&event.twin, &event.by, note, now)
+            .await;
         if event.kind == rul::MaintenanceKind::Failure {
             let rul = self.rul.clone();
             let (store, model_id) = (self.store.clone(), model.id.clone());

@@ -237,7 +237,7 @@ pub struct TwinRul {
     /// The estimate is at the model's cap: "at least `rul_h`".
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub capped: bool,
-    /// End of the last hour the estimate read (RFC 3339).
+    /// Time of the newest reading the estimate read (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,
     #[serde(skip)]
@@ -485,7 +485,8 @@ impl Rul {
             .rul
             .predict(&steps)
             .map_err(|e| EngineError::NotEnoughHistory(e.to_string()))?;
-        let as_of = (hour + 1).saturating_mul(FLEET_STEP_NS);
+        // The estimate is for the newest reading (the last hour read is still filling).
+        let as_of = newest;
         let cap = fleet.rul.config().rul_cap;
         let out = TwinRul {
             status: "estimated",
@@ -504,7 +505,7 @@ impl Rul {
         if let Some(life) = RemainingLife::from_estimate(&e, 1.0) {
             self.board
                 .write()
-                .insert(Arc::from(twin), (as_of.min(newest), life));
+                .insert(Arc::from(twin), (as_of, life));
         }
         self.cache
             .lock()

@@ -6,6 +6,11 @@
 //! and twins are loaded through the public HTTP API from the same packs as
 //! `examples/packs/`, so the demo doubles as an example of the API.
 //!
+//! Four retired pumps of the same model come with the plant: their histories (weeks before
+//! the demo's own, written in the background once the plant is live) end in recorded
+//! bearing failures, so the remaining-useful-life model is fitted seconds after start and
+//! every live pump gets an estimate.
+//!
 //! Every run starts from a fresh data directory: the demo marks the directories it creates
 //! and clears only those (or empty ones), never a directory holding anything else.
 
@@ -14,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use doppel_engine::{Engine, IngestSource};
-use doppel_model::{Batch, Timestamp};
-use doppel_sim::Plant;
+use doppel_engine::{Engine, IngestSource, MaintenanceKind, NewMaintenance};
+use doppel_model::{Batch, Reading, Timestamp, Twin};
+use doppel_sim::{seeded_rng, AssetKind, FaultKind, FaultSpec, Plant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::serve::{self, ServeArgs};
@@ -123,6 +128,7 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
     let tick_ns = (tick_s * 1e9) as i64;
     let mut t = now_ns();
     let empty = engine.store().stats().points == 0;
+    let history_start = t - i64::try_from(args.backfill.as_nanos()).unwrap_or(i64::MAX);
     if empty && !args.backfill.is_zero() {
         t = backfill(&engine, &mut plant, t, args.backfill, tick_s).await?;
     }
@@ -156,12 +162,27 @@ async fn demo(args: DemoArgs, serve_args: ServeArgs) -> anyhow::Result<()> {
         "    curl -H 'Authorization: Bearer {token}' 'http://{http}/api/v1/alarms?state=active,acknowledged'"
     );
     println!(
+        "    curl -H 'Authorization: Bearer {token}' 'http://{http}/api/v1/rul?model={}'",
+        AssetKind::PumpMotor.model().id
+    );
+    println!(
         "    mosquitto_sub -p {} -u token -P {token} -t 'doppel/#' -v",
         running.mqtt_addr.port()
     );
     println!();
     println!("  Ctrl-C stops it.");
 
+    if empty {
+        // In the background: the plant is live at once, the RUL model follows in seconds.
+        let engine = engine.clone();
+        let seed = args.seed;
+        tokio::spawn(async move {
+            match retired_pumps(&engine, seed, history_start).await {
+                Ok(()) => tracing::info!("retired pumps' histories and failures recorded"),
+                Err(e) => tracing::warn!(error = %e, "retired pumps not recorded"),
+            }
+        });
+    }
     let live = live_loop(&engine, &mut plant, t, tick_s, tick_ns);
     let stop = async {
         match args.duration {
@@ -250,6 +271,90 @@ async fn dashboard_url(base: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     (resp.status().is_success() && html).then(|| format!("{base}/"))
+}
+
+/// Retired pumps simulated before the demo's history.
+const RETIRED: usize = 4;
+/// Seconds between their readings.
+const RETIRED_STEP_S: f64 = 120.0;
+
+/// Pumps of the demo's pump model that wore a bearing out before `end`: each runs healthy
+/// for a day or two, then wears (days) until it fails; its readings go through ingest like
+/// any device's and its failure is recorded, which fits the remaining-life model.
+async fn retired_pumps(engine: &Engine, seed: u64, end: Timestamp) -> anyhow::Result<()> {
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let model = AssetKind::PumpMotor.model();
+    let mut draws = super::eval_advice::Draws(seed ^ 0x7e71_7ed0);
+    for i in 0..RETIRED {
+        let id = format!("pump-r{}", i + 1);
+        let twin: Twin = serde_json::from_value(serde_json::json!({
+            "id": id,
+            "model": model.id,
+            "name": format!("Cooling pump P{} (retired)", 91 + i),
+            "parent": "site-1",
+            "properties": {"rated_power_kw": 30.0, "serial": format!("CP30-{:05}", 900 + i)},
+        }))?;
+        engine
+            .put_twin(twin)
+            .await
+            .context("creating a retired pump")?;
+        // Lives of four to twelve days, one after another, the last ending days before `end`.
+        let start = end - (RETIRED - i) as i64 * 14 * DAY - DAY;
+        let mut asset = AssetKind::PumpMotor.build(&id, draws.next());
+        let onset = start + (draws.uniform(1.0, 2.0) * DAY as f64) as i64;
+        asset
+            .inject(FaultSpec::new(
+                FaultKind::BearingWear,
+                onset,
+                draws.uniform(0.15, 0.35),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut rng = seeded_rng(draws.next());
+        let dt = (RETIRED_STEP_S * 1e9) as i64;
+        let mut batch = Batch::default();
+        let mut t = start;
+        while t < end - DAY && asset.failed_at().is_none() {
+            let values = asset.step(t, RETIRED_STEP_S, &mut rng);
+            if !values.is_empty() {
+                batch.readings.push(Reading {
+                    twin: id.clone(),
+                    ts: t,
+                    values,
+                });
+            }
+            if batch.readings.len() >= 2_000 {
+                let b = std::mem::take(&mut batch);
+                engine
+                    .ingest(b, IngestSource::Simulator, |i| format!("[{i}]."))
+                    .await
+                    .context("writing a retired pump's history")?;
+            }
+            t += dt;
+        }
+        if !batch.readings.is_empty() {
+            engine
+                .ingest(batch, IngestSource::Simulator, |i| format!("[{i}]."))
+                .await
+                .context("writing a retired pump's history")?;
+        }
+        let Some(failed) = asset.failed_at() else {
+            tracing::warn!(twin = %id, "retired pump did not fail in its window");
+            continue;
+        };
+        engine
+            .record_maintenance(NewMaintenance {
+                twin: id.clone(),
+                kind: MaintenanceKind::Failure,
+                at: Some(failed),
+                failure_mode: Some(FaultKind::BearingWear.as_str().to_string()),
+                note: Some("drive-end bearing seized; pump replaced".into()),
+                by: "doppel demo".into(),
+                source: None,
+            })
+            .await
+            .context("recording a retired pump's failure")?;
+    }
+    Ok(())
 }
 
 /// Writes `span` of simulated history ending now, in large batches, with a progress bar.
