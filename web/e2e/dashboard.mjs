@@ -525,6 +525,30 @@ try {
   await shot('13-alarm-troubleshoot');
   report('troubleshoot', { alarm: troubleId, status: answer.status, causes: answer.body.causes?.length ?? 0, text: troubleText.slice(0, 400) });
 
+  // ---- remaining useful life learned from recorded failures ----
+  // The Rust test writes three pumps of the simulated pump's model that ran to failure,
+  // records their failures and fits the model; the fleet panel and the twin's card then show
+  // the server's estimates.
+  const fitted = JSON.parse(await ask({ kind: 'rul_history' }));
+  check(fitted.status === 'trained', `the pumps' RUL model is fitted: ${JSON.stringify(fitted)}`);
+  await page.goto(`${URL}/#/`);
+  await page.locator('#worst-rul li[data-twin]').first().waitFor();
+  const fleetAfter = JSON.parse(await ask({ kind: 'rul' }));
+  const estimatedAfter = fleetAfter.body.twins.filter((t) => t.status === 'estimated').map((t) => t.twin);
+  const shownAfter = await page.locator('#worst-rul li[data-twin]').evaluateAll((li) => li.map((l) => l.dataset.twin));
+  check(estimatedAfter.includes(whatIfTwin), `the simulated pump has an estimate: ${estimatedAfter}`);
+  check(JSON.stringify(shownAfter) === JSON.stringify(estimatedAfter.slice(0, 5)), `the least remaining life first: ${shownAfter} vs ${estimatedAfter}`);
+  const worstText = await page.locator('#worst-rul').innerText();
+  await shot('17-fleet-rul-estimated');
+  await page.goto(`${URL}/#/twins/${whatIfTwin}`);
+  await page.locator('#rul [data-rul="estimated"]').waitFor();
+  await page.waitForFunction(() => (document.querySelector('tr[data-signal="flow"] .value')?.textContent ?? '') !== '', null, { timeout: WAIT });
+  const estimateText = await page.locator('#rul').innerText();
+  check(/\d/.test(estimateText), `the twin's card shows the estimate: ${estimateText}`);
+  await page.locator('#rul').scrollIntoViewIfNeeded();
+  await shot('18-twin-rul-estimated');
+  report('rul_estimated', { panel: worstText, card: estimateText, fits: fitted.fits });
+
   check(consoleErrors.length === 0, `no console errors: ${JSON.stringify(consoleErrors)}`);
   report('done', { done: true, consoleErrors });
 } finally {

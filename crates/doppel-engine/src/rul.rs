@@ -503,9 +503,7 @@ impl Rul {
             ..base
         };
         if let Some(life) = RemainingLife::from_estimate(&e, 1.0) {
-            self.board
-                .write()
-                .insert(Arc::from(twin), (as_of, life));
+            self.board.write().insert(Arc::from(twin), (as_of, life));
         }
         self.cache
             .lock()

@@ -6,8 +6,9 @@
 //! the keyboard, sees it on its twin and in the fleet tree, checks the maintenance-advice page
 //! and the remaining-useful-life panel and card against the server, measures first paint and frame
 //! times with 100 signals arriving at 10 Hz, then runs a what-if on a pump with hours of
-//! simulated history (fit, a lower speed against the baseline, the optimizer) and
-//! troubleshoots the alarm.
+//! simulated history (fit, a lower speed against the baseline, the optimizer),
+//! troubleshoots the alarm, and finally sees that pump's remaining useful life on the fleet
+//! overview and its page once three pumps of its model have run to failure.
 //!
 //! The browser script asks this test for readings (`{"await": ...}` on its stdout, one answer
 //! line on its stdin), so the data goes through the real HTTP API. Screenshots go to
@@ -133,6 +134,49 @@ fn raise_alarm(s: &TestServer, twin: &str) -> String {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Writes three pumps of the simulated pump's model that ran to failure (the simulator's
+/// run-to-failure histories, a reading every two minutes), records each failure and fits
+/// the model's remaining life; returns the model's RUL answer.
+fn seed_failed_pumps(s: &TestServer) -> Value {
+    let admin = Some(s.admin_token.as_str());
+    let model = AssetKind::PumpMotor.model().id;
+    for i in 0..3u64 {
+        let id = format!("pump-old-{}", i + 1);
+        let (status, body) = s.post(
+            "/api/v1/twins",
+            admin,
+            &json!({"id": id, "model": model, "name": format!("Retired pump {}", i + 1)}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let run = doppel_sim::run_to_failure(40 + i, AssetKind::PumpMotor, 120.0);
+        let failure = run.failure.expect("the simulated pump fails");
+        for chunk in run.readings.chunks(500) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .map(|r| {
+                    let values: serde_json::Map<String, Value> = r
+                        .values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
+                        .collect();
+                    json!({"twin": id, "ts": r.ts / 1_000_000, "values": values})
+                })
+                .collect();
+            let (status, body) = s.post("/api/v1/readings", admin, &Value::Array(batch));
+            assert_eq!(status, 200, "{body}");
+        }
+        let (status, body) = s.post(
+            &format!("/api/v1/twins/{id}/maintenance"),
+            admin,
+            &json!({"kind": "failure", "at": (failure / 1_000_000).to_string(), "failure_mode": "bearing_wear"}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = s.post(&format!("/api/v1/models/{model}/rul"), admin, &json!({}));
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// The twin the what-if phase runs on.
@@ -477,6 +521,7 @@ fn dashboard_in_headless_chromium() {
                 assert_eq!(status, 200, "{body}");
                 body.to_string()
             }
+            Some("rul_history") => seed_failed_pumps(&s).to_string(),
             Some("rul") => {
                 let (status, body) = s.get("/api/v1/rul", admin);
                 json!({"status": status, "body": body}).to_string()
@@ -534,6 +579,7 @@ fn dashboard_in_headless_chromium() {
         "whatif_scenario",
         "whatif_optimize",
         "troubleshoot",
+        "rul_estimated",
     ] {
         assert!(step(name).is_some(), "step {name} missing: {steps:#?}");
     }
