@@ -24,6 +24,7 @@ use crate::alarms::{Alarm, AlarmBook, AlarmLog, AlarmPolicy, AlarmQuery, Feedbac
 use crate::detect::{self, Detectors, TwinHealth, SCORE_SIGNAL};
 use crate::intake::Names;
 use crate::live::ReadingWatchers;
+use crate::retention;
 use crate::rul::{self, MaintenanceEvent, NewMaintenance, Rul, RulModelInfo, TwinRul};
 use crate::shard::{self, ShardCmd, ShardCtx, TwinLive};
 use crate::whatif::{self, Identified, WhatIfAnswer};
@@ -56,6 +57,9 @@ pub struct EngineConfig {
     /// Wall-clock time between two refreshes of every twin's remaining-life estimate (the
     /// estimates the advice trackers read).
     pub rul_every: std::time::Duration,
+    /// Wall-clock time between two retention passes (models with a `retention` lose the
+    /// points older than it; the first pass runs at open).
+    pub retention_every: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -75,6 +79,7 @@ impl EngineConfig {
             advice_every: std::time::Duration::from_secs(600),
             advice: AdviceConfig::default(),
             rul_every: std::time::Duration::from_secs(600),
+            retention_every: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -317,6 +322,7 @@ impl Engine {
             rul,
         });
         spawn_rul_refresh(Arc::downgrade(&engine), engine.config.rul_every);
+        spawn_retention(Arc::downgrade(&engine), engine.config.retention_every);
         let store = engine.store.clone();
         let latest = tokio::task::spawn_blocking(move || store.latest_all())
             .await
@@ -1455,6 +1461,16 @@ impl Engine {
         .map_err(|_| EngineError::ShuttingDown)?
     }
 
+    /// One retention pass now (it also runs every `EngineConfig::retention_every`): for each
+    /// twin whose model has a retention, forgets the points of each series older than its
+    /// period before the twin's newest reading. Returns the number of series cut.
+    pub async fn enforce_retention(&self) -> Result<u64, EngineError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        retention_pass(self.catalog(), self.store.clone(), self.metrics.clone()).await
+    }
+
     /// Stops accepting input and closes the store after its last group commit. Every
     /// acknowledged reading is already durable; this makes the WAL end cleanly.
     pub async fn shutdown(&self) -> Result<(), EngineError> {
@@ -1537,6 +1553,45 @@ fn spawn_rul_refresh(engine: std::sync::Weak<Engine>, every: std::time::Duration
                 }
             })
             .await;
+        }
+    });
+}
+
+/// One retention pass on a blocking thread, counted in `doppel_retention_cuts_total`.
+async fn retention_pass(
+    catalog: Arc<Catalog>,
+    store: Arc<Store>,
+    metrics: Metrics,
+) -> Result<u64, EngineError> {
+    let pass = tokio::task::spawn_blocking(move || {
+        retention::enforce(&catalog, &store, rul::wall_now_ns())
+    })
+    .await
+    .map_err(|_| EngineError::ShuttingDown)??;
+    metrics.retention_cuts.inc_by(pass.cuts);
+    if pass.cuts > 0 {
+        tracing::info!(twins = pass.twins, series = pass.cuts, "retention applied");
+    }
+    Ok(pass.cuts)
+}
+
+/// Every `every` (the first time at once), runs a retention pass. Stops when the engine is
+/// dropped or closing.
+fn spawn_retention(engine: std::sync::Weak<Engine>, every: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(e) = engine.upgrade() else { return };
+            if e.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let (catalog, store, metrics) = (e.catalog(), e.store.clone(), e.metrics.clone());
+            drop(e);
+            if let Err(err) = retention_pass(catalog, store, metrics).await {
+                tracing::warn!(error = %err, "retention pass failed");
+            }
         }
     });
 }

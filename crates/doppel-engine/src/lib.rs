@@ -20,6 +20,7 @@ mod intake;
 mod jsonl;
 mod live;
 mod metrics;
+mod retention;
 pub mod rul;
 mod shard;
 pub mod whatif;

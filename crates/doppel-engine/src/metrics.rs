@@ -42,6 +42,8 @@ pub struct Metrics {
     pub advice: IntGaugeVec,
     /// Advice log appends that failed.
     pub advice_log_errors: IntCounter,
+    /// Retention cuts made (one per series whose old points were forgotten).
+    pub retention_cuts: IntCounter,
 }
 
 impl Metrics {
@@ -129,8 +131,14 @@ impl Metrics {
             "Advice changes that could not be appended to the advice log",
         )
         .unwrap_or_else(|_| unreachable_metric());
+        let retention_cuts = IntCounter::new(
+            "retention_cuts_total",
+            "Series whose points older than their model's retention were forgotten",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
         for c in [
             Box::new(ingest_points.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(retention_cuts.clone()),
             Box::new(advice_changes.clone()),
             Box::new(advice.clone()),
             Box::new(advice_log_errors.clone()),
@@ -171,6 +179,7 @@ impl Metrics {
             advice_changes,
             advice,
             advice_log_errors,
+            retention_cuts,
         }
     }
 

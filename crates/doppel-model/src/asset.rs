@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::validate_failure_modes;
-use crate::{validate_id, FailureMode, ValidationErrors, ValueKind};
+use crate::retention::validate_retention;
+use crate::{validate_id, FailureMode, Retention, ValidationErrors, ValueKind};
 
 /// What a signal is to the asset's dynamics. Inputs (setpoints, load, speed) and disturbances
 /// (ambient) drive the physics; outputs are what the asset does in response. Learned dynamics
@@ -89,6 +90,10 @@ pub struct AssetModel {
     /// Optional: models written before it existed load with none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failure_modes: Vec<FailureMode>,
+    /// How long history of the model's twins is kept (`{"default": "365d", "signals":
+    /// {"vibration_rms": "30d"}}`). Optional: without it, history is kept forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
 }
 
 fn one() -> u32 {
@@ -187,6 +192,7 @@ impl AssetModel {
             }
         }
         validate_failure_modes(self, &mut errs);
+        validate_retention(self, &mut errs);
         errs.into_result()
     }
 

@@ -142,6 +142,7 @@ pub(crate) fn model() -> AssetModel {
             description: "the floor this unit conditions".into(),
         }],
         failure_modes: crate::failure_modes::chiller(),
+        retention: None,
     }
 }
 

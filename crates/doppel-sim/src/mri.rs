@@ -119,6 +119,7 @@ pub(crate) fn model() -> AssetModel {
             description: "the room or building housing the compressor".into(),
         }],
         failure_modes: crate::failure_modes::mri(),
+        retention: None,
     }
 }
 

@@ -405,6 +405,7 @@ pub(crate) fn container(id: &str, name: &str, description: &str, relations: &[&s
             })
             .collect(),
         failure_modes: Vec::new(),
+        retention: None,
     }
 }
 

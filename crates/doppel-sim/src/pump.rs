@@ -183,6 +183,7 @@ pub(crate) fn model() -> AssetModel {
             description: "where the pumped water goes".into(),
         }],
         failure_modes: crate::failure_modes::pump(),
+        retention: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn asset() -> AssetModel {
         properties: vec![],
         relations: vec![],
         failure_modes: vec![],
+        retention: None,
     }
 }
 

@@ -82,6 +82,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         anomaly_warmup: 400,
         advice_every: 600,
         rul_every: 600,
+        retention_every: 3600,
         store_checkpoint_bytes: doppel_store::StoreOptions::default().checkpoint_wal_bytes,
         store_chunk_points: doppel_store::StoreOptions::default().chunk_points,
         log: args.log.clone(),

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Wall-clock seconds between two refreshes of every twin's remaining-life estimate.
     #[arg(long, env = "DOPPEL_RUL_EVERY", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub rul_every: u64,
+    /// Wall-clock seconds between two retention passes (models with a `retention` forget
+    /// history older than it; the first pass runs at start).
+    #[arg(long, env = "DOPPEL_RETENTION_EVERY", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_every: u64,
     /// WAL bytes written between two automatic checkpoints of the history store (chunks to
     /// segment files, WAL segments deleted). Smaller: shorter restart replay, more
     /// checkpoints. The crash tests lower it to checkpoint every few writes.
@@ -114,6 +118,7 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     config.detector.warmup = args.anomaly_warmup.max(10);
     config.advice_every = std::time::Duration::from_secs(args.advice_every);
     config.rul_every = std::time::Duration::from_secs(args.rul_every);
+    config.retention_every = std::time::Duration::from_secs(args.retention_every);
     config.store.checkpoint_wal_bytes = args.store_checkpoint_bytes.max(1);
     config.store.chunk_points = args.store_chunk_points.clamp(1, 32_768);
     println!("doppel {} starting", env!("CARGO_PKG_VERSION"));
