@@ -71,3 +71,21 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError>
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
     Ok(())
 }
+
+/// Writes `value` as JSON to `dir/name` atomically, creating `dir` first.
+pub(crate) fn write_json_atomic<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> Result<(), EngineError> {
+    std::fs::create_dir_all(dir).map_err(|source| EngineError::Persist {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(name);
+    let bytes = serde_json::to_vec(value).map_err(|e| EngineError::Persist {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&path, &bytes)
+}

@@ -1530,10 +1530,14 @@ async fn fit_rul(
     .map_err(|_| EngineError::ShuttingDown)?
 }
 
-/// Every `every`, re-estimates the remaining life of each twin whose model has a fitted
-/// RUL model (cached per twin-hour, so only twins with a new hour are recomputed); the
-/// estimates go to the board the advice trackers read. Stops when the engine is dropped.
-fn spawn_rul_refresh(engine: std::sync::Weak<Engine>, every: std::time::Duration) {
+/// Every `every` (the first time at once), runs `pass` with the engine, until the engine
+/// is dropped or closing. The pass gets what it needs from the engine and drops it before
+/// its first await, so the task never keeps the engine alive.
+fn spawn_periodic<F, Fut>(engine: std::sync::Weak<Engine>, every: std::time::Duration, pass: F)
+where
+    F: Fn(Arc<Engine>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -1543,8 +1547,19 @@ fn spawn_rul_refresh(engine: std::sync::Weak<Engine>, every: std::time::Duration
             if e.closing.load(Ordering::Acquire) {
                 return;
             }
-            let (rul, store, catalog) = (e.rul.clone(), e.store.clone(), e.catalog());
-            drop(e);
+            pass(e).await;
+        }
+    });
+}
+
+/// Every `every`, re-estimates the remaining life of each twin whose model has a fitted
+/// RUL model (cached per twin-hour, so only twins with a new hour are recomputed); the
+/// estimates go to the board the advice trackers read.
+fn spawn_rul_refresh(engine: std::sync::Weak<Engine>, every: std::time::Duration) {
+    spawn_periodic(engine, every, |e| {
+        let (rul, store, catalog) = (e.rul.clone(), e.store.clone(), e.catalog());
+        drop(e);
+        async move {
             let _ = tokio::task::spawn_blocking(move || {
                 for t in catalog.twins() {
                     if rul.model(&t.model).is_some() {
@@ -1575,20 +1590,12 @@ async fn retention_pass(
     Ok(pass.cuts)
 }
 
-/// Every `every` (the first time at once), runs a retention pass. Stops when the engine is
-/// dropped or closing.
+/// Every `every` (the first time at once), runs a retention pass.
 fn spawn_retention(engine: std::sync::Weak<Engine>, every: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let Some(e) = engine.upgrade() else { return };
-            if e.closing.load(Ordering::Acquire) {
-                return;
-            }
-            let (catalog, store, metrics) = (e.catalog(), e.store.clone(), e.metrics.clone());
-            drop(e);
+    spawn_periodic(engine, every, |e| {
+        let (catalog, store, metrics) = (e.catalog(), e.store.clone(), e.metrics.clone());
+        drop(e);
+        async move {
             if let Err(err) = retention_pass(catalog, store, metrics).await {
                 tracing::warn!(error = %err, "retention pass failed");
             }

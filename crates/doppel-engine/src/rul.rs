@@ -31,7 +31,7 @@ use doppel_store::{Agg, Store};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog_file::write_atomic;
+use crate::catalog_file::write_json_atomic;
 use crate::jsonl::JsonLines;
 use crate::EngineError;
 
@@ -326,16 +326,7 @@ impl Rul {
 
     /// Keeps a fitted model (file first, then memory).
     pub fn put(&self, m: FleetRul) -> Result<Arc<FleetRul>, EngineError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| EngineError::Persist {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let path = self.path(&m.model);
-        let bytes = serde_json::to_vec(&m).map_err(|e| EngineError::Persist {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &bytes)?;
+        write_json_atomic(&self.dir, &format!("{}.json", m.model), &m)?;
         let m = Arc::new(m);
         self.models.write().insert(m.model.clone(), m.clone());
         Ok(m)
@@ -354,13 +345,7 @@ impl Rul {
     }
 
     pub fn info(&self, model: &AssetModel) -> RulModelInfo {
-        let failures = self
-            .book
-            .lock()
-            .list(None, Some(&model.id))
-            .iter()
-            .filter(|e| e.kind == MaintenanceKind::Failure)
-            .count();
+        let failures = failures_of(&self.book.lock().list(None, Some(&model.id)), &model.id);
         match self.model(&model.id) {
             Some(m) => RulModelInfo {
                 model: model.id.clone(),
@@ -425,13 +410,7 @@ impl Rul {
             trained_on: 0,
         };
         let Some(fleet) = self.model(&model.id) else {
-            let failures = self
-                .book
-                .lock()
-                .list(None, Some(&model.id))
-                .iter()
-                .filter(|e| e.kind == MaintenanceKind::Failure)
-                .count();
+            let failures = failures_of(&self.book.lock().list(None, Some(&model.id)), &model.id);
             return Ok(TwinRul {
                 reason: Some(untrained_reason(&model.id, failures)),
                 ..base

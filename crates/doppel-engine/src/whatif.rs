@@ -22,7 +22,6 @@ use doppel_store::{Agg, Store};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog_file::write_atomic;
 use crate::EngineError;
 
 const NS_PER_S: i64 = 1_000_000_000;
@@ -149,16 +148,7 @@ impl Models {
     }
 
     pub fn put(&self, m: Identified) -> Result<Arc<Identified>, EngineError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| EngineError::Persist {
-            path: self.dir.clone(),
-            source,
-        })?;
-        let path = self.path(&m.twin);
-        let bytes = serde_json::to_vec(&m).map_err(|e| EngineError::Persist {
-            path: path.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        write_atomic(&path, &bytes)?;
+        crate::catalog_file::write_json_atomic(&self.dir, &format!("{}.json", m.twin), &m)?;
         let m = Arc::new(m);
         self.cache.lock().insert(m.twin.clone(), m.clone());
         Ok(m)

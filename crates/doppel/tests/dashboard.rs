@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{create_plant, pooled_agent, wait_bounded, Options, TestServer};
+use common::{create_plant, pooled_agent, post_sim_readings, wait_bounded, Options, TestServer};
 use doppel_model::Twin;
 use doppel_sim::{AssetKind, Plant};
 use serde_json::{json, Value};
@@ -152,21 +152,7 @@ fn seed_failed_pumps(s: &TestServer) -> Value {
         assert_eq!(status, 201, "{body}");
         let run = doppel_sim::run_to_failure(40 + i, AssetKind::PumpMotor, 120.0);
         let failure = run.failure.expect("the simulated pump fails");
-        for chunk in run.readings.chunks(500) {
-            let batch: Vec<Value> = chunk
-                .iter()
-                .map(|r| {
-                    let values: serde_json::Map<String, Value> = r
-                        .values
-                        .iter()
-                        .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
-                        .collect();
-                    json!({"twin": id, "ts": r.ts / 1_000_000, "values": values})
-                })
-                .collect();
-            let (status, body) = s.post("/api/v1/readings", admin, &Value::Array(batch));
-            assert_eq!(status, 200, "{body}");
-        }
+        post_sim_readings(s, &s.admin_token, &run.readings, Some(&id), 500);
         let (status, body) = s.post(
             &format!("/api/v1/twins/{id}/maintenance"),
             admin,

@@ -62,24 +62,6 @@ fn simulate(
     (out, None)
 }
 
-fn post_readings(s: &TestServer, token: &str, readings: &[Reading]) {
-    for chunk in readings.chunks(720) {
-        let batch: Vec<Value> = chunk
-            .iter()
-            .map(|r| {
-                let values: serde_json::Map<String, Value> = r
-                    .values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
-                    .collect();
-                json!({"twin": r.twin, "ts": r.ts / 1_000_000, "values": values})
-            })
-            .collect();
-        let (st, body) = s.post("/api/v1/readings", Some(token), &Value::Array(batch));
-        assert_eq!(st, 200, "{body}");
-    }
-}
-
 fn create_twin(s: &TestServer, token: &str, id: &str) {
     let (st, body) = s.post(
         "/api/v1/twins",
@@ -148,7 +130,7 @@ fn rul_is_learned_from_recorded_failures_and_improves_with_each() {
         let (readings, failure) = simulate(&id, 100 + i as u64, Some(*w), 12);
         let failure = failure.unwrap_or_else(|| panic!("{id} did not fail within 12 days"));
         lives.push((failure - t0_ns(0)) as f64 / HOUR as f64);
-        post_readings(&s, &token, &readings);
+        post_sim_readings(&s, &token, &readings, None, 720);
         let (st, ev) = s.post(
             &format!("/api/v1/twins/{id}/maintenance"),
             Some(&token),
@@ -214,11 +196,11 @@ fn rul_is_learned_from_recorded_failures_and_improves_with_each() {
     let cut = failure - 36 * HOUR;
     let fed: Vec<Reading> = readings.into_iter().filter(|r| r.ts <= cut).collect();
     let last = fed.last().unwrap().ts;
-    post_readings(&s, &token, &fed);
+    post_sim_readings(&s, &token, &fed, None, 720);
     create_twin(&s, &token, "pump-healthy");
     let (healthy, none) = simulate("pump-healthy", 300, None, 4);
     assert!(none.is_none());
-    post_readings(&s, &token, &healthy);
+    post_sim_readings(&s, &token, &healthy, None, 720);
 
     let live = s.get_ok("/api/v1/twins/pump-live/rul");
     eprintln!("pump-live: {live}");

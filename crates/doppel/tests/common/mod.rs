@@ -985,3 +985,30 @@ pub fn t0_plus(offset_ms: i64) -> String {
 pub fn t0_ns(offset_ms: i64) -> i64 {
     (T0_MS + offset_ms) * 1_000_000
 }
+
+/// Posts simulated readings through `POST /api/v1/readings` in batches of `batch`, as
+/// `twin` when given (else each reading's own twin), asserting every batch is accepted.
+#[allow(dead_code)]
+pub fn post_sim_readings(
+    s: &TestServer,
+    token: &str,
+    readings: &[doppel_model::Reading],
+    twin: Option<&str>,
+    batch: usize,
+) {
+    for chunk in readings.chunks(batch.max(1)) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|r| {
+                let values: serde_json::Map<String, Value> = r
+                    .values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap()))
+                    .collect();
+                serde_json::json!({"twin": twin.unwrap_or(&r.twin), "ts": r.ts / 1_000_000, "values": values})
+            })
+            .collect();
+        let (st, answer) = s.post("/api/v1/readings", Some(token), &Value::Array(body));
+        assert_eq!(st, 200, "{answer}");
+    }
+}
