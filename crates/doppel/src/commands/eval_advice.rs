@@ -62,8 +62,9 @@ pub struct AdviceArgs {
     /// Simulated seconds between two readings of a twin.
     #[arg(long = "rate-secs", default_value_t = 60.0)]
     pub rate_secs: f64,
-    /// Simulated seconds between two advice evaluations of a twin.
-    #[arg(long = "eval-secs", default_value_t = 900.0)]
+    /// Simulated seconds between two advice evaluations of a twin (the engine's default
+    /// `--advice-every`).
+    #[arg(long = "eval-secs", default_value_t = 600.0)]
     pub eval_secs: f64,
     /// Lead time advice must give before a failure to count.
     #[arg(long = "lead-hours", default_value_t = 24.0)]
