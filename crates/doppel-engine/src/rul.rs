@@ -634,6 +634,12 @@ pub(crate) fn validate(model: &AssetModel, e: &NewMaintenance) -> Result<(), Eng
             );
         }
     }
+    // An hour of clock skew is tolerated; a renewal in the future would hide every reading.
+    if e.at
+        .is_some_and(|at| at > wall_now_ns().saturating_add(FLEET_STEP_NS))
+    {
+        errs.push("at", "is in the future");
+    }
     if e.note.as_ref().is_some_and(|n| n.len() > 4_096) {
         errs.push("note", "at most 4096 bytes");
     }

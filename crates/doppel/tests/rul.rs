@@ -277,6 +277,10 @@ fn rul_is_learned_from_recorded_failures_and_improves_with_each() {
         (json!({"kind": "explosion"}), "kind"),
         (json!({"kind": "failure", "at": "yesterday-ish"}), "at"),
         (
+            json!({"kind": "repair", "at": "2999-01-01T00:00:00Z"}),
+            "at",
+        ),
+        (
             json!({"kind": "failure", "failure_mode": "gremlins"}),
             "failure_mode",
         ),
