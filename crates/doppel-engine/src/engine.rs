@@ -1414,8 +1414,8 @@ impl Engine {
             .map_err(|_| EngineError::ShuttingDown)?
     }
 
-    /// Every twin's remaining useful life (of one model, or all), estimated ones first,
-    /// shortest first.
+    /// Every twin's remaining useful life (of one model, or all; twins of models without
+    /// numeric outputs left out), estimated ones first, shortest first.
     pub async fn fleet_rul(&self, model: Option<&str>) -> Result<Vec<TwinRul>, EngineError> {
         let catalog = self.catalog();
         if let Some(m) = model {
@@ -1429,9 +1429,19 @@ impl Engine {
             model.map(str::to_string),
         );
         tokio::task::spawn_blocking(move || {
+            // Twins whose model has no numeric output (sites, lines, rooms) have no life to
+            // estimate and are left out.
+            let wears = |model: &str| {
+                catalog.model(model).is_some_and(|m| {
+                    !doppel_analytics::FleetLayout::for_model(m)
+                        .sensors
+                        .is_empty()
+                })
+            };
             let mut out: Vec<TwinRul> = catalog
                 .twins()
                 .filter(|t| model.as_ref().is_none_or(|m| &t.model == m))
+                .filter(|t| wears(&t.model))
                 .filter_map(|t| rul.estimate(&store, &catalog, &t.id).ok())
                 .collect();
             out.sort_by(|a, b| {
