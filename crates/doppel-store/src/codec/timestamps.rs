@@ -51,6 +51,11 @@ pub(crate) fn encode(ts: &[i64], out: &mut Vec<u8>) {
     if gaps.len() < best.len() {
         best = gaps;
     }
+    // Under a bit a point pco has little left to win and costs most of the encode time.
+    if best.len() <= ts.len() / 8 + 16 {
+        out.extend_from_slice(&best);
+        return;
+    }
     match pcodec::compress_i64(ts) {
         Some(p) if p.len() + 1 < best.len() => {
             out.push(T_PCO);
