@@ -25,8 +25,8 @@ fn main() {
         points: usize,
         ts: usize,
         chosen: usize,
-        per_codec: [usize; 4],
-        won: [usize; 4],
+        per_codec: [usize; FloatCodec::ALL.len()],
+        won: [usize; FloatCodec::ALL.len()],
     }
     let mut by_column: BTreeMap<String, Acc> = BTreeMap::new();
     for s in &series {
@@ -74,7 +74,7 @@ fn main() {
             bpp(a.ts),
             bpp(a.chosen)
         );
-        for i in 0..4 {
+        for i in 0..FloatCodec::ALL.len() {
             print!(" {:>8.3}", bpp(a.per_codec[i]));
         }
         println!("  {:?}", a.won);
@@ -82,7 +82,7 @@ fn main() {
             total.points += a.points;
             total.ts += a.ts;
             total.chosen += a.chosen;
-            for i in 0..4 {
+            for i in 0..FloatCodec::ALL.len() {
                 total.per_codec[i] += a.per_codec[i];
             }
         }

@@ -8,17 +8,24 @@
 //!   of the chunk is exactly `m / 10^d` for integers `m` (checked bit-for-bit, so this is
 //!   lossless), the column stores `d` and the integers `m` through the integer codec, whose
 //!   deltas are small: the noise is in a few low decimal digits, which XOR cannot see.
+//! - `Significant`: values printed to a number of significant digits ("1.30128", "0.871339")
+//!   have more decimal places below 1 than above, so `Decimal` stores the ones above 1 with a
+//!   last digit that is always 0. This codec numbers the `s`-significant-digit decimals in
+//!   order instead (each decade holds `9 * 10^(s-1)` of them, counted from the chunk's
+//!   smallest decade, negatives mirrored, 0 as 0) and stores those ordinals through the
+//!   integer codec; checked bit-for-bit like `Decimal`.
 //!
 //! Every codec is bit-exact for every f64 bit pattern it accepts (NaN payloads, -0.0); the
 //! decimal check refuses values it could not reproduce exactly.
 
-use super::bits::Bytes;
+use super::bits::{put_varint, unzigzag, zigzag, Bytes};
 use super::{gorilla, ints, pcodec, CodecError};
 
 const T_RAW: u8 = 0;
 const T_GORILLA: u8 = 1;
 const T_PCO: u8 = 2;
 const T_DECIMAL: u8 = 3;
+const T_SIGNIFICANT: u8 = 4;
 
 /// The float encodings, for measuring them one by one (benches, the SKAB report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +34,16 @@ pub enum FloatCodec {
     Gorilla,
     Pco,
     Decimal,
+    Significant,
 }
 
 impl FloatCodec {
-    pub const ALL: [FloatCodec; 4] = [
+    pub const ALL: [FloatCodec; 5] = [
         FloatCodec::Raw,
         FloatCodec::Gorilla,
         FloatCodec::Pco,
         FloatCodec::Decimal,
+        FloatCodec::Significant,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +52,7 @@ impl FloatCodec {
             FloatCodec::Gorilla => "gorilla",
             FloatCodec::Pco => "pco",
             FloatCodec::Decimal => "decimal",
+            FloatCodec::Significant => "signif",
         }
     }
 
@@ -52,6 +62,7 @@ impl FloatCodec {
             FloatCodec::Gorilla => T_GORILLA,
             FloatCodec::Pco => T_PCO,
             FloatCodec::Decimal => T_DECIMAL,
+            FloatCodec::Significant => T_SIGNIFICANT,
         }
     }
 
@@ -61,16 +72,18 @@ impl FloatCodec {
             T_GORILLA => FloatCodec::Gorilla,
             T_PCO => FloatCodec::Pco,
             T_DECIMAL => FloatCodec::Decimal,
+            T_SIGNIFICANT => FloatCodec::Significant,
             _ => return None,
         })
     }
 }
 
-/// Exact powers of ten as f64 (all up to 10^22 are exact).
-const POW10: [f64; 19] = [
+/// Exact powers of ten as f64 (all up to 10^22 are exact); `Decimal` uses up to 10^18.
+const POW10: [f64; 23] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-    1e17, 1e18,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
+const MAX_DECIMAL_PLACES: usize = 19;
 /// Integers beyond 2^53 are not all representable as f64, so `m as f64` could round.
 const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
 
@@ -92,7 +105,7 @@ fn decimal(v: &[f64]) -> Option<(u8, Vec<i64>)> {
     for &x in v {
         while as_decimal(x, d).is_none() {
             d += 1;
-            if d >= POW10.len() {
+            if d >= MAX_DECIMAL_PLACES {
                 return None;
             }
         }
@@ -104,6 +117,115 @@ fn decimal(v: &[f64]) -> Option<(u8, Vec<i64>)> {
         .map(|&x| as_decimal(x, d))
         .collect::<Option<Vec<i64>>>()?;
     Some((d as u8, m))
+}
+
+/// Most significant digits: 10^15 < 2^53, so every mantissa is an exact f64.
+const MAX_SIGNIFICANT: u32 = 15;
+
+/// `m * 10^-q` as the decoder computes it: one correctly rounded operation.
+fn from_significant(m: i64, q: i32) -> Option<f64> {
+    let p = *POW10.get(q.unsigned_abs() as usize)?;
+    Some(if q >= 0 { m as f64 / p } else { m as f64 * p })
+}
+
+/// `x` as `(m, e)` with `10^(s-1) <= |m| < 10^s` and `x == m * 10^(e+1-s)` bit for bit.
+fn as_significant(x: f64, s: u32) -> Option<(i64, i32)> {
+    let a = x.abs();
+    if !(a > 0.0 && a.is_finite()) {
+        return None;
+    }
+    let lo = 10i64.pow(s - 1);
+    let guess = a.log10().floor() as i32;
+    for e in [guess, guess - 1, guess + 1] {
+        let q = s as i32 - 1 - e;
+        let p = *POW10.get(q.unsigned_abs() as usize)?;
+        let m = if q >= 0 { a * p } else { a / p }.round() as i64;
+        if !(lo..lo * 10).contains(&m) {
+            continue;
+        }
+        let m = if x < 0.0 { -m } else { m };
+        if from_significant(m, q)?.to_bits() == x.to_bits() {
+            return Some((m, e));
+        }
+    }
+    None
+}
+
+/// The fewest significant digits `s` that hold every value, the smallest decade `e0`, and
+/// the ordinals; `None` when some value needs more than 15 digits or is not finite (or is
+/// -0.0), or when all nonzero values share one decade and sign, where `Decimal` is as good.
+fn significant(v: &[f64]) -> Option<(u8, i32, Vec<i64>)> {
+    let mut s = 1;
+    for &x in v {
+        if x.to_bits() == 0 {
+            continue;
+        }
+        while as_significant(x, s).is_none() {
+            s += 1;
+            if s > MAX_SIGNIFICANT {
+                return None;
+            }
+        }
+    }
+    let parts = v
+        .iter()
+        .map(|&x| {
+            if x.to_bits() == 0 {
+                Some(None)
+            } else {
+                as_significant(x, s).map(Some)
+            }
+        })
+        .collect::<Option<Vec<Option<(i64, i32)>>>>()?;
+    let e0 = parts.iter().flatten().map(|p| p.1).min()?;
+    let e1 = parts.iter().flatten().map(|p| p.1).max()?;
+    let mixed_sign =
+        parts.iter().flatten().any(|p| p.0 < 0) && parts.iter().flatten().any(|p| p.0 > 0);
+    if e0 == e1 && !mixed_sign {
+        return None;
+    }
+    let lo = 10i64.pow(s - 1);
+    let span = 9 * lo;
+    let ord = parts
+        .iter()
+        .map(|p| match *p {
+            None => 0,
+            Some((m, e)) => {
+                let o = 1 + i64::from(e - e0) * span + (m.abs() - lo);
+                if m < 0 {
+                    -o
+                } else {
+                    o
+                }
+            }
+        })
+        .collect();
+    Some((s as u8, e0, ord))
+}
+
+fn decode_significant(b: &mut Bytes<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
+    let bad = || CodecError::new("significant-digit column out of range");
+    let s = u32::from(b.u8()?);
+    if !(1..=MAX_SIGNIFICANT).contains(&s) {
+        return Err(bad());
+    }
+    let e0 = i32::try_from(unzigzag(b.varint()?)).map_err(|_| bad())?;
+    let lo = 10u64.pow(s - 1);
+    let span = 9 * lo;
+    ints::decode(b.rest(), n)?
+        .into_iter()
+        .map(|o| {
+            if o == 0 {
+                return Ok(0.0);
+            }
+            let a = o.unsigned_abs() - 1;
+            let e = i64::from(e0) + i64::try_from(a / span).map_err(|_| bad())?;
+            let q = i32::try_from(i64::from(s) - 1 - e).map_err(|_| bad())?;
+            // < 10^15, so it fits.
+            let m = (a % span + lo) as i64;
+            from_significant(if o < 0 { -m } else { m }, q).ok_or_else(bad)
+        })
+        .collect()
 }
 
 /// Appends `[tag][payload]` in `codec`; `false` (and nothing appended) if it cannot hold
@@ -138,6 +260,15 @@ pub fn encode_with(codec: FloatCodec, v: &[f64], out: &mut Vec<u8>) -> bool {
             }
             None => false,
         },
+        FloatCodec::Significant => match significant(v) {
+            Some((s, e0, ord)) => {
+                out.push(s);
+                put_varint(out, zigzag(i64::from(e0)));
+                ints::encode(&ord, out);
+                true
+            }
+            None => false,
+        },
     };
     if !ok {
         out.truncate(start);
@@ -163,6 +294,7 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
     if !consider(FloatCodec::Decimal) {
         consider(FloatCodec::Pco);
     }
+    consider(FloatCodec::Significant);
     out.extend_from_slice(&best);
 }
 
@@ -200,6 +332,7 @@ pub(crate) fn decode(buf: &[u8], n: usize) -> Result<Vec<f64>, CodecError> {
                 .map(|m| m as f64 / p)
                 .collect())
         }
+        Some(FloatCodec::Significant) => decode_significant(&mut b, n),
         None => Err(CodecError::new("unknown float codec")),
     }
 }
@@ -286,7 +419,65 @@ mod tests {
         check_all(&v);
     }
 
+    #[test]
+    fn significant_digits_are_found_exactly() {
+        assert_eq!(as_significant(1.30128, 6), Some((130_128, 0)));
+        assert_eq!(as_significant(0.871339, 6), Some((871_339, -1)));
+        assert_eq!(as_significant(-244.091, 6), Some((-244_091, 2)));
+        assert_eq!(as_significant(0.871339, 5), None);
+        assert_eq!(as_significant(-0.0, 6), None);
+        assert_eq!(as_significant(f64::INFINITY, 6), None);
+        assert_eq!(as_significant(1e300, 15), None, "beyond 10^22");
+        // One decade and sign: left to Decimal.
+        assert!(significant(&[0.0265878, 0.0270797]).is_none());
+        let (s, e0, ord) = significant(&[0.999999, 1.0, 0.0, -1.00001]).unwrap();
+        assert_eq!((s, e0), (6, -1));
+        assert_eq!(ord, vec![900_000, 900_001, 0, -900_002]);
+    }
+
+    #[test]
+    fn significant_digits_beat_decimal_across_decades() {
+        // A noisy current printed to six significant digits around 1.0 (like SKAB's).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let v: Vec<f64> = (0..2000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let f = 0.5 + (state % 1_000_000) as f64 / 1e6 * 0.7 + 0.15;
+                // Six significant digits: five decimals from 1.0 up.
+                if f >= 1.0 {
+                    format!("{f:.5}").parse().unwrap()
+                } else {
+                    format!("{f:.6}").parse().unwrap()
+                }
+            })
+            .collect();
+        let mut dec = Vec::new();
+        let mut sig = Vec::new();
+        assert!(encode_with(FloatCodec::Decimal, &v, &mut dec));
+        assert!(encode_with(FloatCodec::Significant, &v, &mut sig));
+        assert!(
+            sig.len() < dec.len(),
+            "significant {} decimal {}",
+            sig.len(),
+            dec.len()
+        );
+        check_all(&v);
+    }
+
     proptest! {
+        #[test]
+        fn significant_walks_round_trip(s in 1usize..8, steps in proptest::collection::vec(-1000i64..1000, 0..500)) {
+            // Random walks printed to `s` significant digits, crossing decades and zero.
+            let mut m = 0i64;
+            let v: Vec<f64> = steps.iter().map(|d| {
+                m += d;
+                format!("{:.*e}", s - 1, m as f64 / 997.0).parse().unwrap()
+            }).collect();
+            check_all(&v);
+        }
+
         #[test]
         fn arbitrary_floats_round_trip(v in proptest::collection::vec(any::<f64>(), 0..200)) {
             check_all(&v);
@@ -308,7 +499,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 0usize..3000) {
             let _ = decode(&bytes, n);
-            for tag in 0..4u8 {
+            for tag in 0..5u8 {
                 let mut b = vec![tag];
                 b.extend_from_slice(&bytes);
                 let _ = decode(&b, n);

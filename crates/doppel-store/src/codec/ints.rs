@@ -1,4 +1,6 @@
 //! Integer columns: zigzag deltas as LEB128 varints, or pco; the encoder keeps the smaller.
+//! pco is written as a bare chunk (tag 2 for 64-bit, tag 3 when every value fits 32 bits,
+//! which lets pco use convolution deltas); tag 1, pco's standalone format, is still read.
 //!
 //! Also used for the mantissas of decimal float columns (see `floats.rs`).
 
@@ -7,6 +9,8 @@ use super::{pcodec, CodecError};
 
 const T_DELTA_VARINT: u8 = 0;
 const T_PCO: u8 = 1;
+const T_PCO_BARE: u8 = 2;
+const T_PCO32_BARE: u8 = 3;
 
 /// Appends `[tag][payload]` for the smaller of the two encodings.
 pub(crate) fn encode(v: &[i64], out: &mut Vec<u8>) {
@@ -16,9 +20,14 @@ pub(crate) fn encode(v: &[i64], out: &mut Vec<u8>) {
         put_varint(&mut varint, zigzag(x.wrapping_sub(prev)));
         prev = x;
     }
-    match pcodec::compress_i64(v) {
-        Some(p) if p.len() < varint.len() => {
-            out.push(T_PCO);
+    let narrow: Option<Vec<i32>> = v.iter().map(|&x| i32::try_from(x).ok()).collect();
+    let pco = match narrow {
+        Some(v32) => pcodec::compress_i32_bare(&v32).map(|p| (T_PCO32_BARE, p)),
+        None => pcodec::compress_i64_bare(v).map(|p| (T_PCO_BARE, p)),
+    };
+    match pco {
+        Some((tag, p)) if p.len() < varint.len() => {
+            out.push(tag);
             out.extend_from_slice(&p);
         }
         _ => {
@@ -48,6 +57,11 @@ pub(crate) fn decode(buf: &[u8], n: usize) -> Result<Vec<i64>, CodecError> {
             Ok(out)
         }
         T_PCO => pcodec::decompress_i64(b.rest(), n),
+        T_PCO_BARE => pcodec::decompress_i64_bare(b.rest(), n),
+        T_PCO32_BARE => Ok(pcodec::decompress_i32_bare(b.rest(), n)?
+            .into_iter()
+            .map(i64::from)
+            .collect()),
         _ => Err(CodecError::new("unknown integer codec")),
     }
 }
@@ -76,11 +90,23 @@ mod tests {
         }
 
         #[test]
+        fn narrow_walks_round_trip(start in -1_000_000i64..1_000_000, steps in proptest::collection::vec(-5000i64..5000, 0..3000)) {
+            // Fits 32 bits: the bare i32 pco form, convolution deltas included.
+            let mut x = start;
+            let v: Vec<i64> = steps.iter().map(|s| { x += s; x }).collect();
+            let mut out = Vec::new();
+            encode(&v, &mut out);
+            prop_assert_eq!(decode(&out, v.len()).unwrap(), v);
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 0usize..3000) {
             let _ = decode(&bytes, n);
-            let mut with_pco = vec![T_PCO];
-            with_pco.extend_from_slice(&bytes);
-            let _ = decode(&with_pco, n);
+            for tag in [T_PCO, T_PCO_BARE, T_PCO32_BARE] {
+                let mut with_pco = vec![tag];
+                with_pco.extend_from_slice(&bytes);
+                let _ = decode(&with_pco, n);
+            }
         }
     }
 }
