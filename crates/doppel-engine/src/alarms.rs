@@ -766,7 +766,9 @@ impl AlarmBook {
 }
 
 /// The alarm log: `alarms.jsonl` in the data directory, one JSON alarm per line, appended on
-/// every change and fsynced (changes are rare: raise, escalate, operator actions, clear).
+/// every change and fsynced, one fsync per group of changes the alarm service takes at once
+/// (changes are usually rare: raise, escalate, operator actions, clear; a flapping fleet can
+/// make hundreds a second).
 #[derive(Debug)]
 pub struct AlarmLog {
     file: crate::jsonl::JsonLines,
@@ -792,10 +794,29 @@ impl AlarmLog {
     /// Appends one version durably; compacts the log when it is mostly stale versions.
     pub fn append(&mut self, record: &Alarm, book: &AlarmBook) -> Result<(), EngineError> {
         self.file.append(record)?;
-        if self.file.lines() > 4 * book.len() + 1000 {
+        if self.is_stale(book.len()) {
             self.rewrite(book)?;
         }
         Ok(())
+    }
+
+    /// Appends versions durably, in order, with one write and one fsync for all of them
+    /// (group commit). The caller compacts when [`AlarmLog::is_stale`].
+    pub fn append_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Alarm>,
+    ) -> Result<(), EngineError> {
+        self.file.append_all(records)
+    }
+
+    /// Whether the log is mostly stale versions for a book of `alarms` alarms.
+    pub fn is_stale(&self, alarms: usize) -> bool {
+        self.file.lines() > 4 * alarms + 1000
+    }
+
+    /// How many fsyncs appends have made since the log was opened.
+    pub fn syncs(&self) -> u64 {
+        self.file.syncs()
     }
 
     /// Replaces the log with one line per record (tmp, fsync, rename, fsync dir).
