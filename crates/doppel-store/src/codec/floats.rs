@@ -294,8 +294,31 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
     if !consider(FloatCodec::Decimal) {
         consider(FloatCodec::Pco);
     }
-    consider(FloatCodec::Significant);
+    if spans_decades(v) {
+        consider(FloatCodec::Significant);
+    }
     out.extend_from_slice(&best);
+}
+
+/// Whether the non-zero magnitudes of `v` reach into more than one decade. Within one decade
+/// the significant-digit ordinals are the decimal mantissas shifted by a constant, which pco
+/// codes in the same size, so only chunks that cross a power of ten try that codec (it costs
+/// as many pco passes as the decimal one).
+fn spans_decades(v: &[f64]) -> bool {
+    let mut decade = None;
+    for x in v {
+        let a = x.abs();
+        if a == 0.0 || !a.is_finite() {
+            continue;
+        }
+        let d = a.log10().floor();
+        match decade {
+            None => decade = Some(d),
+            Some(e) if e != d => return true,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 /// The codec of an encoded column.

@@ -100,6 +100,15 @@ mod tests {
         }
 
         #[test]
+        fn short_narrow_columns_round_trip(v in proptest::collection::vec(-100_000i64..100_000, 0..40)) {
+            // Columns of one value to a few dozen, where pco's convolution deltas have too
+            // few values to look back on.
+            let mut out = Vec::new();
+            encode(&v, &mut out);
+            prop_assert_eq!(decode(&out, v.len()).unwrap(), v);
+        }
+
+        #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300), n in 0usize..3000) {
             let _ = decode(&bytes, n);
             for tag in [T_PCO, T_PCO_BARE, T_PCO32_BARE] {

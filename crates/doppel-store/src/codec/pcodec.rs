@@ -54,13 +54,20 @@ fn compress_bare<T: Number>(v: &[T], configs: &[ChunkConfig]) -> Option<Vec<u8>>
     configs
         .iter()
         .filter_map(|c| {
-            let mut cc = fc.chunk_compressor(v, c).ok()?;
-            if cc.n_per_page().len() != 1 {
-                return None;
-            }
-            let out = fc.write_header(Vec::new()).ok()?;
-            let out = cc.write_meta(out).ok()?;
-            cc.write_page(0, out).ok()
+            // A panic inside pco on some input skips that configuration instead of taking
+            // down the thread that seals chunks (nothing is shared with the closure but
+            // the input, which it only reads).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut cc = fc.chunk_compressor(v, c).ok()?;
+                if cc.n_per_page().len() != 1 {
+                    return None;
+                }
+                let out = fc.write_header(Vec::new()).ok()?;
+                let out = cc.write_meta(out).ok()?;
+                cc.write_page(0, out).ok()
+            }))
+            .ok()
+            .flatten()
         })
         .min_by_key(Vec::len)
 }
@@ -89,11 +96,19 @@ pub(crate) fn decompress_i64_bare(buf: &[u8], n: usize) -> Result<Vec<i64>, Code
 /// SKAB's decimal mantissas: Accelerometer1 1.79 -> 1.77 B/pt, Temperature 1.68 -> 1.65.
 pub(crate) fn compress_i32_bare(v: &[i32]) -> Option<Vec<u8>> {
     let [a, b, c, d] = int_configs();
+    if v.len() < MIN_CONV_LEN {
+        return compress_bare(v, &[a, b, c, d]);
+    }
     compress_bare(
         v,
         &[a, b, c, d, config().with_delta_spec(DeltaSpec::TryConv1(2))],
     )
 }
+
+/// Shortest column that tries convolution deltas: pco 1.1 indexes the two values before
+/// each prediction without checking the column holds them, and panics on a one-value
+/// column (a buffer sealed with a single point at a checkpoint is one).
+const MIN_CONV_LEN: usize = 16;
 
 pub(crate) fn decompress_i32_bare(buf: &[u8], n: usize) -> Result<Vec<i32>, CodecError> {
     decompress_bare(buf, n)
