@@ -108,6 +108,20 @@ impl TwinAnalytics {
     }
 }
 
+/// The reading's numeric values as `(signal, value)`. Names borrowed, not cloned: the
+/// interned `Arc`s are shared by every thread, and touching their counts for every value
+/// would make cores fight over them.
+fn numeric_values(r: &ValidatedReading) -> Vec<(&str, f64)> {
+    r.values
+        .iter()
+        .filter_map(|(name, v)| match v {
+            Value::Float(x) => Some((&**name, *x)),
+            Value::Int(i) => Some((&**name, *i as f64)),
+            Value::Bool(_) | Value::String(_) => None,
+        })
+        .collect()
+}
+
 /// Every detector of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Detectors {
@@ -171,15 +185,7 @@ impl Detectors {
             return Vec::new();
         };
         let adv = advice.get_or_insert_with(|| Box::new(TwinAdvice::new(&self.advice)));
-        let values: Vec<(&str, f64)> = r
-            .values
-            .iter()
-            .filter_map(|(name, v)| match v {
-                Value::Float(x) => Some((&**name, *x)),
-                Value::Int(i) => Some((&**name, *i as f64)),
-                Value::Bool(_) | Value::String(_) => None,
-            })
-            .collect();
+        let values = numeric_values(r);
         adv.history.observe(r.ts, &values);
         adv.window.add(score);
         if adv.next_eval == Timestamp::MIN {
@@ -227,17 +233,7 @@ impl Detectors {
     /// nothing was scored (no numeric value, or a reading older than the last one scored:
     /// detectors learn in time order only).
     pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, &Score)> {
-        // Names borrowed, not cloned: the interned `Arc`s are shared by every thread, and
-        // touching their counts here for every value would make cores fight over them.
-        let values: Vec<(&str, f64)> = r
-            .values
-            .iter()
-            .filter_map(|(name, v)| match v {
-                Value::Float(x) => Some((&**name, *x)),
-                Value::Int(i) => Some((&**name, *i as f64)),
-                Value::Bool(_) | Value::String(_) => None,
-            })
-            .collect();
+        let values = numeric_values(r);
         if values.is_empty() {
             return None;
         }
