@@ -12,7 +12,7 @@ use doppel_model::{
     format_ts, AssetModel, Batch, Catalog, ModelError, Timestamp, Twin, TwinFilter, ValidatedBatch,
     Value, ValueKind,
 };
-use doppel_store::{Agg, Bucket, Point, Row, Store, StoreOptions};
+use doppel_store::{Agg, Bucket, Point, Store, StoreOptions};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -402,6 +402,7 @@ impl Engine {
                 late: 0,
             });
         }
+        let validated = Arc::new(validated);
         if let Err(e) = self.write_durably(&validated).await {
             self.metrics
                 .ingest_rejected
@@ -409,6 +410,8 @@ impl Engine {
                 .inc();
             return Err(e);
         }
+        // The store let go of the batch before answering; a copy only if it did not.
+        let validated = Arc::try_unwrap(validated).unwrap_or_else(|shared| (*shared).clone());
         let late = self.apply(validated, catalog).await?;
         self.metrics
             .ingest_points
@@ -428,21 +431,10 @@ impl Engine {
         })
     }
 
-    async fn write_durably(&self, batch: &ValidatedBatch) -> Result<(), EngineError> {
-        let mut rows = Vec::with_capacity(batch.points());
-        for r in &batch.readings {
-            for (signal, value) in &r.values {
-                rows.push(Row {
-                    twin: r.twin.clone(),
-                    signal: signal.clone(),
-                    ts: r.ts,
-                    value: value.clone(),
-                });
-            }
-        }
+    async fn write_durably(&self, batch: &Arc<ValidatedBatch>) -> Result<(), EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.store.write_with(
-            rows,
+        self.store.write_batch_with(
+            batch.clone(),
             Box::new(move |res| {
                 let _ = tx.send(res);
             }),

@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use doppel_model::{Timestamp, Value};
+use doppel_model::{Timestamp, ValidatedBatch, Value};
 
 use crate::chunk::{self, Summary};
 use crate::codec::{self, CodecError};
@@ -165,6 +165,25 @@ impl Series {
         }
         self.open.push(Point { ts, value });
         true
+    }
+
+    /// Stores one point (replacing one at the same time) and seals a full buffer; returns
+    /// 1 if the series gained a timestamp, else 0.
+    fn upsert(
+        &mut self,
+        ctx: &mut SealCtx<'_>,
+        chunk_points: usize,
+        ts: Timestamp,
+        value: Value,
+    ) -> u64 {
+        let grew = self.upsert_open(ts, value) && !self.sealed_contains(ts);
+        if grew {
+            self.points += 1;
+        }
+        if self.open.len() >= chunk_points {
+            ctx.seal(self);
+        }
+        u64::from(grew)
     }
 
     /// Whether a sealed chunk holds a point at `ts`.
@@ -460,18 +479,72 @@ impl Index {
                     signals.insert(signal.clone(), Series::default());
                 }
                 if let Some(series) = signals.get_mut(&*signal) {
-                    let grew = series.upsert_open(ts, value) && !series.sealed_contains(ts);
-                    if grew {
-                        series.points += 1;
-                        added += 1;
-                    }
-                    if series.open.len() >= chunk_points {
-                        ctx.seal(series);
-                    }
+                    added += series.upsert(&mut ctx, chunk_points, ts, value);
                 }
                 next = rows
                     .next_if(|r| Arc::ptr_eq(&r.twin, &twin) || *r.twin == *twin)
                     .map(|r| (r.signal, r.ts, r.value));
+            }
+        }
+        self.points += added;
+    }
+
+    /// Stores the points of a readings record's payload (see `wal.rs`), as
+    /// [`Index::insert_all`] would the same points as rows. Names are looked up by
+    /// reference; only a new twin or series makes an `Arc`. The payload was encoded by this
+    /// store or checked at replay; should it still not decode, the points before the fault
+    /// are kept and the rest is logged as lost (never a panic).
+    pub(crate) fn insert_readings(&mut self, payload: &[u8]) {
+        let chunk_points = self.chunk_points;
+        let (mut ctx, twins) = self.ctx();
+        let mut added = 0;
+        let mut r = crate::wal::Readings::new(payload);
+        let result = (|| -> Result<(), String> {
+            while let Some((twin, ts, n)) = r.next_reading()? {
+                if !twins.contains_key(twin) {
+                    twins.insert(Arc::from(twin), Map::default());
+                }
+                let Some(signals) = twins.get_mut(twin) else {
+                    continue;
+                };
+                for _ in 0..n {
+                    let (signal, value) = r.next_value()?;
+                    if !signals.contains_key(signal) {
+                        signals.insert(Arc::from(signal), Series::default());
+                    }
+                    if let Some(series) = signals.get_mut(signal) {
+                        added += series.upsert(&mut ctx, chunk_points, ts, value);
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "a readings record did not decode; its remaining points were not applied");
+        }
+        self.points += added;
+    }
+
+    /// Stores a validated batch's points, as [`Index::insert_all`] would the same points as
+    /// rows; names are looked up by reference (only a new twin or series clones an `Arc`).
+    pub(crate) fn insert_batch(&mut self, batch: &ValidatedBatch) {
+        let chunk_points = self.chunk_points;
+        let (mut ctx, twins) = self.ctx();
+        let mut added = 0;
+        for r in &batch.readings {
+            if !twins.contains_key(&*r.twin) {
+                twins.insert(r.twin.clone(), Map::default());
+            }
+            let Some(signals) = twins.get_mut(&*r.twin) else {
+                continue;
+            };
+            for (signal, value) in &r.values {
+                if !signals.contains_key(&**signal) {
+                    signals.insert(signal.clone(), Series::default());
+                }
+                if let Some(series) = signals.get_mut(&**signal) {
+                    added += series.upsert(&mut ctx, chunk_points, r.ts, value.clone());
+                }
             }
         }
         self.points += added;

@@ -40,7 +40,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
-use doppel_model::Timestamp;
+use doppel_model::{Timestamp, ValidatedBatch};
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 
@@ -91,6 +91,9 @@ type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>;
 
 enum Op {
     Rows(Vec<Row>),
+    /// A validated batch, applied from the caller's own readings (its WAL record is a
+    /// readings record).
+    Batch(Arc<ValidatedBatch>),
     Tombstone(Arc<str>),
     Cut {
         twin: Arc<str>,
@@ -282,6 +285,41 @@ impl Store {
         }
         self.submit(Request {
             op: Op::Rows(rows),
+            record,
+            done,
+        });
+    }
+
+    /// Appends a validated batch and returns once it is durable and visible to queries;
+    /// not from a completion (see [`Store::write`]).
+    pub fn write_batch(&self, batch: Arc<ValidatedBatch>) -> Result<(), StoreError> {
+        self.wait(|done| self.write_batch_with(batch, done))
+    }
+
+    /// Queues a validated batch's points, like [`Store::write_with`] the same points as rows
+    /// (same durability, same `done`). Its WAL record is a readings record (each reading's
+    /// twin and time once), and the index thread applies the batch from the caller's
+    /// readings: no `Row` per point, and no name shared across threads has its reference
+    /// count touched per point. The store drops its reference before `done` runs, so the
+    /// caller may `Arc::try_unwrap` the batch from there.
+    pub fn write_batch_with(
+        &self,
+        batch: Arc<ValidatedBatch>,
+        done: Box<dyn FnOnce(Result<(), StoreError>) + Send + 'static>,
+    ) {
+        let mut record = Vec::new();
+        let readings = batch.readings.iter().map(|r| {
+            (
+                &*r.twin,
+                r.ts,
+                r.values.iter().map(|(signal, value)| (&**signal, value)),
+            )
+        });
+        if let Err(e) = wal::encode_readings(readings, &mut record) {
+            return complete(done, Err(encode_error(e)));
+        }
+        self.submit(Request {
+            op: Op::Batch(batch),
             record,
             done,
         });
@@ -540,6 +578,7 @@ fn replay_segment(path: &Path, later: usize, index: &mut Index) -> Result<u64, S
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let scan = wal::scan_segment(&mut reader, len, |rec| match rec {
         Record::Rows(rows) => index.insert_all(rows),
+        Record::Readings(payload) => index.insert_readings(&payload),
         Record::Tombstone(twin) => index.delete_twin(&twin),
         Record::Cut {
             twin,
@@ -682,6 +721,7 @@ fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
                 for (op, _) in reqs.iter_mut() {
                     match std::mem::replace(op, Op::Checkpoint) {
                         Op::Rows(rows) => index.insert_all(rows),
+                        Op::Batch(batch) => index.insert_batch(&batch),
                         Op::Tombstone(twin) => index.delete_twin(&twin),
                         Op::Cut {
                             twin,

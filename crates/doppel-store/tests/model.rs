@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use doppel_model::Value;
+use doppel_model::{ValidatedBatch, ValidatedReading, Value};
 use doppel_store::{Agg, Row, Store, StoreError, StoreOptions};
 use proptest::prelude::*;
 
@@ -22,6 +22,8 @@ const SIGNALS: [&str; 4] = ["flow", "rpm", "open", "note"];
 #[derive(Debug, Clone)]
 enum Op {
     Write(Vec<(usize, usize, i64, Value)>),
+    /// `write_batch`: (twin, ts, (signal, value)...) per reading.
+    Readings(Vec<ReadingOp>),
     Delete(usize),
     /// `drop_before(twin, signal or all, before)`.
     Cut(usize, Option<usize>, i64),
@@ -59,9 +61,22 @@ fn row_strategy() -> impl Strategy<Value = (usize, usize, i64, Value)> {
         .prop_flat_map(|(t, s)| (Just(t), Just(s), -40i64..40, value_for(s)))
 }
 
+/// One reading of a `write_batch`: twin, time, (signal, value) pairs.
+type ReadingOp = (usize, i64, Vec<(usize, Value)>);
+
+fn reading_strategy() -> impl Strategy<Value = ReadingOp> {
+    let value = (0..SIGNALS.len()).prop_flat_map(|s| (Just(s), value_for(s)));
+    (
+        0..TWINS.len(),
+        -40i64..40,
+        proptest::collection::vec(value, 0..5),
+    )
+}
+
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => proptest::collection::vec(row_strategy(), 0..12).prop_map(Op::Write),
+        4 => proptest::collection::vec(reading_strategy(), 0..6).prop_map(Op::Readings),
         1 => (0..TWINS.len()).prop_map(Op::Delete),
         2 => (0..TWINS.len(), proptest::option::of(0..SIGNALS.len()), -45i64..45)
             .prop_map(|(t, s, before)| Op::Cut(t, s, before)),
@@ -298,6 +313,31 @@ proptest! {
                             .entry((TWINS[*t].to_string(), SIGNALS[*s].to_string()))
                             .or_default()
                             .insert(*ts, v.clone());
+                    }
+                }
+                Op::Readings(readings) => {
+                    let batch = ValidatedBatch {
+                        readings: readings
+                            .iter()
+                            .map(|(t, ts, values)| ValidatedReading {
+                                twin: Arc::from(TWINS[*t]),
+                                model: Arc::from("m"),
+                                ts: *ts,
+                                values: values
+                                    .iter()
+                                    .map(|(s, v)| (Arc::from(SIGNALS[*s]), v.clone()))
+                                    .collect(),
+                            })
+                            .collect(),
+                    };
+                    store.write_batch(Arc::new(batch)).unwrap();
+                    for (t, ts, values) in readings {
+                        for (s, v) in values {
+                            model
+                                .entry((TWINS[*t].to_string(), SIGNALS[*s].to_string()))
+                                .or_default()
+                                .insert(*ts, v.clone());
+                        }
                     }
                 }
                 Op::Delete(t) => {

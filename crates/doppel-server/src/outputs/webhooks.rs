@@ -203,6 +203,9 @@ impl Webhooks {
                 };
                 let hooks = this.hooks.read().clone();
                 workers.retain(|id, _| hooks.iter().any(|h| &h.id == id));
+                if hooks.is_empty() {
+                    continue;
+                }
                 let body: Arc<str> = ev.json();
                 for h in hooks {
                     if !h.twins.is_empty() && !h.twins.iter().any(|t| **t == *ev.twin) {
