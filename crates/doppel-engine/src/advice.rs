@@ -797,7 +797,7 @@ mod tests {
     fn a_confirmed_alarm_is_a_case_of_its_fault_kind() {
         use crate::alarms::{AlarmBook, AlarmPolicy, Feedback};
         use doppel_analytics::{Score, SignalContribution};
-        let mut alarms = AlarmBook::new(AlarmPolicy::default());
+        let mut alarms = AlarmBook::new(AlarmPolicy::at_once());
         let score = Score {
             ts: H,
             total: 0.7,

@@ -372,7 +372,7 @@ mod tests {
     #[tokio::test]
     async fn a_queued_group_takes_one_fsync_and_is_told_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, book) = AlarmLog::open(dir.path(), AlarmPolicy::default()).unwrap();
+        let (log, book) = AlarmLog::open(dir.path(), AlarmPolicy::at_once()).unwrap();
         let (book, log) = (Arc::new(Mutex::new(book)), Arc::new(Mutex::new(log)));
         let (bus, mut sub) = broadcast::channel(64);
         let (tx, rx) = mpsc::channel(64);
@@ -431,7 +431,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nothing_is_told_before_it_is_in_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, book) = AlarmLog::open(dir.path(), AlarmPolicy::default()).unwrap();
+        let (log, book) = AlarmLog::open(dir.path(), AlarmPolicy::at_once()).unwrap();
         let (book, log) = (Arc::new(Mutex::new(book)), Arc::new(Mutex::new(log)));
         let (bus, mut sub) = broadcast::channel(4096);
         let (tx, rx) = mpsc::channel(16);

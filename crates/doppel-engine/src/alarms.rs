@@ -196,6 +196,13 @@ pub struct Alarm {
     pub severity: Severity,
     /// True while the detector still sees the anomalous condition.
     pub condition: bool,
+    /// Reading time since which the condition has been gone while the alarm stays open: it
+    /// clears once that lasts [`AlarmPolicy::clear_after`] (a condition that returns
+    /// meanwhile continues this alarm, not a new one). Not in the log: such an alarm is
+    /// still open there, and after a restart the twin's next normal reading starts the delay
+    /// again.
+    #[serde(skip)]
+    pub normal_since_ts: Option<Timestamp>,
     /// One-line summary, e.g. "bearing_temp above expected (level)".
     pub summary: String,
     /// Time of the reading that raised it (RFC 3339 and ns).
@@ -243,6 +250,7 @@ impl Alarm {
     fn close(&mut self, at: Timestamp, by: Option<&str>, note: Option<&str>) {
         self.state = AlarmState::Cleared;
         self.condition = false;
+        self.normal_since_ts = None;
         self.cleared_at = Some(format_ts(at));
         self.shelved_until = None;
         self.shelved_until_ts = None;
@@ -356,6 +364,9 @@ impl AlarmChange {
     }
 }
 
+/// The default [`AlarmPolicy::clear_after`]: 10 s of reading time.
+pub const CLEAR_AFTER: i64 = 10 * 1_000_000_000;
+
 /// Tuning of the book.
 #[derive(Debug, Clone)]
 pub struct AlarmPolicy {
@@ -364,6 +375,12 @@ pub struct AlarmPolicy {
     pub reopen_within: i64,
     /// Cleared alarms kept (newest first) beyond the open ones.
     pub keep_cleared: usize,
+    /// Off-delay (ISA-18.2): an alarm clears by itself only once its condition has been gone
+    /// for this many nanoseconds of reading time. A value hovering at a limit then makes one
+    /// alarm that stays open, not a raise or reopen and a clear per crossing (chattering,
+    /// which buries operators and costs a logged, published change each time). 0 clears at
+    /// the first normal reading.
+    pub clear_after: i64,
 }
 
 impl Default for AlarmPolicy {
@@ -371,6 +388,17 @@ impl Default for AlarmPolicy {
         AlarmPolicy {
             reopen_within: 15 * 60 * 1_000_000_000,
             keep_cleared: 10_000,
+            clear_after: CLEAR_AFTER,
+        }
+    }
+}
+
+impl AlarmPolicy {
+    /// The default policy without the off-delay: a condition's end clears at once.
+    pub fn at_once() -> Self {
+        AlarmPolicy {
+            clear_after: 0,
+            ..AlarmPolicy::default()
         }
     }
 }
@@ -457,10 +485,12 @@ impl AlarmBook {
                         a.push_history(ts, "reopened", None, None);
                         return Some((a.clone(), AlarmChange::Reopened));
                     }
-                    // An open alarm whose condition had been reset by an operator clear.
+                    // An open alarm whose condition had been reset by an operator clear,
+                    // or had ended less than `clear_after` ago: the same alarm goes on.
                     if let Some(a) = self.alarms.get_mut(&n) {
                         if a.state.is_open() {
                             a.condition = true;
+                            a.normal_since_ts = None;
                             a.absorb(score);
                             return None;
                         }
@@ -475,6 +505,7 @@ impl AlarmBook {
                     state: AlarmState::Active,
                     severity: Severity::of(score),
                     condition: true,
+                    normal_since_ts: None,
                     summary: String::new(),
                     raised_at: format_ts(ts),
                     raised_ts: ts,
@@ -524,16 +555,32 @@ impl AlarmBook {
                 None
             }
             (true, false) => {
+                let clear_after = self.policy.clear_after;
                 let a = self.alarms.get_mut(&latest?)?;
                 a.last_ts = a.last_ts.max(ts);
                 a.condition = false;
                 if !a.state.is_open() {
                     return None;
                 }
+                if clear_after > 0 {
+                    a.normal_since_ts.get_or_insert(ts);
+                    return None;
+                }
                 a.close(ts, None, Some("condition returned to normal"));
                 Some((a.clone(), AlarmChange::Cleared))
             }
-            (false, false) => None,
+            (false, false) => {
+                // The end of an off-delay (the detector task sends one normal score then).
+                let clear_after = self.policy.clear_after;
+                let a = self.alarms.get_mut(&latest?)?;
+                let since = a.normal_since_ts?;
+                if !a.state.is_open() || a.condition || ts.saturating_sub(since) < clear_after {
+                    return None;
+                }
+                a.last_ts = a.last_ts.max(ts);
+                a.close(ts, None, Some("condition returned to normal"));
+                Some((a.clone(), AlarmChange::Cleared))
+            }
         }
     }
 
@@ -867,8 +914,41 @@ mod tests {
     }
 
     #[test]
-    fn raise_escalate_clear_and_reopen_is_one_alarm() {
+    fn a_chattering_condition_keeps_one_open_alarm_until_normal_for_the_off_delay() {
         let mut book = AlarmBook::new(AlarmPolicy::default());
+        let clear_after = AlarmPolicy::default().clear_after;
+        assert!(clear_after > 2 * S);
+        // In and out of the condition every second: one alarm, nothing else to tell.
+        let mut steps = vec![(0, 0.1, false)];
+        for k in 1..=20 {
+            steps.push((k * S, if k % 2 == 1 { 0.6 } else { 0.3 }, k % 2 == 1));
+        }
+        use AlarmChange::*;
+        assert_eq!(feed(&mut book, &steps), vec![Raised]);
+        let a = book.get("A-000001").unwrap();
+        assert!(a.state.is_open() && !a.condition);
+        assert_eq!(a.normal_since_ts, Some(20 * S), "since the latest end");
+        // A normal reading before the delay is over changes nothing; one after it clears.
+        let normal = |ts| score(ts, 0.1, false, ContributionKind::Level);
+        assert!(book
+            .on_score("p1", "pump", false, &normal(20 * S + clear_after - 1))
+            .is_none());
+        let (a, c) = book
+            .on_score("p1", "pump", false, &normal(20 * S + clear_after))
+            .unwrap();
+        assert_eq!((c, a.state), (Cleared, AlarmState::Cleared));
+        assert_eq!(a.normal_since_ts, None);
+        assert!(book
+            .on_score("p1", "pump", false, &normal(21 * S + clear_after))
+            .is_none());
+        // Back within `reopen_within`: the same alarm reopens.
+        let s = score(100 * S, 0.7, true, ContributionKind::Level);
+        assert_eq!(book.on_score("p1", "pump", false, &s).unwrap().1, Reopened);
+    }
+
+    #[test]
+    fn raise_escalate_clear_and_reopen_is_one_alarm() {
+        let mut book = AlarmBook::new(AlarmPolicy::at_once());
         let changes = feed(
             &mut book,
             &[
@@ -897,7 +977,7 @@ mod tests {
 
     #[test]
     fn operator_lifecycle() {
-        let mut book = AlarmBook::new(AlarmPolicy::default());
+        let mut book = AlarmBook::new(AlarmPolicy::at_once());
         feed(&mut book, &[(S, 0.6, true)]);
         let id = "A-000001";
         let (a, _) = book.acknowledge(id, "op", Some("seen"), 2 * S).unwrap();
@@ -939,7 +1019,7 @@ mod tests {
 
     #[test]
     fn a_false_alarm_verdict_clears_an_open_alarm() {
-        let mut book = AlarmBook::new(AlarmPolicy::default());
+        let mut book = AlarmBook::new(AlarmPolicy::at_once());
         feed(&mut book, &[(S, 0.6, true)]);
         let fb = Feedback {
             verdict: Verdict::FalseAlarm,
@@ -959,7 +1039,7 @@ mod tests {
 
     #[test]
     fn out_of_range_is_critical() {
-        let mut book = AlarmBook::new(AlarmPolicy::default());
+        let mut book = AlarmBook::new(AlarmPolicy::at_once());
         let s = score(S, 0.6, true, ContributionKind::Range);
         let (a, _) = book.on_score("p1", "pump", false, &s).unwrap();
         assert_eq!(a.severity, Severity::Critical);
@@ -970,7 +1050,7 @@ mod tests {
     fn log_replays_latest_versions_and_survives_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut log, mut book) = AlarmLog::open(dir.path(), AlarmPolicy::default()).unwrap();
+            let (mut log, mut book) = AlarmLog::open(dir.path(), AlarmPolicy::at_once()).unwrap();
             for (ts, an) in [(S, true), (2 * S, false), (7200 * S, true)] {
                 let s = score(ts, 0.7, an, ContributionKind::Level);
                 let was = !an;
@@ -986,7 +1066,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
         std::io::Write::write_all(&mut f, b"{\"id\":\"A-0000").unwrap();
         drop(f);
-        let (_, book) = AlarmLog::open(dir.path(), AlarmPolicy::default()).unwrap();
+        let (_, book) = AlarmLog::open(dir.path(), AlarmPolicy::at_once()).unwrap();
         assert_eq!(book.len(), 2);
         assert_eq!(book.get("A-000001").unwrap().state, AlarmState::Cleared);
         assert_eq!(
@@ -1002,7 +1082,7 @@ mod tests {
         let mut book = book;
         let (cleared, _) = book.clear("A-000002", "op", None, 8000 * S).unwrap();
         // Restored from the log, an operator-cleared alarm is not reopened either.
-        let mut restored = AlarmBook::new(AlarmPolicy::default());
+        let mut restored = AlarmBook::new(AlarmPolicy::at_once());
         restored.restore(book.get("A-000001").unwrap().clone());
         restored.restore(cleared);
         let s = score(8001 * S, 0.7, true, ContributionKind::Level);

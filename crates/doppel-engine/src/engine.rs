@@ -270,10 +270,16 @@ impl Engine {
                 advice_book.lock().add_case(&a.model, case);
             }
         }
+        let n = config.shards.max(1);
+        let mut open_alarms: Vec<Vec<Arc<str>>> = (0..n).map(|_| Vec::new()).collect();
+        for a in book.list(&AlarmQuery::default()) {
+            if a.state.is_open() {
+                open_alarms[shard::shard_of(&a.twin, n)].push(Arc::from(a.twin.as_str()));
+            }
+        }
         let alarm_book = Arc::new(Mutex::new(book));
         let (alarm_tx, _) =
             alarm_service::spawn(alarm_book.clone(), log, bus.clone(), metrics.clone());
-        let n = config.shards.max(1);
         let mut per_shard: Vec<std::collections::HashMap<_, _>> =
             (0..n).map(|_| Default::default()).collect();
         for (twin, ta) in saved {
@@ -281,8 +287,9 @@ impl Engine {
         }
         let shards: Vec<_> = per_shard
             .into_iter()
+            .zip(open_alarms)
             .enumerate()
-            .map(|(i, saved)| {
+            .map(|(i, (saved, open_alarms))| {
                 let ctx = ShardCtx {
                     bus: bus.clone(),
                     reading_watchers: reading_watchers.clone(),
@@ -297,6 +304,8 @@ impl Engine {
                             .with_rul(rul.board.clone())
                     }),
                     state_path: detect::state_path(&dir, i),
+                    clear_after: config.alarm_policy.clear_after,
+                    open_alarms,
                 };
                 shard::spawn(config.shard_capacity.max(1), ctx).0
             })

@@ -98,6 +98,9 @@ pub(crate) struct ShardCtx {
     pub detectors: Option<Detectors>,
     /// Where the detectors are saved.
     pub state_path: PathBuf,
+    /// The alarm book's off-delay, and the twins of this shard with an alarm open at start.
+    pub clear_after: Timestamp,
+    pub open_alarms: Vec<Arc<str>>,
 }
 
 /// What the shard's detector task is asked to do, in the order the shard saw it.
@@ -139,6 +142,12 @@ struct DetectCtx {
     advice: mpsc::Sender<AdviceMsg>,
     advice_book: Arc<parking_lot::Mutex<AdviceBook>>,
     state_path: PathBuf,
+    /// The alarm book's off-delay (`AlarmPolicy::clear_after`).
+    clear_after: Timestamp,
+    /// Twins whose alarm waits out the off-delay: the reading time from which their next
+    /// normal score goes to the alarm service (which then clears it), or `None` for a twin
+    /// with an alarm open at start, whose next normal score starts the delay.
+    holds: HashMap<Arc<str>, Option<Timestamp>>,
 }
 
 pub(crate) fn spawn(
@@ -155,6 +164,8 @@ pub(crate) fn spawn(
         advice_book,
         detectors,
         state_path,
+        clear_after,
+        open_alarms,
     } = ctx;
     // The detectors get their own task fed by a short bounded channel: a shard applies and
     // acknowledges the next batches while earlier ones are being scored, and a full channel
@@ -169,6 +180,8 @@ pub(crate) fn spawn(
             advice,
             advice_book,
             state_path,
+            clear_after,
+            holds: open_alarms.into_iter().map(|t| (t, None)).collect(),
         };
         tokio::spawn(run_detectors(rx, dctx));
         tx
@@ -283,6 +296,43 @@ async fn run(
 /// A shard's detector task: scores what the shard applied, stores the scores as
 /// [`SCORE_SIGNAL`], hands alarm edges to the alarm service, and saves the detectors every
 /// [`SAVE_EVERY`] when they learned something.
+/// Whether a twin's score goes to the alarm service, and as following which decision
+/// (`was_anomaly`). Scores go while the twin is or just stopped being anomalous; when it
+/// stopped, the alarm waits out the book's off-delay, so one normal score goes again once
+/// the delay has passed (or, for an alarm open at start, at the first normal reading, as
+/// the end of the condition).
+fn alarm_gate(
+    holds: &mut HashMap<Arc<str>, Option<Timestamp>>,
+    clear_after: Timestamp,
+    twin: &Arc<str>,
+    was: bool,
+    score: &doppel_analytics::Score,
+) -> Option<bool> {
+    if score.is_anomaly {
+        if !holds.is_empty() {
+            holds.remove(twin);
+        }
+        return Some(was);
+    }
+    if was {
+        if clear_after > 0 {
+            holds.insert(twin.clone(), Some(score.ts.saturating_add(clear_after)));
+        }
+        return Some(true);
+    }
+    match holds.get(twin)? {
+        None => {
+            holds.insert(twin.clone(), Some(score.ts.saturating_add(clear_after)));
+            Some(true)
+        }
+        Some(until) if score.ts >= *until => {
+            holds.remove(twin);
+            Some(false)
+        }
+        Some(_) => None,
+    }
+}
+
 async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
     let score_signal: Arc<str> = Arc::from(SCORE_SIGNAL);
     let mut save_tick = tokio::time::interval(SAVE_EVERY);
@@ -325,11 +375,13 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                                 value: Value::Float(v),
                             });
                         }
-                        if was || score.is_anomaly {
+                        if let Some(was_anomaly) =
+                            alarm_gate(&mut ctx.holds, ctx.clear_after, &r.twin, was, &score)
+                        {
                             alarm_inputs.push(AlarmInput::Score {
                                 twin: r.twin.clone(),
                                 model: r.model.clone(),
-                                was_anomaly: was,
+                                was_anomaly,
                                 score: score.clone(),
                             });
                         }

@@ -81,6 +81,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         anomaly: "on".to_string(),
         anomaly_warmup: 400,
         advice_every: 600,
+        alarm_clear_after: 10,
         rul_every: 600,
         retention_every: 3600,
         store_checkpoint_bytes: doppel_store::StoreOptions::default().checkpoint_wal_bytes,

@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// Reading-time seconds between two maintenance-advice evaluations of a twin.
     #[arg(long, env = "DOPPEL_ADVICE_EVERY", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub advice_every: u64,
+    /// Reading-time seconds a twin's condition must stay normal before its alarm clears by
+    /// itself (off-delay: a value hovering at a limit keeps one alarm open instead of
+    /// chattering); 0 clears at the first normal reading.
+    #[arg(long, env = "DOPPEL_ALARM_CLEAR_AFTER", default_value_t = 10)]
+    pub alarm_clear_after: u64,
     /// Wall-clock seconds between two refreshes of every twin's remaining-life estimate.
     #[arg(long, env = "DOPPEL_RUL_EVERY", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
     pub rul_every: u64,
@@ -117,6 +122,8 @@ pub async fn start(args: &ServeArgs) -> anyhow::Result<Running> {
     config.anomaly_detection = args.anomaly == "on";
     config.detector.warmup = args.anomaly_warmup.max(10);
     config.advice_every = std::time::Duration::from_secs(args.advice_every);
+    config.alarm_policy.clear_after =
+        i64::try_from(args.alarm_clear_after.saturating_mul(1_000_000_000)).unwrap_or(i64::MAX);
     config.rul_every = std::time::Duration::from_secs(args.rul_every);
     config.retention_every = std::time::Duration::from_secs(args.retention_every);
     config.store.checkpoint_wal_bytes = args.store_checkpoint_bytes.max(1);
