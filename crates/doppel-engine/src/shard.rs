@@ -376,7 +376,7 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                             });
                         }
                         if let Some(was_anomaly) =
-                            alarm_gate(&mut ctx.holds, ctx.clear_after, &r.twin, was, &score)
+                            alarm_gate(&mut ctx.holds, ctx.clear_after, &r.twin, was, score)
                         {
                             alarm_inputs.push(AlarmInput::Score {
                                 twin: r.twin.clone(),
