@@ -15,7 +15,8 @@
 //! resident memory, and times `last`, `range` and `downsample` (one day of 1 Hz points into
 //! 1,000 buckets; and whole-chunk buckets answered from summaries).
 //! `ingest` measures durable batched ingest: `--writers` threads (default 4) each own an equal
-//! share of 100 twins × 10 signals and call `Store::write` with batches of `--batch` points
+//! share of 100 twins × 10 signals and call `Store::write_batch` (as the engine does: one
+//! reading per twin and second with its ten signals) with batches of `--batch` points
 //! (default 10,000), one second of their signals after another, every write acknowledged only
 //! after its group commit's fsync. Several writers' batches share one fsync.
 
@@ -25,7 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doppel_model::Value;
+use doppel_model::{ValidatedBatch, ValidatedReading, Value};
 use doppel_store::{Agg, Row, Store, StoreOptions};
 
 const TWINS: usize = 10;
@@ -149,26 +150,40 @@ fn ingest(dir: &Path, points: usize, writers: usize, batch: usize) {
                 let mut written = 0;
                 let mut second = 0i64;
                 let mut latencies = Vec::new();
+                let model: Arc<str> = Arc::from("pump");
                 while written < per_writer {
-                    let mut rows = Vec::with_capacity(batch);
-                    while rows.len() < batch && written + rows.len() < per_writer {
-                        for (i, (twin, signal)) in names.iter().enumerate() {
-                            state ^= state << 13;
-                            state ^= state >> 7;
-                            state ^= state << 17;
-                            walk[i] += (state % 21) as i64 - 10;
-                            rows.push(Row {
-                                twin: twin.clone(),
-                                signal: signal.clone(),
+                    // As the engine writes: one reading per twin and second, its ten signals.
+                    let mut readings: Vec<ValidatedReading> = Vec::new();
+                    let mut n = 0;
+                    while n < batch && written + n < per_writer {
+                        for (k, group) in names.chunks(SIGNALS).enumerate() {
+                            let values = group
+                                .iter()
+                                .enumerate()
+                                .map(|(j, (_, signal))| {
+                                    let i = k * SIGNALS + j;
+                                    state ^= state << 13;
+                                    state ^= state >> 7;
+                                    state ^= state << 17;
+                                    walk[i] += (state % 21) as i64 - 10;
+                                    (signal.clone(), Value::Float(walk[i] as f64 / 100.0))
+                                })
+                                .collect::<Vec<_>>();
+                            n += values.len();
+                            readings.push(ValidatedReading {
+                                twin: group[0].0.clone(),
+                                model: model.clone(),
                                 ts: START + second * SECOND,
-                                value: Value::Float(walk[i] as f64 / 100.0),
+                                values,
                             });
                         }
                         second += 1;
                     }
-                    written += rows.len();
+                    written += n;
                     let t = Instant::now();
-                    store.write(rows).unwrap();
+                    store
+                        .write_batch(Arc::new(ValidatedBatch { readings }))
+                        .unwrap();
                     latencies.push(t.elapsed());
                 }
                 (written, latencies)

@@ -305,20 +305,16 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
 /// codes in the same size, so only chunks that cross a power of ten try that codec (it costs
 /// as many pco passes as the decimal one).
 fn spans_decades(v: &[f64]) -> bool {
-    let mut decade = None;
-    for x in v {
-        let a = x.abs();
-        if a == 0.0 || !a.is_finite() {
-            continue;
-        }
-        let d = a.log10().floor();
-        match decade {
-            None => decade = Some(d),
-            Some(e) if e != d => return true,
-            Some(_) => {}
-        }
-    }
-    false
+    // The decade only grows with the magnitude: comparing the smallest and the largest
+    // non-zero finite magnitudes takes two logarithms instead of one per value.
+    let (lo, hi) = v
+        .iter()
+        .map(|x| x.abs())
+        .filter(|a| *a != 0.0 && a.is_finite())
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), a| {
+            (lo.min(a), hi.max(a))
+        });
+    lo.is_finite() && lo.log10().floor() != hi.log10().floor()
 }
 
 /// The codec of an encoded column.
@@ -487,6 +483,24 @@ mod tests {
             dec.len()
         );
         check_all(&v);
+    }
+
+    proptest! {
+        #[test]
+        fn spans_decades_agrees_with_a_decade_per_value(
+            v in proptest::collection::vec(
+                prop_oneof![any::<f64>(), (-1e6f64..1e6), Just(0.0), Just(f64::NAN)],
+                0..40,
+            )
+        ) {
+            let decades: std::collections::BTreeSet<i64> = v
+                .iter()
+                .map(|x| x.abs())
+                .filter(|a| *a != 0.0 && a.is_finite())
+                .map(|a| a.log10().floor() as i64)
+                .collect();
+            prop_assert_eq!(spans_decades(&v), decades.len() > 1);
+        }
     }
 
     proptest! {
