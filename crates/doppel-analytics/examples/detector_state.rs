@@ -8,6 +8,9 @@
 
 #![allow(clippy::print_stdout)] // a report on stdout is this example's whole point
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use doppel_analytics::{DetectorConfig, TwinDetector};
 use doppel_model::AssetModel;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
@@ -29,7 +32,7 @@ fn model() -> AssetModel {
     serde_json::from_value(serde_json::json!({
         "id": "m10", "name": "10 signals", "version": 1, "signals": signals
     }))
-    .unwrap()
+    .expect("a valid model")
 }
 
 /// Reading `k` of twin `t`: correlated signals with noise, a slow daily wave.
@@ -52,21 +55,32 @@ fn reading(t: usize, k: usize, names: &[String]) -> Vec<(&str, f64)> {
 fn main() {
     let model = model();
     let names: Vec<String> = model.signals.iter().map(|s| s.name.clone()).collect();
-    let config = DetectorConfig::default();
+    // As the engine does: one configuration and one copy of each name for all twins.
+    let config = Arc::new(DetectorConfig::default());
+    let mut names_seen: HashSet<Arc<str>> = HashSet::new();
     println!(
         "size_of::<TwinDetector>() = {} B; {SIGNALS} signals, mean over {TWINS} twins",
         std::mem::size_of::<TwinDetector>()
     );
     println!(
-        "{:>9} {:>12} {:>12} {:>12}",
-        "readings", "memory B", "JSON B", "binary B"
+        "{:>9} {:>12} {:>12} {:>12} {:>12}",
+        "readings", "memory B", "counted B", "JSON B", "binary B"
     );
     for readings in [3usize, 200, 2_000] {
+        names_seen.clear();
         let region = Region::new(GLOBAL);
         let mut twins: Vec<TwinDetector> = Vec::with_capacity(TWINS);
         let vec_heap = (TWINS * std::mem::size_of::<TwinDetector>()) as isize;
         for t in 0..TWINS {
-            twins.push(TwinDetector::for_model(&model, config.clone()));
+            let mut det = TwinDetector::for_model(&model, Arc::clone(&config));
+            det.share_names(|n| {
+                if let Some(seen) = names_seen.get(n) {
+                    return Arc::clone(seen);
+                }
+                names_seen.insert(Arc::clone(n));
+                Arc::clone(n)
+            });
+            twins.push(det);
             for k in 0..readings {
                 twins[t].observe(k as i64 * SEC, &reading(t, k, &names));
             }
@@ -76,14 +90,16 @@ fn main() {
         let per_twin = std::mem::size_of::<TwinDetector>() as isize + heap / TWINS as isize;
         let json: usize = twins
             .iter()
-            .map(|d| serde_json::to_vec(d).unwrap().len())
+            .map(|d| serde_json::to_vec(d).expect("serializable").len())
             .sum();
         let binary: usize = twins
             .iter()
-            .map(|d| postcard::to_allocvec(d).unwrap().len())
+            .map(|d| postcard::to_allocvec(d).expect("serializable").len())
             .sum();
+        let counted: usize = twins.iter().map(TwinDetector::memory_bytes).sum();
         println!(
-            "{readings:>9} {per_twin:>12} {:>12} {:>12}",
+            "{readings:>9} {per_twin:>12} {:>12} {:>12} {:>12}",
+            counted / TWINS,
             json / TWINS,
             binary / TWINS
         );

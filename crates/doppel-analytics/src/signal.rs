@@ -125,7 +125,9 @@ pub struct SignalDetector {
     name: Arc<str>,
     min: Option<f64>,
     max: Option<f64>,
-    /// Values seen before the baseline is learned; emptied by `fit`.
+    /// Values seen before the baseline is learned, for a signal that first reported after
+    /// its twin's warm-up (the twin keeps the warm-up readings of the others); emptied by
+    /// `fit`.
     warm: Vec<(Timestamp, f64)>,
     fitted: bool,
     /// False when the signal was constant while learning: stuck makes no sense for it.
@@ -256,8 +258,25 @@ impl SignalDetector {
         self.variable
     }
 
-    pub(crate) fn warm_len(&self) -> usize {
-        self.warm.len()
+    /// Shares the name with other detectors of the same signal (one allocation per name, not
+    /// per twin).
+    pub(crate) fn share_name(&mut self, intern: &mut impl FnMut(&Arc<str>) -> Arc<str>) {
+        self.name = intern(&self.name);
+    }
+
+    /// Takes the warm-up values this signal kept itself (see the `warm` field).
+    pub(crate) fn take_warm(&mut self) -> Vec<(Timestamp, f64)> {
+        std::mem::take(&mut self.warm)
+    }
+
+    /// Hands the signal warm-up values to go on learning from on its own.
+    pub(crate) fn set_warm(&mut self, warm: Vec<(Timestamp, f64)>) {
+        self.warm = warm;
+    }
+
+    /// Heap bytes this detector owns (its name is shared, not counted).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.warm.capacity() * std::mem::size_of::<(Timestamp, f64)>()
     }
 
     /// Learned level and spread (for the multivariate part's standardization).
@@ -268,19 +287,22 @@ impl SignalDetector {
     /// Records a warm-up value. Returns true once the signal has `warmup` values.
     pub(crate) fn push_warm(&mut self, ts: Timestamp, x: f64, cfg: &DetectorConfig) -> bool {
         if self.warm.len() < cfg.warmup.max(2) {
+            if self.warm.capacity() == 0 {
+                self.warm.reserve_exact(cfg.warmup.max(2));
+            }
             self.warm.push((ts, x));
         }
         self.warm.len() >= cfg.warmup.max(2)
     }
 
-    /// Learns the baseline from the warm-up values and drops them: replays them through the
-    /// adaptive baseline and takes the spread from its one-step prediction errors, so the
-    /// spread covers what the baseline cannot follow (noise, and drift faster than it adapts).
-    pub(crate) fn fit(&mut self, cfg: &DetectorConfig) {
-        let xs: Vec<f64> = self.warm.iter().map(|w| w.1).collect();
+    /// Learns the baseline from the warm-up values `warm` (in time order): replays them
+    /// through the adaptive baseline and takes the spread from its one-step prediction
+    /// errors, so the spread covers what the baseline cannot follow (noise, and drift faster
+    /// than it adapts). Drops the values the signal kept itself.
+    pub(crate) fn fit(&mut self, warm: &[(Timestamp, f64)], cfg: &DetectorConfig) {
+        let xs: Vec<f64> = warm.iter().map(|w| w.1).collect();
         let diffs: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
-        let dts: Vec<f64> = self
-            .warm
+        let dts: Vec<f64> = warm
             .windows(2)
             .map(|w| (w[1].0 - w[0].0) as f64)
             .filter(|d| *d > 0.0)
@@ -296,7 +318,7 @@ impl SignalDetector {
         for (i, x) in xs.iter().enumerate() {
             let g = self.gap_factor(
                 i.checked_sub(1)
-                    .map_or(0.0, |j| (self.warm[i].0 - self.warm[j].0).max(0) as f64),
+                    .map_or(0.0, |j| (warm[i].0 - warm[j].0).max(0) as f64),
             );
             let e = level + trend * g;
             let r = x - e;
@@ -387,7 +409,7 @@ impl SignalDetector {
         }
         self.max_run = max_run;
         self.run = run;
-        if let Some(&(ts, x)) = self.warm.last() {
+        if let Some(&(ts, x)) = warm.last() {
             self.last_ts = Some(ts);
             self.last_value = Some(x);
         }
