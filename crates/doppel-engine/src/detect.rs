@@ -537,28 +537,20 @@ pub(crate) fn load_all(dir: &Path, shards: usize) -> HashMap<Arc<str>, TwinAnaly
             out.insert(twin, ta);
         }
     };
-    for (_, json, path) in &files {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(err) => {
-                tracing::warn!(file = %path.display(), error = %err, "detector state unreadable; those twins learn again");
-                continue;
-            }
-        };
-        if *json {
-            match serde_json::from_slice::<HashMap<Arc<str>, TwinAnalytics>>(&bytes) {
-                Ok(map) => map.into_iter().for_each(|(t, ta)| merge(t, ta)),
-                Err(err) => {
-                    tracing::warn!(file = %path.display(), error = %err, "detector state unreadable; those twins learn again");
-                }
-            }
-            continue;
-        }
-        let decoded = decode(&bytes);
-        if let Some(problem) = &decoded.problem {
-            tracing::warn!(file = %path.display(), problem = %problem, lost = decoded.lost, read = decoded.twins.len(), "detector state damaged; the twins it lost learn again");
-        }
-        decoded.twins.into_iter().for_each(|(t, ta)| merge(t, ta));
+    // Files are read and decoded side by side (one thread each), then merged in name order.
+    files.sort_by(|a, b| a.2.cmp(&b.2));
+    let read: Vec<Vec<(Arc<str>, TwinAnalytics)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|(_, json, path)| scope.spawn(move || read_file(path, *json)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for twins in read {
+        twins.into_iter().for_each(|(t, ta)| merge(t, ta));
     }
     if !legacy.is_empty() {
         if let Err(err) = replace_legacy(dir, shards, &out, &legacy) {
@@ -566,6 +558,32 @@ pub(crate) fn load_all(dir: &Path, shards: usize) -> HashMap<Arc<str>, TwinAnaly
         }
     }
     out
+}
+
+/// The twins of one snapshot file (binary, or the legacy JSON form); what it cannot read
+/// is logged.
+fn read_file(path: &Path, json: bool) -> Vec<(Arc<str>, TwinAnalytics)> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(err) => {
+            tracing::warn!(file = %path.display(), error = %err, "detector state unreadable; those twins learn again");
+            return Vec::new();
+        }
+    };
+    if json {
+        return match serde_json::from_slice::<HashMap<Arc<str>, TwinAnalytics>>(&bytes) {
+            Ok(map) => map.into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(file = %path.display(), error = %err, "detector state unreadable; those twins learn again");
+                Vec::new()
+            }
+        };
+    }
+    let decoded = decode(&bytes);
+    if let Some(problem) = &decoded.problem {
+        tracing::warn!(file = %path.display(), problem = %problem, lost = decoded.lost, read = decoded.twins.len(), "detector state damaged; the twins it lost learn again");
+    }
+    decoded.twins
 }
 
 /// Writes every loaded twin in the binary form, partitioned as the shards will hold them,
