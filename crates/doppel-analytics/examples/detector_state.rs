@@ -4,7 +4,7 @@
 //! detector itself plus the heap it owns, counted by a counting allocator over many twins
 //! so per-thread work buffers do not count) and the size of its JSON and binary snapshots.
 //!
-//!     cargo run --release -p doppel-analytics --example detector_state
+//!     cargo run -p doppel-analytics --example detector_state
 
 #![allow(clippy::print_stdout)] // a report on stdout is this example's whole point
 
