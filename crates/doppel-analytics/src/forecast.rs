@@ -124,6 +124,18 @@ impl SignalHistory {
             self.first = k;
         }
         while ((k - self.first) as usize) >= self.buckets.len() {
+            if self.buckets.len() >= self.capacity {
+                // Drop the oldest before adding: the buffer never holds more than
+                // `capacity` buckets, so it is never grown past it (a doubling would).
+                self.buckets.pop_front();
+                self.first += 1;
+                continue;
+            }
+            if self.buckets.len() == self.buckets.capacity() {
+                let room = self.capacity - self.buckets.len();
+                let more = self.buckets.len().max(8).min(room);
+                self.buckets.reserve_exact(more);
+            }
             self.buckets.push_back((0.0, 0));
         }
         while self.buckets.len() > self.capacity {
@@ -863,6 +875,63 @@ mod tests {
         }
         assert_eq!(small.series(i64::MAX).values.len(), 10);
         assert_eq!(small.series(pts[499].0).values.len(), 9);
+        assert!(
+            small.buckets.capacity() <= 16,
+            "{}",
+            small.buckets.capacity()
+        );
+    }
+
+    /// Dropping the oldest bucket before adding one (so the buffer never outgrows its
+    /// capacity) keeps what pushing first and trimming after kept, gaps and jumps included.
+    #[test]
+    fn streaming_history_keeps_the_same_buckets_whatever_the_gaps() {
+        for capacity in [2usize, 3, 10, 336] {
+            let mut h = SignalHistory::new(H, capacity);
+            // The plain model: every bucket ever touched, trimmed to the last `capacity`.
+            let mut model: Vec<(i64, f64, u32)> = Vec::new();
+            let mut t = T0;
+            for i in 0..3_000u64 {
+                let gap = match noise(i).abs() {
+                    g if g > 0.99 => H * (capacity as i64 * 5),
+                    g if g > 0.9 => H * 7,
+                    g if g > 0.6 => H,
+                    _ => H / 7,
+                };
+                t += gap;
+                let x = noise(i + 7);
+                h.push(t, x);
+                let k = t.div_euclid(H);
+                if model
+                    .first()
+                    .is_some_and(|m| k - m.0 >= capacity as i64 * 4)
+                {
+                    model.clear();
+                }
+                match model.iter_mut().find(|m| m.0 == k) {
+                    Some(m) => {
+                        m.1 += x;
+                        m.2 += 1;
+                    }
+                    None => {
+                        let from = model.last().map_or(k, |m| m.0 + 1);
+                        model.extend((from..k).map(|j| (j, 0.0, 0)));
+                        model.push((k, x, 1));
+                    }
+                }
+                let excess = model.len().saturating_sub(capacity);
+                model.drain(..excess);
+                assert_eq!(h.first, model[0].0);
+                let kept: Vec<(f64, u32)> = model.iter().map(|m| (m.1, m.2)).collect();
+                assert!(h.buckets.iter().copied().eq(kept.iter().copied()));
+                assert!(h.buckets.capacity() <= capacity.max(8) * 2);
+            }
+            assert!(
+                h.buckets.capacity() <= capacity.max(16),
+                "{}",
+                h.buckets.capacity()
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,6 @@
 //! and Q / SPE (off the learned subspace: signals that no longer move together), both on
 //! each reading and on an EWMA of the readings for small sustained deviations.
 
-use std::sync::Arc;
-
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +16,12 @@ pub(crate) enum MvStat {
     Q,
 }
 
-/// Work buffers of [`Multivariate::observe`], sized once so scoring allocates nothing.
-/// Not state: never serialized, and equal to any other.
+/// Work buffers of [`Multivariate::observe`], sized once so scoring allocates nothing, and
+/// its explanation of the last reading ([`shares`](Self::shares),
+/// [`expected_z`](Self::expected_z)). Not state: one per thread, shared by every twin it
+/// scores.
 #[derive(Debug, Clone, Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     u: DVector<f64>,
     t_point: DVector<f64>,
     resid_point: DVector<f64>,
@@ -35,13 +35,18 @@ struct Scratch {
     expected_z: Vec<f64>,
 }
 
-impl PartialEq for Scratch {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
 impl Scratch {
+    /// Per modelled signal, after [`Multivariate::observe`]: its share of the firing
+    /// statistic (sums to 1)...
+    pub(crate) fn shares(&self) -> &[f64] {
+        &self.shares
+    }
+
+    /// ...and the value, in standardized units, the model expects given the other signals.
+    pub(crate) fn expected_z(&self) -> &[f64] {
+        &self.expected_z
+    }
+
     fn ensure(&mut self, d: usize, k: usize) {
         if self.u.len() != d || self.t_point.len() != k {
             *self = Scratch {
@@ -83,9 +88,8 @@ fn stats_into(
 /// PCA model over a fixed set of the twin's signals.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Multivariate {
-    /// Indices of the modelled signals in the twin, and their names.
-    pub(crate) signals: Vec<usize>,
-    names: Vec<Arc<str>>,
+    /// Indices of the modelled signals in the twin.
+    pub(crate) signals: Box<[usize]>,
     mean: DVector<f64>,
     /// d × k loadings of the kept components, and their variances.
     components: DMatrix<f64>,
@@ -95,8 +99,6 @@ pub struct Multivariate {
     thr_t2s: f64,
     thr_qs: f64,
     smoothed: DVector<f64>,
-    #[serde(skip)]
-    scratch: Scratch,
 }
 
 impl Multivariate {
@@ -104,8 +106,7 @@ impl Multivariate {
     /// is missing and taken as the mean). Needs at least two signals and more rows than
     /// signals; returns `None` otherwise.
     pub(crate) fn fit(
-        signals: Vec<usize>,
-        names: Vec<Arc<str>>,
+        signals: Box<[usize]>,
         rows: &[Vec<Option<f64>>],
         cfg: &DetectorConfig,
     ) -> Option<Self> {
@@ -156,7 +157,6 @@ impl Multivariate {
         let variances = DVector::from_fn(k, |c, _| eig.eigenvalues[order[c]].max(floor));
         let mut model = Multivariate {
             signals,
-            names,
             mean,
             components,
             variances,
@@ -165,7 +165,6 @@ impl Multivariate {
             thr_t2s: 1.0,
             thr_qs: 1.0,
             smoothed: DVector::zeros(d),
-            scratch: Scratch::default(),
         };
         // Thresholds: a high quantile of the statistics on the warm-up itself, with a margin
         // (in-sample statistics are optimistic) and floors against degenerate warm-ups.
@@ -206,20 +205,18 @@ impl Multivariate {
 
     /// Scores one reading given its standardized values (`z(i)` for the signal with twin
     /// index `i`; `None` missing) and advances the smoothed statistics. Returns
-    /// sqrt(statistic / threshold) of the worst of the four statistics; [`shares`] and
-    /// [`expected_z`] then explain it. Allocation-free once the work buffers exist.
-    ///
-    /// [`shares`]: Self::shares
-    /// [`expected_z`]: Self::expected_z
+    /// sqrt(statistic / threshold) of the worst of the four statistics; `sc`'s
+    /// [`shares`](Scratch::shares) and [`expected_z`](Scratch::expected_z) then explain it.
+    /// Allocation-free once the work buffers exist.
     pub(crate) fn observe(
         &mut self,
         z: impl Fn(usize) -> Option<f64>,
         cfg: &DetectorConfig,
+        sc: &mut Scratch,
     ) -> f64 {
         let d = self.signals.len();
         let k = self.variances.len();
-        self.scratch.ensure(d, k);
-        let sc = &mut self.scratch;
+        sc.ensure(d, k);
         // Clip: one wild value must not dominate the smoothed state for long.
         for j in 0..d {
             sc.u[j] =
@@ -298,19 +295,25 @@ impl Multivariate {
         sane(best.0.max(0.0).sqrt(), 0.0)
     }
 
-    /// Per modelled signal, after [`observe`](Self::observe): its share of the firing
-    /// statistic (sums to 1)...
-    pub(crate) fn shares(&self) -> &[f64] {
-        &self.scratch.shares
+    /// Heap bytes this model owns.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f64>();
+        self.signals.len() * std::mem::size_of::<usize>()
+            + (self.mean.len() + self.components.len() + self.variances.len() + self.smoothed.len())
+                * f
     }
 
-    /// ...and the value, in standardized units, the model expects given the other signals.
-    pub(crate) fn expected_z(&self) -> &[f64] {
-        &self.scratch.expected_z
-    }
-
-    pub(crate) fn names(&self) -> &[Arc<str>] {
-        &self.names
+    /// Whether the model's dimensions agree with each other and with a twin of `signals`
+    /// signals (state read from a file is checked before it is scored with).
+    pub(crate) fn is_consistent(&self, signals: usize) -> bool {
+        let d = self.signals.len();
+        let k = self.variances.len();
+        self.signals.iter().all(|&i| i < signals)
+            && self.mean.len() == d
+            && self.smoothed.len() == d
+            && self.components.nrows() == d
+            && self.components.ncols() == k
+            && k >= 1
     }
 
     pub(crate) fn reset(&mut self) {

@@ -69,7 +69,11 @@ const DAY_NS: i64 = 24 * HOUR_NS;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DailyProfile {
     offsets: [f64; 24],
-    counts: [u32; 24],
+    /// Readings learned per bin, saturating at `u16::MAX`: a count only matters while its
+    /// inverse is above the learning weight (× 24), which a count that high never is unless
+    /// the weight is below 6.4e-7.
+    #[serde(deserialize_with = "saturating_counts")]
+    counts: [u16; 24],
     first_ts: Option<Timestamp>,
     active: bool,
 }
@@ -103,7 +107,9 @@ impl DailyProfile {
         self.counts[b] = self.counts[b].saturating_add(1);
         // Fast at first (running mean), then as slow as the baseline, never slower than 1/20
         // per day a bin sees about 1/24 of the points.
-        let w = (1.0 / self.counts[b] as f64).max(weight * 24.0).min(1.0);
+        let w = (1.0 / f64::from(self.counts[b]))
+            .max(weight * 24.0)
+            .min(1.0);
         if weight > 0.0 {
             self.offsets[b] += w * (resid_to_level - self.offsets[b]);
             self.offsets[b] = sane(self.offsets[b], 0.0);
@@ -119,14 +125,33 @@ impl DailyProfile {
     }
 }
 
+/// Counts saved as `u32` (state from before they were `u16`) load saturated.
+fn saturating_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u16; 24], D::Error> {
+    let wide = <[u32; 24]>::deserialize(d)?;
+    Ok(wide.map(|c| u16::try_from(c).unwrap_or(u16::MAX)))
+}
+
+/// State saved before the field was optional holds `[]` for "none".
+#[allow(clippy::type_complexity)] // the field's own type
+fn some_if_not_empty<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Box<Vec<(Timestamp, f64)>>>, D::Error> {
+    let v = Option::<Vec<(Timestamp, f64)>>::deserialize(d)?;
+    Ok(v.filter(|v| !v.is_empty()).map(Box::new))
+}
+
 /// Detectors of one signal. Serializable so a twin's detector can be persisted and resumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalDetector {
     name: Arc<str>,
     min: Option<f64>,
     max: Option<f64>,
-    /// Values seen before the baseline is learned; emptied by `fit`.
-    warm: Vec<(Timestamp, f64)>,
+    /// Values seen before the baseline is learned, for a signal that first reported after
+    /// its twin's warm-up (the twin keeps the warm-up readings of the others); emptied by
+    /// `fit`. Boxed: nearly every signal never needs it.
+    #[serde(default, deserialize_with = "some_if_not_empty")]
+    #[allow(clippy::box_collection)] // 8 bytes in every signal instead of a Vec's 24
+    warm: Option<Box<Vec<(Timestamp, f64)>>>,
     fitted: bool,
     /// False when the signal was constant while learning: stuck makes no sense for it.
     variable: bool,
@@ -149,7 +174,6 @@ pub struct SignalDetector {
     /// This signal's CUSUM decision interval, learned on the warm-up.
     cusum_h: f64,
     season: Option<DailyProfile>,
-    seen: u64,
     /// Recent level (fast EWMA of the values), the target of the drift allowance.
     #[serde(default)]
     recent: f64,
@@ -197,7 +221,7 @@ impl SignalDetector {
             name,
             min,
             max,
-            warm: Vec::new(),
+            warm: None,
             fitted: false,
             variable: false,
             level: 0.0,
@@ -214,7 +238,6 @@ impl SignalDetector {
             cusum_neg: 0.0,
             cusum_h: cfg.cusum_h,
             season: cfg.daily_seasonality.then(DailyProfile::new),
-            seen: 0,
             recent: 0.0,
             drift: 0.0,
             min_spread: 0.0,
@@ -256,8 +279,28 @@ impl SignalDetector {
         self.variable
     }
 
-    pub(crate) fn warm_len(&self) -> usize {
-        self.warm.len()
+    /// Shares the name with other detectors of the same signal (one allocation per name, not
+    /// per twin).
+    pub(crate) fn share_name(&mut self, intern: &mut impl FnMut(&Arc<str>) -> Arc<str>) {
+        self.name = intern(&self.name);
+    }
+
+    /// Takes the warm-up values this signal kept itself (see the `warm` field).
+    pub(crate) fn take_warm(&mut self) -> Vec<(Timestamp, f64)> {
+        self.warm.take().map(|w| *w).unwrap_or_default()
+    }
+
+    /// Hands the signal warm-up values to go on learning from on its own.
+    pub(crate) fn set_warm(&mut self, warm: Vec<(Timestamp, f64)>) {
+        self.warm = Some(Box::new(warm));
+    }
+
+    /// Heap bytes this detector owns (its name is shared, not counted).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.warm.as_ref().map_or(0, |w| {
+            std::mem::size_of::<Vec<(Timestamp, f64)>>()
+                + w.capacity() * std::mem::size_of::<(Timestamp, f64)>()
+        })
     }
 
     /// Learned level and spread (for the multivariate part's standardization).
@@ -267,20 +310,24 @@ impl SignalDetector {
 
     /// Records a warm-up value. Returns true once the signal has `warmup` values.
     pub(crate) fn push_warm(&mut self, ts: Timestamp, x: f64, cfg: &DetectorConfig) -> bool {
-        if self.warm.len() < cfg.warmup.max(2) {
-            self.warm.push((ts, x));
+        let limit = cfg.warmup.max(2);
+        let warm = self
+            .warm
+            .get_or_insert_with(|| Box::new(Vec::with_capacity(limit)));
+        if warm.len() < limit {
+            warm.push((ts, x));
         }
-        self.warm.len() >= cfg.warmup.max(2)
+        warm.len() >= limit
     }
 
-    /// Learns the baseline from the warm-up values and drops them: replays them through the
-    /// adaptive baseline and takes the spread from its one-step prediction errors, so the
-    /// spread covers what the baseline cannot follow (noise, and drift faster than it adapts).
-    pub(crate) fn fit(&mut self, cfg: &DetectorConfig) {
-        let xs: Vec<f64> = self.warm.iter().map(|w| w.1).collect();
+    /// Learns the baseline from the warm-up values `warm` (in time order): replays them
+    /// through the adaptive baseline and takes the spread from its one-step prediction
+    /// errors, so the spread covers what the baseline cannot follow (noise, and drift faster
+    /// than it adapts). Drops the values the signal kept itself.
+    pub(crate) fn fit(&mut self, warm: &[(Timestamp, f64)], cfg: &DetectorConfig) {
+        let xs: Vec<f64> = warm.iter().map(|w| w.1).collect();
         let diffs: Vec<f64> = xs.windows(2).map(|w| w[1] - w[0]).collect();
-        let dts: Vec<f64> = self
-            .warm
+        let dts: Vec<f64> = warm
             .windows(2)
             .map(|w| (w[1].0 - w[0].0) as f64)
             .filter(|d| *d > 0.0)
@@ -296,7 +343,7 @@ impl SignalDetector {
         for (i, x) in xs.iter().enumerate() {
             let g = self.gap_factor(
                 i.checked_sub(1)
-                    .map_or(0.0, |j| (self.warm[i].0 - self.warm[j].0).max(0) as f64),
+                    .map_or(0.0, |j| (warm[i].0 - warm[j].0).max(0) as f64),
             );
             let e = level + trend * g;
             let r = x - e;
@@ -387,11 +434,11 @@ impl SignalDetector {
         }
         self.max_run = max_run;
         self.run = run;
-        if let Some(&(ts, x)) = self.warm.last() {
+        if let Some(&(ts, x)) = warm.last() {
             self.last_ts = Some(ts);
             self.last_value = Some(x);
         }
-        self.warm = Vec::new();
+        self.warm = None;
         self.fitted = true;
     }
 
@@ -560,7 +607,6 @@ impl SignalDetector {
         others_off: bool,
         cfg: &DetectorConfig,
     ) {
-        self.seen = self.seen.saturating_add(1);
         let z = o.z.unwrap_or(0.0).clamp(-cfg.level_z, cfg.level_z);
         let cap = cfg.cusum_cap * self.cusum_h;
         self.cusum_pos = (self.cusum_pos + z - cfg.cusum_k).clamp(0.0, cap);

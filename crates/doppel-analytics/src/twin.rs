@@ -1,13 +1,14 @@
 //! A twin's detector: its signals' detectors, the multivariate model over them, and the
 //! alarm decision (persistence, hysteresis, feedback-adapted sensitivity).
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use doppel_model::{AssetModel, SignalRole, ValueKind};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
-use crate::multivariate::Multivariate;
+use crate::multivariate::{self, Multivariate};
 use crate::signal::{ContributionKind, SignalDetector, SignalOutcome};
 use crate::stats::{ratio_to_score, sane, score_to_ratio};
 use crate::Timestamp;
@@ -47,14 +48,20 @@ pub struct Score {
 /// Anomaly detector for one twin. Feed it the twin's readings in time order with
 /// [`observe`](Self::observe); it learns the twin's normal behaviour from the first
 /// `warmup` readings and scores every reading after that.
+///
+/// Its state is small and fixed once learned: a few numbers and a daily profile per signal and
+/// the multivariate model; while it learns, it also keeps the warm-up readings (once, for
+/// every fit). The configuration is shared by every twin created with the same `Arc`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TwinDetector {
-    config: DetectorConfig,
+    config: Arc<DetectorConfig>,
     signals: Vec<SignalDetector>,
-    /// Raw warm-up readings (signal index → value) for the multivariate fit; emptied then.
-    warm_rows: Vec<Vec<Option<f64>>>,
+    /// The warm-up readings; dropped once learned. (State saved before it existed kept them
+    /// per signal and as rows; those per-signal values are taken over when it goes on.)
+    #[serde(default)]
+    warm: Option<Box<WarmUp>>,
     warm_done: bool,
-    multivariate: Option<Multivariate>,
+    multivariate: Option<Box<Multivariate>>,
     /// Last `persist_n` decisions as bits (1 = above threshold / above clear level).
     above: u64,
     above_clear: u64,
@@ -65,30 +72,215 @@ pub struct TwinDetector {
     /// ≥ 1 makes the detector less sensitive; moved by feedback within configured bounds.
     sensitivity: f64,
     readings: u64,
-    #[serde(skip)]
-    scratch: TwinScratch,
 }
 
 /// Per-reading work buffers, reused so scoring allocates nothing in steady state. Not state:
-/// never serialized, and equal to any other.
-#[derive(Debug, Clone, Default)]
+/// one per thread, shared by every twin it scores, so a twin does not carry buffers between
+/// its readings.
+#[derive(Debug, Default)]
 struct TwinScratch {
     present: Vec<Option<f64>>,
     outcomes: Vec<Option<SignalOutcome>>,
+    multivariate: multivariate::Scratch,
 }
 
-impl PartialEq for TwinScratch {
-    fn eq(&self, _: &Self) -> bool {
-        true
+thread_local! {
+    static SCRATCH: Cell<TwinScratch> = Cell::new(TwinScratch::default());
+}
+
+/// A twin's warm-up readings, kept once for every fit (each signal's baseline and the
+/// multivariate model read the same rows): one timestamp per reading and one column per
+/// signal, missing values as NaN (readings never hold NaN: `observe` drops non-finite
+/// values). Values are kept in single precision as the offset from the column's first
+/// value, which keeps the resolution where the signal varies whatever its magnitude; a column
+/// whose offsets do not fit single precision (beyond its range, or below its smallest normal
+/// numbers) is kept in double precision instead.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct WarmUp {
+    ts: Vec<Timestamp>,
+    columns: Vec<WarmColumn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum WarmColumn {
+    /// Offsets from `base`, the column's first value.
+    Narrow {
+        base: Option<f64>,
+        #[serde(with = "nan_as_none")]
+        offsets: Vec<f32>,
+    },
+    Wide(#[serde(with = "nan_as_none")] Vec<f64>),
+}
+
+/// Grows `v` by a quarter (at least 8) up to `limit` elements, so a warm-up buffer holds
+/// little spare room whatever its length and never more than the warm-up needs.
+fn reserve_for_one<T>(v: &mut Vec<T>, limit: usize) {
+    if v.len() == v.capacity() {
+        let want = (v.len() / 4)
+            .max(8)
+            .min(limit.saturating_sub(v.len()).max(1));
+        v.reserve_exact(want);
+    }
+}
+
+impl WarmColumn {
+    fn new(rows: usize) -> Self {
+        WarmColumn::Narrow {
+            base: None,
+            offsets: vec![f32::NAN; rows],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            WarmColumn::Narrow { offsets, .. } => offsets.len(),
+            WarmColumn::Wide(v) => v.len(),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            WarmColumn::Narrow { offsets, .. } => offsets.capacity() * 4,
+            WarmColumn::Wide(v) => v.capacity() * 8,
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<f64> {
+        let x = match self {
+            WarmColumn::Narrow { base, offsets } => (*base)? + f64::from(*offsets.get(row)?),
+            WarmColumn::Wide(v) => *v.get(row)?,
+        };
+        (!x.is_nan()).then_some(x)
+    }
+
+    fn push(&mut self, x: Option<f64>, limit: usize) {
+        if let WarmColumn::Narrow { base, offsets } = self {
+            let offset = match x {
+                None => Some(f32::NAN),
+                Some(x) => {
+                    let d = x - *base.get_or_insert(x);
+                    let n = d as f32;
+                    (n.is_finite() && (n.is_normal() || d == 0.0)).then_some(n)
+                }
+            };
+            if let Some(n) = offset {
+                reserve_for_one(offsets, limit);
+                offsets.push(n);
+                return;
+            }
+            let mut wide = Vec::with_capacity(offsets.capacity().max(offsets.len() + 1));
+            let b = base.unwrap_or(0.0);
+            wide.extend(offsets.iter().map(|&o| b + f64::from(o)));
+            *self = WarmColumn::Wide(wide);
+        }
+        if let WarmColumn::Wide(v) = self {
+            reserve_for_one(v, limit);
+            v.push(x.unwrap_or(f64::NAN));
+        }
+    }
+}
+
+impl WarmUp {
+    /// A warm-up buffer holding the values the signals kept themselves, merged into rows by
+    /// time (state saved before the twin kept them; usually there are none).
+    fn take_over(signals: &mut [SignalDetector], limit: usize) -> Self {
+        let mut warm = WarmUp::default();
+        let lists: Vec<Vec<(Timestamp, f64)>> =
+            signals.iter_mut().map(SignalDetector::take_warm).collect();
+        let mut next = vec![0usize; lists.len()];
+        let mut row = vec![None; lists.len()];
+        while let Some(ts) = lists
+            .iter()
+            .zip(&next)
+            .filter_map(|(l, &n)| l.get(n).map(|p| p.0))
+            .min()
+        {
+            for (i, l) in lists.iter().enumerate() {
+                row[i] = match l.get(next[i]) {
+                    Some(&(t, x)) if t == ts => {
+                        next[i] += 1;
+                        Some(x)
+                    }
+                    _ => None,
+                };
+            }
+            warm.push(ts, &row, limit);
+        }
+        warm
+    }
+
+    fn rows(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Appends one reading (`present[i]`: signal i's value, if it reported).
+    fn push(&mut self, ts: Timestamp, present: &[Option<f64>], limit: usize) {
+        let rows = self.rows();
+        while self.columns.len() < present.len() {
+            self.columns.push(WarmColumn::new(rows));
+        }
+        reserve_for_one(&mut self.ts, limit);
+        self.ts.push(ts);
+        for (i, c) in self.columns.iter_mut().enumerate() {
+            c.push(present.get(i).copied().flatten(), limit);
+        }
+    }
+
+    fn value(&self, row: usize, signal: usize) -> Option<f64> {
+        self.columns.get(signal)?.get(row)
+    }
+
+    /// Signal `i`'s values with their times.
+    fn points(&self, signal: usize) -> Vec<(Timestamp, f64)> {
+        (0..self.rows())
+            .filter_map(|r| Some((self.ts[r], self.value(r, signal)?)))
+            .collect()
+    }
+}
+
+/// Serde form of a column: missing values (NaN in memory) as `None`, which JSON can hold.
+mod nan_as_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) trait Float: Copy + Serialize + for<'de> Deserialize<'de> {
+        const NAN: Self;
+        fn is_nan(self) -> bool;
+    }
+    impl Float for f32 {
+        const NAN: Self = f32::NAN;
+        fn is_nan(self) -> bool {
+            f32::is_nan(self)
+        }
+    }
+    impl Float for f64 {
+        const NAN: Self = f64::NAN;
+        fn is_nan(self) -> bool {
+            f64::is_nan(self)
+        }
+    }
+
+    pub(super) fn serialize<T: Float, S: Serializer>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|x| (!x.is_nan()).then_some(*x)))
+    }
+
+    pub(super) fn deserialize<'de, T: Float, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        let v: Vec<Option<T>> = Vec::deserialize(d)?;
+        let mut v: Vec<T> = v.into_iter().map(|x| x.unwrap_or(T::NAN)).collect();
+        v.shrink_to_fit();
+        Ok(v)
     }
 }
 
 impl TwinDetector {
-    pub fn new(config: DetectorConfig) -> Self {
+    /// A detector for a twin whose signals are learned as they appear. Pass an
+    /// `Arc<DetectorConfig>` to share one configuration between many twins.
+    pub fn new(config: impl Into<Arc<DetectorConfig>>) -> Self {
         TwinDetector {
-            config,
+            config: config.into(),
             signals: Vec::new(),
-            warm_rows: Vec::new(),
+            warm: None,
             warm_done: false,
             multivariate: None,
             above: 0,
@@ -97,7 +289,6 @@ impl TwinDetector {
             in_alarm: false,
             sensitivity: 1.0,
             readings: 0,
-            scratch: TwinScratch::default(),
         }
     }
 
@@ -106,8 +297,9 @@ impl TwinDetector {
     /// (setpoints, schedules, weather), so they are checked only as sensors (range, dropout,
     /// stuck) and left out of the multivariate model; outputs get every detector. Signals
     /// not in the model are still learned when they appear (as outputs).
-    pub fn for_model(model: &AssetModel, config: DetectorConfig) -> Self {
+    pub fn for_model(model: &AssetModel, config: impl Into<Arc<DetectorConfig>>) -> Self {
         let mut d = TwinDetector::new(config);
+        d.signals.reserve_exact(model.signals.len());
         for s in &model.signals {
             if matches!(s.kind, ValueKind::Float | ValueKind::Int) {
                 let mut sig =
@@ -117,11 +309,64 @@ impl TwinDetector {
                 d.signals.push(sig);
             }
         }
+        d.signals.shrink_to_fit();
         d
     }
 
     pub fn config(&self) -> &DetectorConfig {
         &self.config
+    }
+
+    /// Uses `config` instead of an equal configuration of its own (a detector read from a
+    /// file holds its own copy), so twins share one. Does nothing when they differ.
+    pub fn share_config(&mut self, config: &Arc<DetectorConfig>) {
+        if !Arc::ptr_eq(&self.config, config) && *self.config == **config {
+            self.config = Arc::clone(config);
+        }
+    }
+
+    /// Replaces each signal name by `intern(name)`, an equal name shared with other twins'
+    /// detectors, so a fleet of one model holds each name once.
+    pub fn share_names(&mut self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) {
+        for s in &mut self.signals {
+            s.share_name(&mut intern);
+        }
+    }
+
+    /// Approximate bytes this detector holds: its own size and the heap it owns. Shared
+    /// parts (the configuration, signal names) are not counted.
+    pub fn memory_bytes(&self) -> usize {
+        let warm = self.warm.as_ref().map_or(0, |w| {
+            std::mem::size_of::<WarmUp>()
+                + w.ts.capacity() * std::mem::size_of::<Timestamp>()
+                + w.columns.capacity() * std::mem::size_of::<WarmColumn>()
+                + w.columns.iter().map(WarmColumn::heap_bytes).sum::<usize>()
+        });
+        std::mem::size_of::<Self>()
+            + self.signals.capacity() * std::mem::size_of::<SignalDetector>()
+            + self
+                .signals
+                .iter()
+                .map(SignalDetector::heap_bytes)
+                .sum::<usize>()
+            + warm
+            + self
+                .multivariate
+                .as_ref()
+                .map_or(0, |m| std::mem::size_of::<Multivariate>() + m.heap_bytes())
+    }
+
+    /// Whether the state is one this code could have built (dimensions agree): state read
+    /// from a file is checked with this before it is used, so a damaged file that still
+    /// decodes cannot make scoring index out of bounds.
+    pub fn is_consistent(&self) -> bool {
+        let n = self.signals.len();
+        self.multivariate
+            .as_ref()
+            .is_none_or(|m| m.is_consistent(n))
+            && self.warm.as_ref().is_none_or(|w| {
+                w.columns.len() <= n && w.columns.iter().all(|c| c.len() == w.ts.len())
+            })
     }
 
     /// The current sensitivity factor (1 at start; above 1 after false alarms).
@@ -148,9 +393,7 @@ impl TwinDetector {
         }
         let sig = SignalDetector::new(Arc::from(name), None, None, &self.config);
         self.signals.push(sig);
-        for r in &mut self.warm_rows {
-            r.push(None);
-        }
+        self.signals.shrink_to_fit();
         self.signals.len() - 1
     }
 
@@ -159,7 +402,8 @@ impl TwinDetector {
     /// order; a timestamp earlier than the previous one is scored as if no time had passed.
     pub fn observe<S: AsRef<str>>(&mut self, ts: Timestamp, values: &[(S, f64)]) -> Score {
         self.readings = self.readings.saturating_add(1);
-        let mut present = std::mem::take(&mut self.scratch.present);
+        let mut sc = SCRATCH.take();
+        let mut present = std::mem::take(&mut sc.present);
         present.clear();
         present.resize(self.signals.len(), None);
         for (hint, (name, x)) in values.iter().enumerate() {
@@ -172,26 +416,25 @@ impl TwinDetector {
             }
             present[i] = Some(*x);
         }
-        if !self.warm_done {
-            return self.observe_warmup(ts, present);
-        }
-        let score = self.observe_scored(ts, &present);
-        self.scratch.present = present;
+        let score = if self.warm_done {
+            let config = Arc::clone(&self.config);
+            self.observe_scored(ts, &present, &config, &mut sc)
+        } else {
+            self.observe_warmup(ts, &present)
+        };
+        sc.present = present;
+        SCRATCH.set(sc);
         score
     }
 
-    fn observe_warmup(&mut self, ts: Timestamp, present: Vec<Option<f64>>) -> Score {
-        let cfg = &self.config;
-        for (i, x) in present.iter().enumerate() {
-            if let Some(x) = x {
-                let s = &mut self.signals[i];
-                if s.push_warm(ts, *x, cfg) && !s.is_fitted() {
-                    // Fitted with the rest of the twin below.
-                }
-            }
-        }
-        self.warm_rows.push(present);
-        if self.warm_rows.len() >= self.config.warmup.max(2) {
+    fn observe_warmup(&mut self, ts: Timestamp, present: &[Option<f64>]) -> Score {
+        let limit = self.config.warmup.max(2);
+        let signals = &mut self.signals;
+        let warm = self
+            .warm
+            .get_or_insert_with(|| Box::new(WarmUp::take_over(signals, limit)));
+        warm.push(ts, present, limit);
+        if warm.rows() >= limit {
             self.finish_warmup();
         }
         Score {
@@ -204,56 +447,49 @@ impl TwinDetector {
     }
 
     fn finish_warmup(&mut self) {
+        let warm = self.warm.take().map(|w| *w).unwrap_or_default();
         let min_values = (self.config.warmup / 2).max(2);
-        for s in &mut self.signals {
-            if s.warm_len() >= min_values {
-                s.fit(&self.config);
+        for (i, s) in self.signals.iter_mut().enumerate() {
+            let points = warm.points(i);
+            if points.len() >= min_values {
+                s.fit(&points, &self.config);
+            } else if !points.is_empty() {
+                // Too few to learn from yet: the signal goes on learning on its own.
+                s.set_warm(points);
             }
         }
         if self.config.multivariate {
-            let idx: Vec<usize> = (0..self.signals.len())
+            let idx: Box<[usize]> = (0..self.signals.len())
                 .filter(|&i| {
                     let s = &self.signals[i];
                     s.is_fitted() && s.is_variable() && !s.is_exogenous()
                 })
                 .collect();
-            let rows: Vec<Vec<Option<f64>>> = self
-                .warm_rows
-                .iter()
+            let rows: Vec<Vec<Option<f64>>> = (0..warm.rows())
                 .map(|r| {
                     idx.iter()
                         .map(|&i| {
                             let (level, spread) = self.signals[i].level_spread();
-                            r.get(i).copied().flatten().map(|x| (x - level) / spread)
+                            warm.value(r, i).map(|x| (x - level) / spread)
                         })
                         .collect()
                 })
                 .collect();
-            let names = idx
-                .iter()
-                .map(|&i| self.signals[i].name().clone())
-                .collect();
-            self.multivariate = Multivariate::fit(idx, names, &rows, &self.config);
+            self.multivariate = Multivariate::fit(idx, &rows, &self.config).map(Box::new);
         }
-        self.warm_rows = Vec::new();
+        self.signals.shrink_to_fit();
         self.warm_done = true;
     }
 
-    fn observe_scored(&mut self, ts: Timestamp, present: &[Option<f64>]) -> Score {
-        let config = std::mem::take(&mut self.config);
-        let score = self.observe_scored_with(ts, present, &config);
-        self.config = config;
-        score
-    }
-
-    fn observe_scored_with(
+    fn observe_scored(
         &mut self,
         ts: Timestamp,
         present: &[Option<f64>],
         cfg: &DetectorConfig,
+        sc: &mut TwinScratch,
     ) -> Score {
         let sens = self.sensitivity;
-        let mut outcomes = std::mem::take(&mut self.scratch.outcomes);
+        let mut outcomes = std::mem::take(&mut sc.outcomes);
         outcomes.clear();
         for (i, s) in self.signals.iter_mut().enumerate() {
             let x = present.get(i).copied().flatten();
@@ -262,7 +498,8 @@ impl TwinDetector {
                 (Some(x), false) => {
                     // A signal that appeared after the twin's warm-up learns on its own.
                     if s.push_warm(ts, x, cfg) {
-                        s.fit(cfg);
+                        let warm = s.take_warm();
+                        s.fit(&warm, cfg);
                     }
                     None
                 }
@@ -292,18 +529,19 @@ impl TwinDetector {
         if let Some(mv) = self.multivariate.as_mut() {
             let oc = &outcomes;
             let z = |i: usize| oc.get(i).and_then(|o| o.as_ref().and_then(|o| o.z));
-            let ratio = mv.observe(z, cfg);
+            let mvs = &mut sc.multivariate;
+            let ratio = mv.observe(z, cfg, mvs);
             max_ratio = max_ratio.max(ratio);
             let score = ratio_to_score(ratio / sens);
             for (j, &i) in mv.signals.iter().enumerate() {
-                let part = score * mv.shares()[j];
+                let part = score * mvs.shares()[j];
                 if part >= REPORT_FLOOR {
                     let (level, spread) = self.signals[i].level_spread();
                     per_signal.push(SignalContribution {
-                        signal: mv.names()[j].clone(),
+                        signal: self.signals[i].name().clone(),
                         kind: ContributionKind::Multivariate,
                         score: part,
-                        expected: sane(level + spread * mv.expected_z()[j], level),
+                        expected: sane(level + spread * mvs.expected_z()[j], level),
                         observed: present.get(i).copied().flatten(),
                     });
                 }
@@ -333,7 +571,7 @@ impl TwinDetector {
                 s.learn(ts, x, o, weight, others_off, cfg);
             }
         }
-        self.scratch.outcomes = outcomes;
+        sc.outcomes = outcomes;
         Score {
             ts,
             total,

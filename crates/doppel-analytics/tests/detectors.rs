@@ -85,6 +85,43 @@ fn same_stream_same_scores_and_resume_from_serialized_state() {
     assert!(s1.iter().take(300).all(|s| s.warming_up && !s.is_anomaly));
 }
 
+/// State saved mid warm-up by earlier versions kept the warm-up values per signal (and again
+/// as rows, which are not read any more): it loads, and goes on exactly as if never stopped.
+#[test]
+fn a_warm_up_saved_per_signal_goes_on_as_if_never_stopped() {
+    let mut a = TwinDetector::new(cfg());
+    let mut fed: Vec<(Timestamp, [f64; 3])> = Vec::new();
+    let mut noise = Noise(21);
+    for i in 0..120 {
+        let v = [
+            20.0 + noise.gauss(),
+            5.0 + 0.1 * noise.gauss(),
+            -3.0 + 2.0 * noise.gauss(),
+        ];
+        let ts = i * SEC;
+        a.observe(ts, &[("temp", v[0]), ("flow", v[1]), ("pressure", v[2])]);
+        fed.push((ts, v));
+    }
+    let mut old: serde_json::Value = serde_json::to_value(&a).unwrap();
+    old.as_object_mut().unwrap().remove("warm");
+    old["warm_rows"] = serde_json::json!(fed.iter().map(|(_, v)| v.to_vec()).collect::<Vec<_>>());
+    for (k, sig) in old["signals"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        sig["warm"] = serde_json::json!(fed.iter().map(|(t, v)| (*t, v[k])).collect::<Vec<_>>());
+        sig["seen"] = serde_json::json!(0);
+    }
+    let mut b: TwinDetector = serde_json::from_value(old).unwrap();
+    let rest_a = run(&mut a, 600, 120, 23, |_, _| {});
+    let rest_b = run(&mut b, 600, 120, 23, |_, _| {});
+    assert_eq!(rest_a, rest_b);
+    assert_eq!(a, b);
+    assert!(!a.is_warming_up());
+}
+
 #[test]
 fn state_stays_bounded_over_a_million_points() {
     // Two signals × 500k readings = 1e6 points (a tenth of that in unoptimized builds, to keep

@@ -249,10 +249,11 @@ impl Engine {
         let (log, book, saved) = {
             let (d, policy) = (dir.clone(), config.alarm_policy.clone());
             let detectors = config.anomaly_detection;
+            let shards = config.shards.max(1);
             tokio::task::spawn_blocking(move || {
                 let (log, book) = AlarmLog::open(&d, policy)?;
                 let saved = if detectors {
-                    detect::load_all(&d)
+                    detect::load_all(&d, shards)
                 } else {
                     Default::default()
                 };

@@ -479,7 +479,7 @@ async fn send_alarm_input(ctx: &DetectCtx, input: AlarmInput) {
 
 async fn save(ctx: &DetectCtx) -> Result<(), EngineError> {
     // Encoded here (this task owns the detectors), written off the runtime's threads.
-    let bytes = detect::encode(&ctx.detectors.twins, &ctx.state_path)?;
+    let bytes = detect::encode(ctx.detectors.twins.iter(), &ctx.state_path)?;
     let path = ctx.state_path.clone();
     tokio::task::spawn_blocking(move || detect::write(&path, &bytes))
         .await
