@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use doppel_model::{Catalog, Timestamp, ValidatedReading, Value};
-use doppel_store::{Row, Store};
+use doppel_model::{Catalog, Timestamp, ValidatedBatch, ValidatedReading, Value};
+use doppel_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::advice::AdviceBook;
@@ -368,11 +368,11 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                             // Three decimals: enough for a 0..1 score, and exact-decimal
                             // compression stores it in about a byte.
                             let v = (score.total * 1000.0).round() / 1000.0;
-                            scores.push(Row {
+                            scores.push(ValidatedReading {
                                 twin: r.twin.clone(),
-                                signal: score_signal.clone(),
+                                model: r.model.clone(),
                                 ts: r.ts,
-                                value: Value::Float(v),
+                                values: vec![(score_signal.clone(), Value::Float(v))],
                             });
                         }
                         if let Some(was_anomaly) =
@@ -401,8 +401,8 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                 if !scores.is_empty() {
                     ctx.metrics.readings_scored.inc_by(scores.len() as u64);
                     let metrics = ctx.metrics.clone();
-                    ctx.store.write_with(
-                        scores,
+                    ctx.store.write_batch_with(
+                        Arc::new(ValidatedBatch { readings: scores }),
                         Box::new(move |res| {
                             if let Err(e) = res {
                                 tracing::warn!(error = %e, "anomaly scores not stored");
