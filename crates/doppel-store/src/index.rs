@@ -26,6 +26,7 @@ use doppel_model::{Timestamp, Value};
 use crate::chunk::{self, Summary};
 use crate::codec::{self, CodecError};
 use crate::query::{self, Downsampler};
+use crate::rollup::{self, Level, Rollup, BLOCK_BUCKETS};
 use crate::segment::{Location, SegmentFile, SeriesEntries};
 use crate::{Agg, Bucket, Point, Row, StoreError};
 
@@ -36,8 +37,13 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Series of each twin by signal name.
 type Twins = Map<Arc<str>, Map<Arc<str>, Series>>;
 
-/// The chunks of one series, as a checkpoint writes them: (twin, signal, chunks in time order).
-pub(crate) type SeriesChunks = (Arc<str>, Arc<str>, Vec<Arc<Chunk>>);
+/// What a checkpoint writes of one series: its chunks in time order, then its rollup blocks.
+pub(crate) struct SeriesChunks {
+    pub twin: Arc<str>,
+    pub signal: Arc<str>,
+    pub chunks: Vec<Arc<Chunk>>,
+    pub blocks: Vec<Arc<Block>>,
+}
 
 /// All series, grouped by twin so deleting a twin or answering `as_of` touches only its own.
 pub(crate) struct Index {
@@ -61,6 +67,40 @@ struct Series {
     chunks: Vec<Arc<Chunk>>,
     open: Vec<Point>,
     points: u64,
+    /// Rollup blocks of the points retention forgot, per level (`Level::index`), sorted by
+    /// their first time; blocks may overlap where a bucket was rolled up in parts.
+    rollups: [Vec<Arc<Block>>; 2],
+}
+
+/// A block of rollups of one level (see `rollup.rs`): its merged summary, and its bytes in
+/// memory or in a segment file.
+#[derive(Debug)]
+pub(crate) struct Block {
+    /// Unique within the process, shared with chunk ids.
+    pub id: u64,
+    pub level: Level,
+    /// Buckets in the block.
+    pub buckets: u32,
+    pub summary: Rollup,
+    pub data: ChunkData,
+}
+
+impl Block {
+    fn rollups(&self) -> Result<Vec<Rollup>, StoreError> {
+        let corrupt = |e: CodecError| {
+            self.data
+                .corrupt(format!("rollup block does not decode: {e}"))
+        };
+        let rs = rollup::decode_block(&self.data.bytes()?, self.level).map_err(corrupt)?;
+        if rs.len() != self.buckets as usize
+            || rs.first().map(|r| r.first_ts) != Some(self.summary.first_ts)
+        {
+            return Err(self
+                .data
+                .corrupt("rollup block disagrees with its summary".into()));
+        }
+        Ok(rs)
+    }
 }
 
 /// A sealed chunk: its summary, and its bytes in memory or in a segment file.
@@ -81,33 +121,60 @@ pub(crate) enum ChunkData {
     },
 }
 
-impl Chunk {
-    /// Compressed bytes of this chunk, wherever it is.
+impl ChunkData {
+    /// Compressed bytes, wherever they are.
     pub(crate) fn stored_len(&self) -> u64 {
-        match &self.data {
+        match self {
             ChunkData::Memory(b) => b.len() as u64,
             ChunkData::File { loc, .. } => u64::from(loc.len),
         }
     }
 
-    /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
+    /// The encoded bytes (read and checksum-verified if they are in a file).
     pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
-        match &self.data {
+        match self {
             ChunkData::Memory(b) => Ok(Cow::Borrowed(b)),
             ChunkData::File { seg, loc } => seg.read_chunk(loc).map(Cow::Owned),
         }
     }
 
-    fn corrupt(&self, e: CodecError) -> StoreError {
-        let (path, offset) = match &self.data {
+    fn corrupt(&self, reason: String) -> StoreError {
+        let (path, offset) = match self {
             ChunkData::Memory(_) => (PathBuf::from("<unsaved chunk>"), 0),
             ChunkData::File { seg, loc } => (seg.path.clone(), loc.offset),
         };
         StoreError::Corrupt {
             path,
             offset,
-            reason: format!("chunk does not decode: {e}"),
+            reason,
         }
+    }
+
+    fn segment(&self) -> Option<(u32, Location)> {
+        match self {
+            ChunkData::Memory(_) => None,
+            ChunkData::File { seg, loc } => Some((seg.id, *loc)),
+        }
+    }
+
+    fn is_memory(&self) -> bool {
+        matches!(self, ChunkData::Memory(_))
+    }
+}
+
+impl Chunk {
+    /// Compressed bytes of this chunk, wherever it is.
+    pub(crate) fn stored_len(&self) -> u64 {
+        self.data.stored_len()
+    }
+
+    /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
+    pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+        self.data.bytes()
+    }
+
+    fn corrupt(&self, e: CodecError) -> StoreError {
+        self.data.corrupt(format!("chunk does not decode: {e}"))
     }
 
     fn points(&self) -> Result<Vec<Point>, StoreError> {
@@ -124,13 +191,6 @@ impl Chunk {
     fn timestamps(&self) -> Result<Vec<i64>, StoreError> {
         chunk::decode_ts(&self.bytes()?).map_err(|e| self.corrupt(e))
     }
-
-    fn segment(&self) -> Option<(u32, Location)> {
-        match &self.data {
-            ChunkData::Memory(_) => None,
-            ChunkData::File { seg, loc } => Some((seg.id, *loc)),
-        }
-    }
 }
 
 /// What a visit hands out: a point, or a whole chunk by its summary.
@@ -140,6 +200,51 @@ enum Item<'a> {
 }
 
 impl Series {
+    fn has_rollups(&self) -> bool {
+        self.rollups.iter().any(|l| !l.is_empty())
+    }
+
+    fn has_points(&self) -> bool {
+        !self.chunks.is_empty() || !self.open.is_empty()
+    }
+
+    /// Folds the rollups of `level` lying wholly in `[from, to)` into `d` (a block from its
+    /// summary when it lies in one bucket of `d`'s step).
+    fn downsample_rollups(
+        &self,
+        level: Level,
+        from: Timestamp,
+        to: Timestamp,
+        step: i64,
+        d: &mut Downsampler,
+    ) -> Result<(), StoreError> {
+        let mut items: Vec<Rollup> = Vec::new();
+        for b in &self.rollups[level.index()] {
+            let s = &b.summary;
+            if s.last_ts < from || s.first_ts >= to {
+                continue;
+            }
+            if s.first_ts >= from
+                && s.last_ts < to
+                && query::bucket_start(s.first_ts, step) == query::bucket_start(s.last_ts, step)
+            {
+                items.push(*s);
+                continue;
+            }
+            items.extend(
+                b.rollups()?
+                    .into_iter()
+                    .filter(|r| r.first_ts >= from && r.last_ts < to),
+            );
+        }
+        // Blocks overlap where a bucket was rolled up in parts; buckets go in time order.
+        items.sort_by_key(|r| query::bucket_start(r.first_ts, step));
+        for r in &items {
+            d.push_rollup(r);
+        }
+        Ok(())
+    }
+
     /// Inserts or replaces the open point at `ts`; returns whether it is new to the open
     /// buffer.
     fn upsert_open(&mut self, ts: Timestamp, value: Value) -> bool {
@@ -185,9 +290,38 @@ impl Series {
 
     /// Forgets the points with `ts < before`: open points, chunks wholly before it (retired,
     /// so a checkpoint's manifest drops them from their segment file) and the part of the one
-    /// chunk that straddles it (re-encoded without them). Returns the distinct timestamps
-    /// forgotten.
+    /// chunk that straddles it (re-encoded without them). Their numeric values are rolled up
+    /// first (minute and hour rollups kept in the series). Returns the distinct timestamps
+    /// forgotten; a chunk that cannot be read keeps the whole cut from happening (nothing
+    /// is forgotten that was not rolled up; the next cut tries again).
     fn drop_before(&mut self, ctx: &mut SealCtx<'_>, before: Timestamp) -> u64 {
+        let mut minutes = rollup::Builder::default();
+        let visited = self.visit(i64::MIN, before, &mut |_| false, &mut |item| {
+            if let Item::Point(p) = item {
+                minutes.push(p);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let n = self
+            .chunks
+            .partition_point(|c| c.summary.last_ts() < before);
+        let straddling = self
+            .chunks
+            .get(n)
+            .filter(|c| c.summary.first_ts() < before)
+            .map(|c| c.points().map(|points| (c.clone(), points)))
+            .transpose();
+        let straddling = match visited.and(straddling) {
+            Ok(s) => s,
+            Err(e) => {
+                // Its old points stay, as unreadable as the rest of it (every query over
+                // them fails, and so does the next checkpoint, which reports the damage).
+                tracing::error!(error = %e, "cannot read a chunk to roll up and cut its old points; they are kept");
+                return 0;
+            }
+        };
+        ctx.add_rollups(&mut self.rollups, minutes.finish());
+
         let k = self.open.partition_point(|p| p.ts < before);
         // An open point overriding a sealed one is counted once, with the chunk.
         let mut gone = self.open[..k]
@@ -195,34 +329,17 @@ impl Series {
             .filter(|p| !self.sealed_contains(p.ts))
             .count() as u64;
         self.open.drain(..k);
-        let n = self
-            .chunks
-            .partition_point(|c| c.summary.last_ts() < before);
         for c in self.chunks.drain(..n) {
             gone += u64::from(c.summary.count);
             ctx.retire(&c);
         }
-        let straddling = self
-            .chunks
-            .first()
-            .filter(|c| c.summary.first_ts() < before)
-            .cloned();
-        if let Some(c) = straddling {
-            match c.points() {
-                Ok(points) => {
-                    let k = points.partition_point(|p| p.ts < before);
-                    gone += k as u64;
-                    ctx.retire(&c);
-                    let mut kept = Vec::new();
-                    ctx.encode(&points[k..], &mut kept);
-                    self.chunks.splice(0..1, kept);
-                }
-                Err(e) => {
-                    // Its old points stay, as unreadable as the rest of it (every query over
-                    // them fails, and so does the next checkpoint, which reports the damage).
-                    tracing::error!(error = %e, "cannot read a chunk to cut its old points");
-                }
-            }
+        if let Some((c, points)) = straddling {
+            let k = points.partition_point(|p| p.ts < before);
+            gone += k as u64;
+            ctx.retire(&c);
+            let mut kept = Vec::new();
+            ctx.encode(&points[k..], &mut kept);
+            self.chunks.splice(0..1, kept);
         }
         self.points -= gone.min(self.points);
         gone
@@ -353,11 +470,68 @@ impl SealCtx<'_> {
     }
 
     fn retire(&mut self, c: &Chunk) {
-        if let Some((seg, loc)) = c.segment() {
+        self.retire_data(&c.data);
+    }
+
+    fn retire_data(&mut self, data: &ChunkData) {
+        if let Some((seg, loc)) = data.segment() {
             let d = self.dead.entry(seg).or_default();
             if d.ordinals.insert(loc.ordinal) {
                 d.bytes += u64::from(loc.len);
             }
+        }
+    }
+
+    /// Adds the minute rollups of a cut (ascending) and the hour rollups made from them to
+    /// `blocks`. Like the last chunk of a series, the last block of a level takes them in
+    /// (decoded, merged, re-encoded, the old block retired) while it holds fewer than half
+    /// of [`BLOCK_BUCKETS`] and they do not start before it; otherwise they form new blocks.
+    fn add_rollups(&mut self, blocks: &mut [Vec<Arc<Block>>; 2], minutes: Vec<Rollup>) {
+        if minutes.is_empty() {
+            return;
+        }
+        for level in Level::ALL {
+            let mut new = match level {
+                Level::Minute => minutes.clone(),
+                Level::Hour => rollup::coarsen(&minutes, level),
+            };
+            let list = &mut blocks[level.index()];
+            let w = level.width();
+            let grow = list.last().filter(|b| {
+                (b.buckets as usize) < BLOCK_BUCKETS / 2
+                    && new.first().is_some_and(|r| {
+                        query::bucket_start(r.first_ts, w)
+                            >= query::bucket_start(b.summary.first_ts, w)
+                    })
+            });
+            if let Some(b) = grow.cloned() {
+                match b.rollups() {
+                    Ok(old) => {
+                        new = rollup::merge_runs(&old, &new, level);
+                        self.retire_data(&b.data);
+                        list.pop();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read a rollup block to grow it; starting a new one");
+                    }
+                }
+            }
+            let pieces = new.len().div_ceil(BLOCK_BUCKETS).max(1);
+            let size = new.len().div_ceil(pieces).max(1);
+            for part in new.chunks(size) {
+                let Some(summary) = rollup::total(part) else {
+                    continue;
+                };
+                *self.next_chunk_id += 1;
+                list.push(Arc::new(Block {
+                    id: *self.next_chunk_id,
+                    level,
+                    buckets: part.len() as u32,
+                    summary,
+                    data: ChunkData::Memory(rollup::encode_block(part).into_boxed_slice()),
+                }));
+            }
+            list.sort_by_key(|b| b.summary.first_ts);
         }
     }
 
@@ -489,6 +663,9 @@ impl Index {
             for c in &s.chunks {
                 ctx.retire(c);
             }
+            for b in s.rollups.iter().flatten() {
+                ctx.retire_data(&b.data);
+            }
         }
         self.points -= n;
     }
@@ -509,7 +686,7 @@ impl Index {
                 .map(|s| s.drop_before(&mut ctx, before))
                 .sum(),
         };
-        signals.retain(|_, s| !s.chunks.is_empty() || !s.open.is_empty());
+        signals.retain(|_, s| !s.chunks.is_empty() || !s.open.is_empty() || s.has_rollups());
         if signals.is_empty() {
             twins.remove(twin);
         }
@@ -564,6 +741,23 @@ impl Index {
                     },
                 }));
             }
+            for r in e.rollups {
+                if dead_set.contains(&r.loc.ordinal) {
+                    dead_bytes += u64::from(r.loc.len);
+                    continue;
+                }
+                self.next_chunk_id += 1;
+                series.rollups[r.level.index()].push(Arc::new(Block {
+                    id: self.next_chunk_id,
+                    level: r.level,
+                    buckets: r.buckets,
+                    summary: r.summary,
+                    data: ChunkData::File {
+                        seg: seg.clone(),
+                        loc: r.loc,
+                    },
+                }));
+            }
         }
         if !dead_set.is_empty() {
             self.dead.insert(
@@ -582,6 +776,9 @@ impl Index {
         for signals in self.twins.values_mut() {
             for s in signals.values_mut() {
                 s.chunks.sort_by_key(|c| c.summary.first_ts());
+                for list in &mut s.rollups {
+                    list.sort_by_key(|b| b.summary.first_ts);
+                }
                 for w in s.chunks.windows(2) {
                     if w[0].summary.last_ts() >= w[1].summary.first_ts() {
                         let (path, offset) = match &w[1].data {
@@ -596,44 +793,62 @@ impl Index {
                     }
                 }
             }
-            signals.retain(|_, s| !s.chunks.is_empty());
+            signals.retain(|_, s| !s.chunks.is_empty() || s.has_rollups());
         }
         self.twins.retain(|_, s| !s.is_empty());
         Ok(())
     }
 
-    /// The chunks a checkpoint must write: every chunk still in memory and every live chunk
-    /// of the segments in `rewrite`, grouped by series, each series' in time order.
+    /// The chunks and rollup blocks a checkpoint must write: every one still in memory and
+    /// every live one of the segments in `rewrite`, grouped by series, each series' chunks
+    /// in time order.
     pub(crate) fn chunks_to_write(&self, rewrite: &BTreeSet<u32>) -> Vec<SeriesChunks> {
+        let wanted = |data: &ChunkData| match data.segment() {
+            None => true,
+            Some((seg, _)) => rewrite.contains(&seg),
+        };
         let mut out = Vec::new();
         for (twin, signals) in &self.twins {
             for (signal, s) in signals {
                 let chunks: Vec<Arc<Chunk>> = s
                     .chunks
                     .iter()
-                    .filter(|c| match c.segment() {
-                        None => true,
-                        Some((seg, _)) => rewrite.contains(&seg),
-                    })
+                    .filter(|c| wanted(&c.data))
                     .cloned()
                     .collect();
-                if !chunks.is_empty() {
-                    out.push((twin.clone(), signal.clone(), chunks));
+                let blocks: Vec<Arc<Block>> = s
+                    .rollups
+                    .iter()
+                    .flatten()
+                    .filter(|b| wanted(&b.data))
+                    .cloned()
+                    .collect();
+                if !chunks.is_empty() || !blocks.is_empty() {
+                    out.push(SeriesChunks {
+                        twin: twin.clone(),
+                        signal: signal.clone(),
+                        chunks,
+                        blocks,
+                    });
                 }
             }
         }
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out.sort_by(|a, b| (&a.twin, &a.signal).cmp(&(&b.twin, &b.signal)));
         out
     }
 
-    /// Points chunks written by a checkpoint (by id) at their new place, and forgets the dead
-    /// chunks of the segments it dropped.
+    /// Points chunks and blocks written by a checkpoint (by id) at their new place, and
+    /// forgets the dead chunks of the segments it dropped.
     pub(crate) fn relocate(
         &mut self,
         seg: &Arc<SegmentFile>,
         moved: &HashMap<u64, Location>,
         dropped: &BTreeSet<u32>,
     ) {
+        let file = |loc: &Location| ChunkData::File {
+            seg: seg.clone(),
+            loc: *loc,
+        };
         for signals in self.twins.values_mut() {
             for s in signals.values_mut() {
                 for c in &mut s.chunks {
@@ -641,10 +856,18 @@ impl Index {
                         *c = Arc::new(Chunk {
                             id: c.id,
                             summary: c.summary.clone(),
-                            data: ChunkData::File {
-                                seg: seg.clone(),
-                                loc: *loc,
-                            },
+                            data: file(loc),
+                        });
+                    }
+                }
+                for b in s.rollups.iter_mut().flatten() {
+                    if let Some(loc) = moved.get(&b.id) {
+                        *b = Arc::new(Block {
+                            id: b.id,
+                            level: b.level,
+                            buckets: b.buckets,
+                            summary: b.summary,
+                            data: file(loc),
                         });
                     }
                 }
@@ -658,11 +881,12 @@ impl Index {
         self.twins
             .values()
             .flat_map(HashMap::values)
-            .flat_map(|s| s.chunks.iter())
-            .map(|c| match &c.data {
-                ChunkData::Memory(b) => b.len() as u64,
-                ChunkData::File { .. } => 0,
+            .flat_map(|s| {
+                let chunks = s.chunks.iter().map(|c| &c.data);
+                chunks.chain(s.rollups.iter().flatten().map(|b| &b.data))
             })
+            .filter(|d| d.is_memory())
+            .map(ChunkData::stored_len)
             .sum()
     }
 
@@ -750,7 +974,14 @@ impl Index {
                 signal: signal.to_string(),
             });
         }
-        Ok(d.finish())
+        match Level::for_step(step).filter(|l| !s.rollups[l.index()].is_empty()) {
+            Some(level) => {
+                let mut rolled = Downsampler::new(step, agg);
+                s.downsample_rollups(level, from, to, step, &mut rolled)?;
+                Ok(d.finish_with(rolled))
+            }
+            None => Ok(d.finish()),
+        }
     }
 
     /// The latest point with `ts <= at`.
@@ -786,8 +1017,13 @@ impl Index {
         out
     }
 
+    /// Series holding points (not only rollups).
     pub(crate) fn series_count(&self) -> usize {
-        self.twins.values().map(HashMap::len).sum()
+        self.twins
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|s| s.has_points())
+            .count()
     }
 
     pub(crate) fn point_count(&self) -> u64 {
@@ -807,6 +1043,13 @@ impl Index {
                     chunks: s.chunks.len() as u64,
                     chunk_bytes: s.chunks.iter().map(|c| c.stored_len()).sum(),
                     open_points: s.open.len() as u64,
+                    rollup_blocks: s.rollups.iter().map(|l| l.len() as u64).sum(),
+                    rollup_bytes: s
+                        .rollups
+                        .iter()
+                        .flatten()
+                        .map(|b| b.data.stored_len())
+                        .sum(),
                 })
             })
             .collect();
@@ -814,15 +1057,21 @@ impl Index {
         out
     }
 
-    /// (sealed chunks, points still in open buffers).
-    pub(crate) fn chunk_counts(&self) -> (u64, u64) {
+    /// (sealed chunks, points still in open buffers, rollup blocks, their bytes).
+    pub(crate) fn chunk_counts(&self) -> (u64, u64, u64, u64) {
         let mut chunks = 0;
         let mut open = 0;
+        let mut blocks = 0;
+        let mut bytes = 0;
         for s in self.twins.values().flat_map(HashMap::values) {
             chunks += s.chunks.len() as u64;
             open += s.open.len() as u64;
+            for b in s.rollups.iter().flatten() {
+                blocks += 1;
+                bytes += b.data.stored_len();
+            }
         }
-        (chunks, open)
+        (chunks, open, blocks, bytes)
     }
 }
 
@@ -920,7 +1169,7 @@ mod tests {
         for ts in 0..100 {
             ix.insert(row("t", "s", ts, ts));
         }
-        assert_eq!(ix.chunk_counts(), (10, 0));
+        assert_eq!(ix.chunk_counts(), (10, 0, 0, 0));
         let b = ix.downsample("t", "s", 0, 100, 20, Agg::Sum).unwrap();
         let sums: Vec<f64> = b.iter().map(|b| b.value).collect();
         let want: Vec<f64> = (0..5)

@@ -41,6 +41,7 @@ mod error;
 mod index;
 mod manifest;
 mod query;
+mod rollup;
 mod segment;
 mod store;
 mod wal;
@@ -119,6 +120,10 @@ pub struct SeriesStats {
     pub chunk_bytes: u64,
     /// Points in the open buffer, not yet sealed.
     pub open_points: u64,
+    /// Blocks of minute and hour rollups of points retention forgot, and their compressed
+    /// bytes (in memory or in segment files).
+    pub rollup_blocks: u64,
+    pub rollup_bytes: u64,
 }
 
 /// Size figures of the store.
@@ -131,6 +136,10 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Points in open buffers, not yet sealed.
     pub open_points: u64,
+    /// Rollup blocks (minute and hour summaries of points retention forgot) and their
+    /// compressed bytes, part of the segment bytes once checkpointed.
+    pub rollup_blocks: u64,
+    pub rollup_bytes: u64,
     /// Live segment files and their bytes.
     pub segment_files: u64,
     pub segment_bytes: u64,

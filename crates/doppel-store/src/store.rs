@@ -403,13 +403,15 @@ impl Store {
     /// Series and point counts, chunk counts, and the bytes of WAL and segment files.
     pub fn stats(&self) -> StoreStats {
         let index = self.shared.index.read();
-        let (chunks, open_points) = index.chunk_counts();
+        let (chunks, open_points, rollup_blocks, rollup_bytes) = index.chunk_counts();
         StoreStats {
             series: index.series_count(),
             points: index.point_count(),
             wal_bytes: self.shared.wal_bytes.load(Ordering::Relaxed),
             chunks,
             open_points,
+            rollup_blocks,
+            rollup_bytes,
             segment_files: self.shared.segment_files.load(Ordering::Relaxed),
             segment_bytes: self.shared.segment_bytes.load(Ordering::Relaxed),
             checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
