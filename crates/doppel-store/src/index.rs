@@ -1178,6 +1178,53 @@ mod tests {
         assert_eq!(sums, want);
     }
 
+    #[test]
+    fn rollup_blocks_split_grow_and_answer_per_minute_and_hour() {
+        const MIN: i64 = 60_000_000_000;
+        let mut ix = Index::new(100);
+        // One point every 30 s for three days.
+        let n = 3 * 24 * 120;
+        for i in 0..n {
+            ix.insert(row("t", "s", i * MIN / 2, i % 11));
+        }
+        let blocks = |ix: &Index| ix.series_stats()[0].rollup_blocks;
+        // Two days at once: 2,880 minutes make two minute blocks, 48 hours one hour block.
+        ix.drop_before("t", Some("s"), 2 * 24 * 60 * MIN);
+        assert_eq!(blocks(&ix), 3);
+        // Then an hour at a time: a new minute block starts (the last one is full), and
+        // grows; the hour block grows.
+        for h in 1..=5 {
+            ix.drop_before("t", Some("s"), (2 * 24 + h) * 60 * MIN);
+        }
+        assert_eq!(blocks(&ix), 4);
+        for (step, per) in [(MIN, 2u64), (60 * MIN, 120), (24 * 60 * MIN, 2880)] {
+            let got = ix
+                .downsample("t", "s", 0, n * MIN / 2, step, Agg::Count)
+                .unwrap();
+            assert_eq!(got.len() as i64, n * MIN / 2 / step, "step {step}");
+            assert!(got.iter().all(|b| b.count == per), "step {step}");
+            let sums = ix
+                .downsample("t", "s", 0, n * MIN / 2, step, Agg::Sum)
+                .unwrap();
+            for b in sums {
+                let first = b.start / (MIN / 2);
+                let want: i64 = (first..first + per as i64).map(|i| i % 11).sum();
+                assert_eq!(b.value, want as f64, "step {step} bucket {}", b.start);
+            }
+        }
+        let last = ix.downsample("t", "s", 0, MIN, MIN, Agg::Last).unwrap();
+        assert_eq!(last[0].value, 1.0, "the point at 30 s");
+        // A step that is not whole minutes answers from the raw points only.
+        let odd = ix
+            .downsample("t", "s", 0, n * MIN / 2, MIN + 1, Agg::Count)
+            .unwrap();
+        assert_eq!(
+            odd.iter().map(|b| b.count).sum::<u64>(),
+            (n - (2 * 24 + 5) * 120) as u64
+        );
+        assert_eq!(ix.range("t", "s", 0, 60 * MIN, 10).unwrap(), vec![]);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
 
