@@ -67,9 +67,35 @@ struct Series {
     chunks: Vec<Arc<Chunk>>,
     open: Vec<Point>,
     points: u64,
-    /// Rollup blocks of the points retention forgot, per level (`Level::index`), sorted by
-    /// their first time; blocks may overlap where a bucket was rolled up in parts.
-    rollups: [Vec<Arc<Block>>; 2],
+    rollups: Rollups,
+}
+
+/// Rollup blocks of the points retention forgot, per level (`Level::index`), sorted by their
+/// first time; blocks may overlap where a bucket was rolled up in parts. Boxed and absent
+/// until the first cut: most series never have any, and a fleet has millions of series.
+#[derive(Default)]
+struct Rollups(Option<Box<[Vec<Arc<Block>>; 2]>>);
+
+impl Rollups {
+    fn level(&self, level: Level) -> &[Arc<Block>] {
+        self.0.as_ref().map_or(&[], |l| &l[level.index()])
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<Block>> {
+        self.0.iter().flat_map(|l| l.iter().flatten())
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Arc<Block>> {
+        self.0.iter_mut().flat_map(|l| l.iter_mut().flatten())
+    }
+
+    fn lists_mut(&mut self) -> &mut [Vec<Arc<Block>>; 2] {
+        self.0.get_or_insert_with(Default::default)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all().next().is_none()
+    }
 }
 
 /// A block of rollups of one level (see `rollup.rs`): its merged summary, and its bytes in
@@ -201,7 +227,7 @@ enum Item<'a> {
 
 impl Series {
     fn has_rollups(&self) -> bool {
-        self.rollups.iter().any(|l| !l.is_empty())
+        !self.rollups.is_empty()
     }
 
     fn has_points(&self) -> bool {
@@ -219,7 +245,7 @@ impl Series {
         d: &mut Downsampler,
     ) -> Result<(), StoreError> {
         let mut items: Vec<Rollup> = Vec::new();
-        for b in &self.rollups[level.index()] {
+        for b in self.rollups.level(level) {
             let s = &b.summary;
             if s.last_ts < from || s.first_ts >= to {
                 continue;
@@ -486,10 +512,11 @@ impl SealCtx<'_> {
     /// `blocks`. Like the last chunk of a series, the last block of a level takes them in
     /// (decoded, merged, re-encoded, the old block retired) while it holds fewer than half
     /// of [`BLOCK_BUCKETS`] and they do not start before it; otherwise they form new blocks.
-    fn add_rollups(&mut self, blocks: &mut [Vec<Arc<Block>>; 2], minutes: Vec<Rollup>) {
+    fn add_rollups(&mut self, rollups: &mut Rollups, minutes: Vec<Rollup>) {
         if minutes.is_empty() {
             return;
         }
+        let blocks = rollups.lists_mut();
         for level in Level::ALL {
             let mut new = match level {
                 Level::Minute => minutes.clone(),
@@ -663,7 +690,7 @@ impl Index {
             for c in &s.chunks {
                 ctx.retire(c);
             }
-            for b in s.rollups.iter().flatten() {
+            for b in s.rollups.all() {
                 ctx.retire_data(&b.data);
             }
         }
@@ -747,7 +774,7 @@ impl Index {
                     continue;
                 }
                 self.next_chunk_id += 1;
-                series.rollups[r.level.index()].push(Arc::new(Block {
+                series.rollups.lists_mut()[r.level.index()].push(Arc::new(Block {
                     id: self.next_chunk_id,
                     level: r.level,
                     buckets: r.buckets,
@@ -776,8 +803,10 @@ impl Index {
         for signals in self.twins.values_mut() {
             for s in signals.values_mut() {
                 s.chunks.sort_by_key(|c| c.summary.first_ts());
-                for list in &mut s.rollups {
-                    list.sort_by_key(|b| b.summary.first_ts);
+                if let Some(lists) = &mut s.rollups.0 {
+                    for list in lists.iter_mut() {
+                        list.sort_by_key(|b| b.summary.first_ts);
+                    }
                 }
                 for w in s.chunks.windows(2) {
                     if w[0].summary.last_ts() >= w[1].summary.first_ts() {
@@ -818,8 +847,7 @@ impl Index {
                     .collect();
                 let blocks: Vec<Arc<Block>> = s
                     .rollups
-                    .iter()
-                    .flatten()
+                    .all()
                     .filter(|b| wanted(&b.data))
                     .cloned()
                     .collect();
@@ -860,7 +888,7 @@ impl Index {
                         });
                     }
                 }
-                for b in s.rollups.iter_mut().flatten() {
+                for b in s.rollups.all_mut() {
                     if let Some(loc) = moved.get(&b.id) {
                         *b = Arc::new(Block {
                             id: b.id,
@@ -883,7 +911,7 @@ impl Index {
             .flat_map(HashMap::values)
             .flat_map(|s| {
                 let chunks = s.chunks.iter().map(|c| &c.data);
-                chunks.chain(s.rollups.iter().flatten().map(|b| &b.data))
+                chunks.chain(s.rollups.all().map(|b| &b.data))
             })
             .filter(|d| d.is_memory())
             .map(ChunkData::stored_len)
@@ -974,7 +1002,7 @@ impl Index {
                 signal: signal.to_string(),
             });
         }
-        match Level::for_step(step).filter(|l| !s.rollups[l.index()].is_empty()) {
+        match Level::for_step(step).filter(|&l| !s.rollups.level(l).is_empty()) {
             Some(level) => {
                 let mut rolled = Downsampler::new(step, agg);
                 s.downsample_rollups(level, from, to, step, &mut rolled)?;
@@ -1043,13 +1071,8 @@ impl Index {
                     chunks: s.chunks.len() as u64,
                     chunk_bytes: s.chunks.iter().map(|c| c.stored_len()).sum(),
                     open_points: s.open.len() as u64,
-                    rollup_blocks: s.rollups.iter().map(|l| l.len() as u64).sum(),
-                    rollup_bytes: s
-                        .rollups
-                        .iter()
-                        .flatten()
-                        .map(|b| b.data.stored_len())
-                        .sum(),
+                    rollup_blocks: s.rollups.all().count() as u64,
+                    rollup_bytes: s.rollups.all().map(|b| b.data.stored_len()).sum(),
                 })
             })
             .collect();
@@ -1066,7 +1089,7 @@ impl Index {
         for s in self.twins.values().flat_map(HashMap::values) {
             chunks += s.chunks.len() as u64;
             open += s.open.len() as u64;
-            for b in s.rollups.iter().flatten() {
+            for b in s.rollups.all() {
                 blocks += 1;
                 bytes += b.data.stored_len();
             }

@@ -307,7 +307,10 @@ impl Store {
     /// call, whatever their time (the cut applies at its place in the log, as
     /// [`Store::delete_twin`] does). Chunks wholly before `before` die (their space is
     /// reclaimed when the next checkpoints compact their segment files); the one chunk of a
-    /// series that straddles it is re-encoded without the old points at once.
+    /// series that straddles it is re-encoded without the old points at once. The numeric
+    /// values forgotten are kept as minute and hour rollups, which [`Store::downsample`]
+    /// answers from at steps of whole minutes; a series with a chunk that cannot be read is
+    /// left whole (nothing is forgotten without its rollups).
     pub fn drop_before(
         &self,
         twin: &str,
@@ -362,6 +365,10 @@ impl Store {
     /// Aggregates of one series per `step`-wide bucket aligned to the epoch
     /// (`start = ts.div_euclid(step) * step`), for the non-empty buckets in `[from, to)`,
     /// ascending. `Count` works on any value; the others need numbers (bools are 0/1).
+    ///
+    /// When `step` is a whole number of minutes, the rollups of points retention forgot are
+    /// merged in (hour rollups for whole hours), each rollup bucket that lies wholly in
+    /// `[from, to)` counting with its summary: `first`/`last` are its first and last point.
     pub fn downsample(
         &self,
         twin: &str,
