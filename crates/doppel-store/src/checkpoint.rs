@@ -47,7 +47,7 @@ pub(crate) enum Step {
     WalDeleted,
 }
 
-/// A live segment file and the bytes of chunks it holds (live or dead).
+/// A live segment file and the bytes of chunks and rollup blocks it holds (live or dead).
 #[derive(Debug)]
 pub(crate) struct SegMeta {
     pub file: Arc<SegmentFile>,

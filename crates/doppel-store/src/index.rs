@@ -234,7 +234,7 @@ impl Series {
         !self.chunks.is_empty() || !self.open.is_empty()
     }
 
-    /// Folds the rollups of `level` lying wholly in `[from, to)` into `d` (a block from its
+    /// Folds the rollups of `level` whose points lie in `[from, to)` into `d` (a block from its
     /// summary when it lies in one bucket of `d`'s step).
     fn downsample_rollups(
         &self,

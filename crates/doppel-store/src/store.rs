@@ -161,8 +161,11 @@ impl Store {
             let (file, entries) = segment::open(&path, *id)?;
             let chunk_bytes = entries
                 .iter()
-                .flat_map(|e| e.chunks.iter())
-                .map(|(loc, _)| u64::from(loc.len))
+                .flat_map(|e| {
+                    let chunks = e.chunks.iter().map(|(loc, _)| loc);
+                    chunks.chain(e.rollups.iter().map(|b| &b.loc))
+                })
+                .map(|loc| u64::from(loc.len))
                 .sum();
             index.load_segment(&file, entries, dead);
             segments.insert(*id, SegMeta { file, chunk_bytes });
@@ -367,8 +370,9 @@ impl Store {
     /// ascending. `Count` works on any value; the others need numbers (bools are 0/1).
     ///
     /// When `step` is a whole number of minutes, the rollups of points retention forgot are
-    /// merged in (hour rollups for whole hours), each rollup bucket that lies wholly in
-    /// `[from, to)` counting with its summary: `first`/`last` are its first and last point.
+    /// merged in (hour rollups for whole hours), each rollup bucket whose points (first to
+    /// last) lie in `[from, to)` counting with its summary (one partly outside does not
+    /// count: it cannot be split); `first`/`last` are its first and last point.
     pub fn downsample(
         &self,
         twin: &str,
