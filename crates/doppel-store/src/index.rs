@@ -1012,6 +1012,33 @@ impl Index {
         }
     }
 
+    /// The times of the first and last point, or rollup a downsample at `step` would use
+    /// (see `Store::downsample_span`).
+    pub(crate) fn downsample_span(
+        &self,
+        twin: &str,
+        signal: &str,
+        step: i64,
+    ) -> Option<(Timestamp, Timestamp)> {
+        let s = self.series(twin, signal)?;
+        let first_raw = match (s.chunks.first(), s.open.first()) {
+            (Some(c), Some(p)) => Some(c.summary.first_ts().min(p.ts)),
+            (Some(c), None) => Some(c.summary.first_ts()),
+            (None, p) => p.map(|p| p.ts),
+        };
+        let raw = first_raw.zip(s.last().map(|p| p.ts));
+        let rolled = Level::for_step(step).and_then(|l| {
+            let blocks = s.rollups.level(l);
+            let first = blocks.iter().map(|b| b.summary.first_ts).min()?;
+            let last = blocks.iter().map(|b| b.summary.last_ts).max()?;
+            Some((first, last))
+        });
+        match (raw, rolled) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The latest point with `ts <= at`.
     pub(crate) fn last_at(&self, twin: &str, signal: &str, at: Timestamp) -> Option<Point> {
         self.series(twin, signal)?.last_at(at)
@@ -1204,6 +1231,7 @@ mod tests {
     #[test]
     fn rollup_blocks_split_grow_and_answer_per_minute_and_hour() {
         const MIN: i64 = 60_000_000_000;
+        const HOUR_STEP: i64 = 60 * MIN;
         let mut ix = Index::new(100);
         // One point every 30 s for three days.
         let n = 3 * 24 * 120;
@@ -1246,6 +1274,19 @@ mod tests {
             (n - (2 * 24 + 5) * 120) as u64
         );
         assert_eq!(ix.range("t", "s", 0, 60 * MIN, 10).unwrap(), vec![]);
+        // Open-ended queries clamp to the data they would use.
+        let last = (n - 1) * MIN / 2;
+        assert_eq!(ix.downsample_span("t", "s", MIN), Some((0, last)));
+        let raw_from = (2 * 24 + 5) * 60 * MIN;
+        assert_eq!(
+            ix.downsample_span("t", "s", MIN + 1),
+            Some((raw_from, last))
+        );
+        ix.drop_before("t", None, i64::MAX);
+        assert_eq!(ix.downsample_span("t", "s", MIN + 1), None);
+        assert_eq!(ix.downsample_span("t", "s", HOUR_STEP), Some((0, last)));
+        assert_eq!(ix.series_count(), 0, "only rollups left");
+        assert_eq!(ix.latest_all(), vec![]);
     }
 
     proptest! {

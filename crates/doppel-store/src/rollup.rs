@@ -334,6 +334,9 @@ pub(crate) fn decode_block(bytes: &[u8], level: Level) -> Result<Vec<Rollup>, Co
         f.push(floats(b.block()?)?);
     }
     f.push(floats(b.rest())?);
+    if ts.len() != n || span.len() != n || count.len() != n || f.iter().any(|c| c.len() != n) {
+        return Err(CodecError::new("rollup columns of different lengths"));
+    }
     let w = level.width();
     let mut out = Vec::with_capacity(n);
     let mut prev: Option<Timestamp> = None;

@@ -580,6 +580,60 @@ mod tests {
         assert!(open(&path, 7).is_err());
     }
 
+    #[test]
+    fn blocks_follow_their_series_chunks_in_ordinal_order() {
+        use crate::rollup::{self, Builder};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 3).unwrap();
+        let (a, x): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("x"));
+        let (b, y): (Arc<str>, Arc<str>) = (Arc::from("b"), Arc::from("y"));
+        let mut minutes = Builder::default();
+        for p in points(200, 0).iter().map(|p| Point {
+            ts: p.ts * 1_000_000_000,
+            value: p.value.clone(),
+        }) {
+            minutes.push(&p);
+        }
+        let minutes = minutes.finish();
+        let block = rollup::encode_block(&minutes);
+        let total = rollup::total(&minutes).unwrap();
+        let (c1, s1) = chunk::encode(&points(10, 1000)).unwrap();
+        w.add(&a, &x, &c1, &s1).unwrap();
+        w.add_block(&a, &x, Level::Minute, minutes.len() as u32, &block, &total)
+            .unwrap();
+        assert!(
+            w.add(&a, &x, &c1, &s1).is_err(),
+            "a chunk after its series' blocks would break the ordinals"
+        );
+        // A series of rollups only.
+        w.add_block(
+            &b,
+            &y,
+            Level::Hour,
+            1,
+            &rollup::encode_block(&[total]),
+            &total,
+        )
+        .unwrap();
+        let (tmp, path) = (w.tmp.clone(), w.path.clone());
+        w.finish().unwrap();
+        install(&tmp, &path).unwrap();
+        let (seg, series) = open(&path, 3).unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].chunks[0].0.ordinal, 0);
+        assert_eq!(series[0].rollups[0].loc.ordinal, 1);
+        assert_eq!(series[1].chunks.len(), 0);
+        assert_eq!(series[1].rollups[0].loc.ordinal, 2);
+        assert_eq!(series[1].rollups[0].level, Level::Hour);
+        let e = &series[0].rollups[0];
+        assert_eq!((e.buckets as usize, e.summary), (minutes.len(), total));
+        let bytes = seg.read_chunk(&e.loc).unwrap();
+        assert_eq!(
+            rollup::decode_block(&bytes, Level::Minute).unwrap(),
+            minutes
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -591,8 +645,9 @@ mod tests {
             file.extend_from_slice(&bytes);
             fs::write(&path, &file).unwrap();
             let _ = open(&path, 1);
-            // And with a valid footer around arbitrary index bytes.
-            let mut file = MAGIC.to_vec();
+            // And with a valid footer around arbitrary index bytes, in both versions.
+            for magic in [MAGIC, MAGIC_V1] {
+            let mut file = magic.to_vec();
             let index_at = file.len() as u64;
             file.extend_from_slice(&bytes);
             let mut footer = Vec::new();
@@ -605,6 +660,7 @@ mod tests {
             file.extend_from_slice(&footer);
             fs::write(&path, &file).unwrap();
             let _ = open(&path, 1);
+            }
         }
     }
 }

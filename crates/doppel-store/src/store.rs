@@ -389,6 +389,18 @@ impl Store {
             .downsample(twin, signal, from, to, step, agg)
     }
 
+    /// The times of the first and the last data of one series that [`Store::downsample`] at
+    /// `step` would use: its points, and when `step` is whole minutes the rollups of points
+    /// retention forgot too. What an open-ended downsample clamps its range to.
+    pub fn downsample_span(
+        &self,
+        twin: &str,
+        signal: &str,
+        step: i64,
+    ) -> Option<(Timestamp, Timestamp)> {
+        self.shared.index.read().downsample_span(twin, signal, step)
+    }
+
     /// The latest point of one series.
     pub fn last(&self, twin: &str, signal: &str) -> Option<Point> {
         self.last_at(twin, signal, Timestamp::MAX)
