@@ -973,9 +973,13 @@ impl Index {
         step: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let mut d = Downsampler::new(step, agg);
         let Some(s) = self.series(twin, signal) else {
-            return Ok(d.finish());
+            return Ok(Vec::new());
+        };
+        let level = Level::for_step(step).filter(|&l| !s.rollups.level(l).is_empty());
+        let mut d = match level {
+            Some(_) => Downsampler::new_mergeable(step, agg),
+            None => Downsampler::new(step, agg),
         };
         let flow = s.visit(
             from,
@@ -1002,9 +1006,9 @@ impl Index {
                 signal: signal.to_string(),
             });
         }
-        match Level::for_step(step).filter(|&l| !s.rollups.level(l).is_empty()) {
+        match level {
             Some(level) => {
-                let mut rolled = Downsampler::new(step, agg);
+                let mut rolled = Downsampler::new_mergeable(step, agg);
                 s.downsample_rollups(level, from, to, step, &mut rolled)?;
                 Ok(d.finish_with(rolled))
             }

@@ -192,7 +192,10 @@ pub(crate) struct Downsampler {
     step: i64,
     agg: Agg,
     cur: Option<Acc>,
-    out: Vec<Acc>,
+    out: Vec<Bucket>,
+    /// Finished buckets kept whole for [`Downsampler::finish_with`] (`new_mergeable`); an
+    /// accumulator is four times a bucket's size, and a query may hold a million.
+    accs: Option<Vec<Acc>>,
 }
 
 /// The point that made a numeric aggregate impossible.
@@ -206,6 +209,15 @@ impl Downsampler {
             agg,
             cur: None,
             out: Vec::new(),
+            accs: None,
+        }
+    }
+
+    /// A downsampler whose buckets [`Downsampler::finish_with`] can merge with another's.
+    pub(crate) fn new_mergeable(step: i64, agg: Agg) -> Self {
+        Downsampler {
+            accs: Some(Vec::new()),
+            ..Downsampler::new(step, agg)
         }
     }
 
@@ -330,19 +342,26 @@ impl Downsampler {
 
     fn flush(&mut self) {
         if let Some(acc) = self.cur.take() {
-            self.out.push(acc);
+            match &mut self.accs {
+                Some(accs) => accs.push(acc),
+                None => self.out.push(Self::bucket(self.agg, acc)),
+            }
         }
     }
 
-    /// The buckets of this downsampler and of `other` (same step and aggregate), a bucket
-    /// both hold merged.
+    /// The buckets of this downsampler and of `other` (same step and aggregate, both made by
+    /// `new_mergeable`), a bucket both hold merged.
     pub(crate) fn finish_with(mut self, mut other: Downsampler) -> Vec<Bucket> {
         self.flush();
         other.flush();
         let agg = self.agg;
-        let mut out = Vec::with_capacity(self.out.len() + other.out.len());
-        let mut a = self.out.into_iter().peekable();
-        let mut b = other.out.into_iter().peekable();
+        let (a, b) = (
+            self.accs.unwrap_or_default(),
+            other.accs.unwrap_or_default(),
+        );
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let mut a = a.into_iter().peekable();
+        let mut b = b.into_iter().peekable();
         loop {
             let acc = match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.start == y.start => {
@@ -385,7 +404,10 @@ impl Downsampler {
     pub(crate) fn finish(mut self) -> Vec<Bucket> {
         self.flush();
         let agg = self.agg;
-        self.out.into_iter().map(|a| Self::bucket(agg, a)).collect()
+        let accs = self.accs.take().unwrap_or_default();
+        self.out
+            .extend(accs.into_iter().map(|a| Self::bucket(agg, a)));
+        self.out
     }
 }
 
