@@ -40,6 +40,7 @@ wait_http() {
 DH=$(free_port); DM=$(free_port)
 DOPPEL_ADMIN_TOKEN=bench "$DOPPEL" serve --data-dir "$WORK/doppel" --http-addr 127.0.0.1:$DH \
     --mqtt-addr 127.0.0.1:$DM --anomaly "$ANOMALY" --log warn >"$WORK/doppel.log" 2>&1 &
+DOPPEL_PID=$!
 wait_http "http://127.0.0.1:$DH/healthz"
 
 # --- InfluxDB 1.x, data on the same disk, WAL fsync on (its default), no auth.
@@ -83,15 +84,19 @@ M_MQ=$(run --protocol mqtt --batch 100 --url "http://127.0.0.1:$DH" --mqtt 127.0
 echo "doppel    $D_MQ"
 echo "mosquitto $M_MQ"
 
-# Let InfluxDB compact what it can before measuring its disk use, as doppel's figure is final.
+# Let InfluxDB compact what it can before measuring its disk use. doppel is measured live
+# (its WAL may not have reached a checkpoint yet) and after a clean stop (the close
+# checkpoint moves the WAL into compressed segments).
 sleep 5
-D_BYTES=$(du -sb "$WORK/doppel/history" | cut -f1)
+D_LIVE=$(du -sb "$WORK/doppel/history" | cut -f1)
 I_BYTES=$(du -sb "$WORK/influx/data" "$WORK/influx/wal" | awk '{s+=$1} END {print s}')
+kill -TERM "$DOPPEL_PID"; wait "$DOPPEL_PID" 2>/dev/null || true
+D_BYTES=$(du -sb "$WORK/doppel/history" | cut -f1)
 
-python3 - "$D_LP" "$I_LP" "$D_MQ" "$M_MQ" "$D_BYTES" "$I_BYTES" <<'PY'
+python3 - "$D_LP" "$I_LP" "$D_MQ" "$M_MQ" "$D_BYTES" "$I_BYTES" "$D_LIVE" <<'PY'
 import json, sys
 d_lp, i_lp, d_mq, m_mq = (json.loads(x) for x in sys.argv[1:5])
-d_b, i_b = int(sys.argv[5]), int(sys.argv[6])
+d_b, i_b, d_live = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 def row(name, a, b, peer):
     r = a["points_per_sec"] / max(b["points_per_sec"], 1)
     print(f"| {name} | {a['points_per_sec']:,.0f} | {b['points_per_sec']:,.0f} ({peer}) | {r:.2f}× | {a['latency_ms']['p50']} / {b['latency_ms']['p50']} ms |")
@@ -100,6 +105,7 @@ print("|---|---|---|---|---|")
 row("line protocol over HTTP", d_lp, i_lp, "InfluxDB 1.6")
 row("MQTT QoS 1", d_mq, m_mq, "Mosquitto 2.0")
 pts = d_lp["points"] + d_mq["points"]
-print(f"\nbytes on disk: doppel {d_b:,} ({d_b/pts:.1f} B/point over {pts:,} points incl. MQTT run); "
+print(f"\nbytes on disk: doppel {d_b:,} after a clean stop ({d_b/pts:.1f} B/point over {pts:,} points incl. MQTT run; "
+      f"live, WAL included: {d_live:,} = {d_live/pts:.1f} B/point); "
       f"InfluxDB {i_b:,} ({i_b/max(i_lp['points'],1):.1f} B/point over {i_lp['points']:,} points)")
 PY

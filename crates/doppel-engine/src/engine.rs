@@ -198,6 +198,34 @@ pub struct Engine {
     rul: Arc<Rul>,
 }
 
+/// `[from, to)` with an open end (`Timestamp::MIN` / `MAX`) clamped to the series' first and
+/// last data a downsample at `step` would use (`Store::downsample_span`: points, and rollups
+/// past retention at whole-minute steps); `None` when an open end meets a series without data
+/// (or an open start one whose data begins at or after `to`).
+fn clamp_open_ends(
+    store: &Store,
+    twin: &str,
+    signal: &str,
+    from: Timestamp,
+    to: Timestamp,
+    step: i64,
+) -> Option<(Timestamp, Timestamp)> {
+    if from != Timestamp::MIN && to != Timestamp::MAX {
+        return Some((from, to));
+    }
+    let (first, last) = store.downsample_span(twin, signal, step)?;
+    if from == Timestamp::MIN && first >= to {
+        return None;
+    }
+    let from = if from == Timestamp::MIN { first } else { from };
+    let to = if to == Timestamp::MAX {
+        last.saturating_add(1).max(from)
+    } else {
+        to
+    };
+    Some((from, to))
+}
+
 impl Engine {
     /// Opens the data directory: loads the catalog, replays history, seeds twin state.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
@@ -750,22 +778,11 @@ impl Engine {
         let (store, twin, signal) = (self.store.clone(), twin.to_string(), signal.to_string());
         Ok(tokio::task::spawn_blocking(move || {
             // Open ends (no `from` / `to`) mean "all the data": clamp them to the series'
-            // first and last points so the bucket count reflects the data, not i64's range.
-            let from = if from == Timestamp::MIN {
-                match store.range(&twin, &signal, from, to, 1)?.first() {
-                    Some(p) => p.ts,
-                    None => return Ok(Vec::new()),
-                }
-            } else {
-                from
-            };
-            let to = if to == Timestamp::MAX {
-                match store.last(&twin, &signal) {
-                    Some(p) => p.ts.saturating_add(1).max(from),
-                    None => return Ok(Vec::new()),
-                }
-            } else {
-                to
+            // first and last data (points, and rollups past retention at whole-minute steps)
+            // so the bucket count reflects the data, not i64's range.
+            let (from, to) = match clamp_open_ends(&store, &twin, &signal, from, to, step) {
+                Some(range) => range,
+                None => return Ok(Vec::new()),
             };
             store.downsample(&twin, &signal, from, to, step, agg)
         })
@@ -811,23 +828,11 @@ impl Engine {
                     };
                     let buckets = match step {
                         Some((step, agg)) => {
-                            let lo = if from == Timestamp::MIN {
-                                match store.range(&twin, &signal, from, to, 1)?.first() {
-                                    Some(p) => p.ts,
-                                    None => to,
+                            match clamp_open_ends(&store, &twin, &signal, from, to, step) {
+                                Some((lo, hi)) if lo < hi => {
+                                    store.downsample(&twin, &signal, lo, hi, step, agg)?
                                 }
-                            } else {
-                                from
-                            };
-                            let hi = match (to, &last) {
-                                (Timestamp::MAX, Some(p)) => p.ts.saturating_add(1).max(lo),
-                                (Timestamp::MAX, None) => lo,
-                                _ => to,
-                            };
-                            if lo < hi {
-                                store.downsample(&twin, &signal, lo, hi, step, agg)?
-                            } else {
-                                Vec::new()
+                                _ => Vec::new(),
                             }
                         }
                         None => Vec::new(),

@@ -25,7 +25,8 @@ fn nanos(d: Duration) -> i64 {
 }
 
 /// One pass over every twin whose model has a retention. A series is cut only when it holds
-/// a point before its cutoff, so a pass over trimmed history writes nothing. Twins of models
+/// a point before its cutoff, so a pass over trimmed history writes nothing; a day of points
+/// at most per cut. Twins of models
 /// without retention are not looked at.
 pub(crate) fn enforce(
     catalog: &Catalog,
@@ -56,14 +57,44 @@ pub(crate) fn enforce(
         for (signal, period) in series {
             let Some(period) = period else { continue };
             let cutoff = now.saturating_sub(nanos(period));
-            let old = store.range(&twin.id, signal, Timestamp::MIN, cutoff, 1)?;
-            if old.is_empty() {
+            let Some(mut first) = first_before(store, &twin.id, signal, cutoff)? else {
                 continue;
+            };
+            // A cut rolls up what it forgets on the store's index thread, under the index
+            // lock: a long history (retention set on a store that has years) is cut a day
+            // of points at a time, so writes and queries never wait behind a year's rollup.
+            loop {
+                let step = first.saturating_add(CUT_STEP).min(cutoff);
+                store.drop_before(&twin.id, Some(signal), step)?;
+                if step >= cutoff {
+                    break;
+                }
+                match first_before(store, &twin.id, signal, cutoff)? {
+                    Some(ts) if ts >= step => first = ts,
+                    // Nothing left, or the store kept what it could not read (or a late
+                    // point arrived): the next pass goes on.
+                    _ => break,
+                }
             }
-            store.drop_before(&twin.id, Some(signal), cutoff)?;
             pass.cuts += 1;
             tracing::debug!(twin = %twin.id, signal, cutoff, "retention cut");
         }
     }
     Ok(pass)
+}
+
+/// Most history one cut forgets: a day (86,400 points of a 1 Hz series, a few ms to roll up).
+const CUT_STEP: Timestamp = 86_400 * 1_000_000_000;
+
+/// The time of the first point of the series before `cutoff`.
+fn first_before(
+    store: &Store,
+    twin: &str,
+    signal: &str,
+    cutoff: Timestamp,
+) -> Result<Option<Timestamp>, StoreError> {
+    Ok(store
+        .range(twin, signal, Timestamp::MIN, cutoff, 1)?
+        .first()
+        .map(|p| p.ts))
 }

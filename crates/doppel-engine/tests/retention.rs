@@ -1,5 +1,6 @@
 //! Retention per model and signal: a pass forgets the points older than each series' period
-//! before the twin's newest reading, durably, and leaves models without retention alone.
+//! before the twin's newest reading, durably, keeps their rollups for downsampling, and
+//! leaves models without retention alone.
 
 #![allow(clippy::unwrap_used)]
 
@@ -131,7 +132,14 @@ async fn a_pass_forgets_old_points_per_signal_durably() {
 
     assert_eq!(engine.enforce_retention().await.unwrap(), 3);
     check(engine.store());
-    // Through the engine's queries too: a day of vibration in hourly buckets.
+    // Through the engine's queries too: the day of vibration kept as points...
+    let raw = engine
+        .history("p1", "vibration_rms", i64::MIN, i64::MAX, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(raw.len() as i64, DAY / STEP + 1);
+    // ...and in hourly buckets, open-ended, all three days: the two retention forgot come
+    // from the rollups it kept.
     let buckets = engine
         .downsample(
             "p1",
@@ -144,7 +152,8 @@ async fn a_pass_forgets_old_points_per_signal_durably() {
         .await
         .unwrap();
     let counted: u64 = buckets.iter().map(|b| b.count).sum();
-    assert_eq!(counted as i64, DAY / STEP + 1);
+    assert_eq!(counted as i64, N);
+    assert_eq!(buckets[0].start, T0);
     // Trimmed history: a second pass has nothing to cut (and writes nothing).
     assert_eq!(engine.enforce_retention().await.unwrap(), 0);
     assert!(engine

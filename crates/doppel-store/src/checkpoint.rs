@@ -6,7 +6,7 @@
 //!
 //! 1. the writer rotates the WAL: everything applied so far is in segments `< wal_start`;
 //! 2. every open buffer is sealed into chunks;
-//! 3. the chunks not yet in a file, plus the live chunks of segment files that are more than
+//! 3. the chunks and rollup blocks not yet in a file, plus the live ones of segment files that are more than
 //!    half dead or small next to the new file (compaction, size-tiered), are written to `chunks/NNNNNNNN.seg.tmp`, fsynced, renamed to
 //!    `NNNNNNNN.seg`, and the directory fsynced;
 //! 4. `MANIFEST.tmp` naming the live segment files, their dead chunks and `wal_start` is
@@ -27,7 +27,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::manifest::{self, Manifest};
-use crate::segment::{self, SegmentFile, SegmentWriter};
+use crate::segment::{self, Location, SegmentFile, SegmentWriter};
 use crate::store::{sync_dir, Shared};
 use crate::wal;
 use crate::StoreError;
@@ -47,7 +47,7 @@ pub(crate) enum Step {
     WalDeleted,
 }
 
-/// A live segment file and the bytes of chunks it holds (live or dead).
+/// A live segment file and the bytes of chunks and rollup blocks it holds (live or dead).
 #[derive(Debug)]
 pub(crate) struct SegMeta {
     pub file: Arc<SegmentFile>,
@@ -139,18 +139,31 @@ impl Checkpointer {
             let mut w = SegmentWriter::create(&self.chunks_dir, id)?;
             let (tmp, path) = (w.tmp.clone(), w.path.clone());
             let result = (|| {
-                let total: usize = to_write.iter().map(|s| s.2.len()).sum();
+                let total: usize = to_write
+                    .iter()
+                    .map(|s| s.chunks.len() + s.blocks.len())
+                    .sum();
                 let mut moved = HashMap::with_capacity(total);
                 let mut chunk_bytes = 0u64;
-                for (twin, signal, chunks) in &to_write {
-                    for c in chunks {
+                let mut note = |id: u64, loc: Location| -> Result<(), StoreError> {
+                    chunk_bytes += u64::from(loc.len);
+                    moved.insert(id, loc);
+                    if moved.len() == total.div_ceil(2) {
+                        stop(Step::SegmentHalfWritten)?;
+                    }
+                    Ok(())
+                };
+                for s in &to_write {
+                    for c in &s.chunks {
                         let bytes = c.bytes()?;
-                        let loc = w.add(twin, signal, &bytes, &c.summary)?;
-                        chunk_bytes += u64::from(loc.len);
-                        moved.insert(c.id, loc);
-                        if moved.len() == total.div_ceil(2) {
-                            stop(Step::SegmentHalfWritten)?;
-                        }
+                        note(c.id, w.add(&s.twin, &s.signal, &bytes, &c.summary)?)?;
+                    }
+                    for b in &s.blocks {
+                        let bytes = b.data.bytes()?;
+                        let loc = w.add_block(
+                            &s.twin, &s.signal, b.level, b.buckets, &bytes, &b.summary,
+                        )?;
+                        note(b.id, loc)?;
                     }
                 }
                 w.finish()?;

@@ -26,6 +26,7 @@ use doppel_model::{Timestamp, ValidatedBatch, Value};
 use crate::chunk::{self, Summary};
 use crate::codec::{self, CodecError};
 use crate::query::{self, Downsampler};
+use crate::rollup::{self, Level, Rollup, BLOCK_BUCKETS};
 use crate::segment::{Location, SegmentFile, SeriesEntries};
 use crate::{Agg, Bucket, Point, Row, StoreError};
 
@@ -36,8 +37,13 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Series of each twin by signal name.
 type Twins = Map<Arc<str>, Map<Arc<str>, Series>>;
 
-/// The chunks of one series, as a checkpoint writes them: (twin, signal, chunks in time order).
-pub(crate) type SeriesChunks = (Arc<str>, Arc<str>, Vec<Arc<Chunk>>);
+/// What a checkpoint writes of one series: its chunks in time order, then its rollup blocks.
+pub(crate) struct SeriesChunks {
+    pub twin: Arc<str>,
+    pub signal: Arc<str>,
+    pub chunks: Vec<Arc<Chunk>>,
+    pub blocks: Vec<Arc<Block>>,
+}
 
 /// All series, grouped by twin so deleting a twin or answering `as_of` touches only its own.
 pub(crate) struct Index {
@@ -61,6 +67,66 @@ struct Series {
     chunks: Vec<Arc<Chunk>>,
     open: Vec<Point>,
     points: u64,
+    rollups: Rollups,
+}
+
+/// Rollup blocks of the points retention forgot, per level (`Level::index`), sorted by their
+/// first time; blocks may overlap where a bucket was rolled up in parts. Boxed and absent
+/// until the first cut: most series never have any, and a fleet has millions of series.
+#[derive(Default)]
+struct Rollups(Option<Box<[Vec<Arc<Block>>; 2]>>);
+
+impl Rollups {
+    fn level(&self, level: Level) -> &[Arc<Block>] {
+        self.0.as_ref().map_or(&[], |l| &l[level.index()])
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Arc<Block>> {
+        self.0.iter().flat_map(|l| l.iter().flatten())
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Arc<Block>> {
+        self.0.iter_mut().flat_map(|l| l.iter_mut().flatten())
+    }
+
+    fn lists_mut(&mut self) -> &mut [Vec<Arc<Block>>; 2] {
+        self.0.get_or_insert_with(Default::default)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all().next().is_none()
+    }
+}
+
+/// A block of rollups of one level (see `rollup.rs`): its merged summary, and its bytes in
+/// memory or in a segment file.
+#[derive(Debug)]
+pub(crate) struct Block {
+    /// Unique within the process, shared with chunk ids.
+    pub id: u64,
+    pub level: Level,
+    /// Buckets in the block.
+    pub buckets: u32,
+    pub summary: Rollup,
+    pub data: ChunkData,
+}
+
+impl Block {
+    fn rollups(&self) -> Result<Vec<Rollup>, StoreError> {
+        let corrupt = |e: CodecError| {
+            self.data
+                .corrupt(format!("rollup block does not decode: {e}"))
+        };
+        let rs = rollup::decode_block(&self.data.bytes()?, self.level).map_err(corrupt)?;
+        if rs.len() != self.buckets as usize
+            || rs.first().map(|r| r.first_ts) != Some(self.summary.first_ts)
+        {
+            return Err(self
+                .data
+                .corrupt("rollup block disagrees with its summary".into()));
+        }
+        Ok(rs)
+    }
 }
 
 /// A sealed chunk: its summary, and its bytes in memory or in a segment file.
@@ -81,33 +147,60 @@ pub(crate) enum ChunkData {
     },
 }
 
-impl Chunk {
-    /// Compressed bytes of this chunk, wherever it is.
+impl ChunkData {
+    /// Compressed bytes, wherever they are.
     pub(crate) fn stored_len(&self) -> u64 {
-        match &self.data {
+        match self {
             ChunkData::Memory(b) => b.len() as u64,
             ChunkData::File { loc, .. } => u64::from(loc.len),
         }
     }
 
-    /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
+    /// The encoded bytes (read and checksum-verified if they are in a file).
     pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
-        match &self.data {
+        match self {
             ChunkData::Memory(b) => Ok(Cow::Borrowed(b)),
             ChunkData::File { seg, loc } => seg.read_chunk(loc).map(Cow::Owned),
         }
     }
 
-    fn corrupt(&self, e: CodecError) -> StoreError {
-        let (path, offset) = match &self.data {
+    fn corrupt(&self, reason: String) -> StoreError {
+        let (path, offset) = match self {
             ChunkData::Memory(_) => (PathBuf::from("<unsaved chunk>"), 0),
             ChunkData::File { seg, loc } => (seg.path.clone(), loc.offset),
         };
         StoreError::Corrupt {
             path,
             offset,
-            reason: format!("chunk does not decode: {e}"),
+            reason,
         }
+    }
+
+    fn segment(&self) -> Option<(u32, Location)> {
+        match self {
+            ChunkData::Memory(_) => None,
+            ChunkData::File { seg, loc } => Some((seg.id, *loc)),
+        }
+    }
+
+    fn is_memory(&self) -> bool {
+        matches!(self, ChunkData::Memory(_))
+    }
+}
+
+impl Chunk {
+    /// Compressed bytes of this chunk, wherever it is.
+    pub(crate) fn stored_len(&self) -> u64 {
+        self.data.stored_len()
+    }
+
+    /// The chunk's encoded bytes (read and checksum-verified if they are in a file).
+    pub(crate) fn bytes(&self) -> Result<Cow<'_, [u8]>, StoreError> {
+        self.data.bytes()
+    }
+
+    fn corrupt(&self, e: CodecError) -> StoreError {
+        self.data.corrupt(format!("chunk does not decode: {e}"))
     }
 
     fn points(&self) -> Result<Vec<Point>, StoreError> {
@@ -124,13 +217,6 @@ impl Chunk {
     fn timestamps(&self) -> Result<Vec<i64>, StoreError> {
         chunk::decode_ts(&self.bytes()?).map_err(|e| self.corrupt(e))
     }
-
-    fn segment(&self) -> Option<(u32, Location)> {
-        match &self.data {
-            ChunkData::Memory(_) => None,
-            ChunkData::File { seg, loc } => Some((seg.id, *loc)),
-        }
-    }
 }
 
 /// What a visit hands out: a point, or a whole chunk by its summary.
@@ -140,6 +226,51 @@ enum Item<'a> {
 }
 
 impl Series {
+    fn has_rollups(&self) -> bool {
+        !self.rollups.is_empty()
+    }
+
+    fn has_points(&self) -> bool {
+        !self.chunks.is_empty() || !self.open.is_empty()
+    }
+
+    /// Folds the rollups of `level` whose points lie in `[from, to)` into `d` (a block from its
+    /// summary when it lies in one bucket of `d`'s step).
+    fn downsample_rollups(
+        &self,
+        level: Level,
+        from: Timestamp,
+        to: Timestamp,
+        step: i64,
+        d: &mut Downsampler,
+    ) -> Result<(), StoreError> {
+        let mut items: Vec<Rollup> = Vec::new();
+        for b in self.rollups.level(level) {
+            let s = &b.summary;
+            if s.last_ts < from || s.first_ts >= to {
+                continue;
+            }
+            if s.first_ts >= from
+                && s.last_ts < to
+                && query::bucket_start(s.first_ts, step) == query::bucket_start(s.last_ts, step)
+            {
+                items.push(*s);
+                continue;
+            }
+            items.extend(
+                b.rollups()?
+                    .into_iter()
+                    .filter(|r| r.first_ts >= from && r.last_ts < to),
+            );
+        }
+        // Blocks overlap where a bucket was rolled up in parts; buckets go in time order.
+        items.sort_by_key(|r| query::bucket_start(r.first_ts, step));
+        for r in &items {
+            d.push_rollup(r);
+        }
+        Ok(())
+    }
+
     /// Inserts or replaces the open point at `ts`; returns whether it is new to the open
     /// buffer.
     fn upsert_open(&mut self, ts: Timestamp, value: Value) -> bool {
@@ -204,9 +335,38 @@ impl Series {
 
     /// Forgets the points with `ts < before`: open points, chunks wholly before it (retired,
     /// so a checkpoint's manifest drops them from their segment file) and the part of the one
-    /// chunk that straddles it (re-encoded without them). Returns the distinct timestamps
-    /// forgotten.
+    /// chunk that straddles it (re-encoded without them). Their numeric values are rolled up
+    /// first (minute and hour rollups kept in the series). Returns the distinct timestamps
+    /// forgotten; a chunk that cannot be read keeps the whole cut from happening (nothing
+    /// is forgotten that was not rolled up; the next cut tries again).
     fn drop_before(&mut self, ctx: &mut SealCtx<'_>, before: Timestamp) -> u64 {
+        let mut minutes = rollup::Builder::default();
+        let visited = self.visit(i64::MIN, before, &mut |_| false, &mut |item| {
+            if let Item::Point(p) = item {
+                minutes.push(p);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let n = self
+            .chunks
+            .partition_point(|c| c.summary.last_ts() < before);
+        let straddling = self
+            .chunks
+            .get(n)
+            .filter(|c| c.summary.first_ts() < before)
+            .map(|c| c.points().map(|points| (c.clone(), points)))
+            .transpose();
+        let straddling = match visited.and(straddling) {
+            Ok(s) => s,
+            Err(e) => {
+                // Its old points stay, as unreadable as the rest of it (every query over
+                // them fails, and so does the next checkpoint, which reports the damage).
+                tracing::error!(error = %e, "cannot read a chunk to roll up and cut its old points; they are kept");
+                return 0;
+            }
+        };
+        ctx.add_rollups(&mut self.rollups, minutes.finish());
+
         let k = self.open.partition_point(|p| p.ts < before);
         // An open point overriding a sealed one is counted once, with the chunk.
         let mut gone = self.open[..k]
@@ -214,34 +374,17 @@ impl Series {
             .filter(|p| !self.sealed_contains(p.ts))
             .count() as u64;
         self.open.drain(..k);
-        let n = self
-            .chunks
-            .partition_point(|c| c.summary.last_ts() < before);
         for c in self.chunks.drain(..n) {
             gone += u64::from(c.summary.count);
             ctx.retire(&c);
         }
-        let straddling = self
-            .chunks
-            .first()
-            .filter(|c| c.summary.first_ts() < before)
-            .cloned();
-        if let Some(c) = straddling {
-            match c.points() {
-                Ok(points) => {
-                    let k = points.partition_point(|p| p.ts < before);
-                    gone += k as u64;
-                    ctx.retire(&c);
-                    let mut kept = Vec::new();
-                    ctx.encode(&points[k..], &mut kept);
-                    self.chunks.splice(0..1, kept);
-                }
-                Err(e) => {
-                    // Its old points stay, as unreadable as the rest of it (every query over
-                    // them fails, and so does the next checkpoint, which reports the damage).
-                    tracing::error!(error = %e, "cannot read a chunk to cut its old points");
-                }
-            }
+        if let Some((c, points)) = straddling {
+            let k = points.partition_point(|p| p.ts < before);
+            gone += k as u64;
+            ctx.retire(&c);
+            let mut kept = Vec::new();
+            ctx.encode(&points[k..], &mut kept);
+            self.chunks.splice(0..1, kept);
         }
         self.points -= gone.min(self.points);
         gone
@@ -372,11 +515,69 @@ impl SealCtx<'_> {
     }
 
     fn retire(&mut self, c: &Chunk) {
-        if let Some((seg, loc)) = c.segment() {
+        self.retire_data(&c.data);
+    }
+
+    fn retire_data(&mut self, data: &ChunkData) {
+        if let Some((seg, loc)) = data.segment() {
             let d = self.dead.entry(seg).or_default();
             if d.ordinals.insert(loc.ordinal) {
                 d.bytes += u64::from(loc.len);
             }
+        }
+    }
+
+    /// Adds the minute rollups of a cut (ascending) and the hour rollups made from them to
+    /// `blocks`. Like the last chunk of a series, the last block of a level takes them in
+    /// (decoded, merged, re-encoded, the old block retired) while it holds fewer than half
+    /// of [`BLOCK_BUCKETS`] and they do not start before it; otherwise they form new blocks.
+    fn add_rollups(&mut self, rollups: &mut Rollups, minutes: Vec<Rollup>) {
+        if minutes.is_empty() {
+            return;
+        }
+        let blocks = rollups.lists_mut();
+        for level in Level::ALL {
+            let mut new = match level {
+                Level::Minute => minutes.clone(),
+                Level::Hour => rollup::coarsen(&minutes, level),
+            };
+            let list = &mut blocks[level.index()];
+            let w = level.width();
+            let grow = list.last().filter(|b| {
+                (b.buckets as usize) < BLOCK_BUCKETS / 2
+                    && new.first().is_some_and(|r| {
+                        query::bucket_start(r.first_ts, w)
+                            >= query::bucket_start(b.summary.first_ts, w)
+                    })
+            });
+            if let Some(b) = grow.cloned() {
+                match b.rollups() {
+                    Ok(old) => {
+                        new = rollup::merge_runs(&old, &new, level);
+                        self.retire_data(&b.data);
+                        list.pop();
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read a rollup block to grow it; starting a new one");
+                    }
+                }
+            }
+            let pieces = new.len().div_ceil(BLOCK_BUCKETS).max(1);
+            let size = new.len().div_ceil(pieces).max(1);
+            for part in new.chunks(size) {
+                let Some(summary) = rollup::total(part) else {
+                    continue;
+                };
+                *self.next_chunk_id += 1;
+                list.push(Arc::new(Block {
+                    id: *self.next_chunk_id,
+                    level,
+                    buckets: part.len() as u32,
+                    summary,
+                    data: ChunkData::Memory(rollup::encode_block(part).into_boxed_slice()),
+                }));
+            }
+            list.sort_by_key(|b| b.summary.first_ts);
         }
     }
 
@@ -562,6 +763,9 @@ impl Index {
             for c in &s.chunks {
                 ctx.retire(c);
             }
+            for b in s.rollups.all() {
+                ctx.retire_data(&b.data);
+            }
         }
         self.points -= n;
     }
@@ -582,7 +786,7 @@ impl Index {
                 .map(|s| s.drop_before(&mut ctx, before))
                 .sum(),
         };
-        signals.retain(|_, s| !s.chunks.is_empty() || !s.open.is_empty());
+        signals.retain(|_, s| !s.chunks.is_empty() || !s.open.is_empty() || s.has_rollups());
         if signals.is_empty() {
             twins.remove(twin);
         }
@@ -637,6 +841,23 @@ impl Index {
                     },
                 }));
             }
+            for r in e.rollups {
+                if dead_set.contains(&r.loc.ordinal) {
+                    dead_bytes += u64::from(r.loc.len);
+                    continue;
+                }
+                self.next_chunk_id += 1;
+                series.rollups.lists_mut()[r.level.index()].push(Arc::new(Block {
+                    id: self.next_chunk_id,
+                    level: r.level,
+                    buckets: r.buckets,
+                    summary: r.summary,
+                    data: ChunkData::File {
+                        seg: seg.clone(),
+                        loc: r.loc,
+                    },
+                }));
+            }
         }
         if !dead_set.is_empty() {
             self.dead.insert(
@@ -655,6 +876,11 @@ impl Index {
         for signals in self.twins.values_mut() {
             for s in signals.values_mut() {
                 s.chunks.sort_by_key(|c| c.summary.first_ts());
+                if let Some(lists) = &mut s.rollups.0 {
+                    for list in lists.iter_mut() {
+                        list.sort_by_key(|b| b.summary.first_ts);
+                    }
+                }
                 for w in s.chunks.windows(2) {
                     if w[0].summary.last_ts() >= w[1].summary.first_ts() {
                         let (path, offset) = match &w[1].data {
@@ -669,44 +895,61 @@ impl Index {
                     }
                 }
             }
-            signals.retain(|_, s| !s.chunks.is_empty());
+            signals.retain(|_, s| !s.chunks.is_empty() || s.has_rollups());
         }
         self.twins.retain(|_, s| !s.is_empty());
         Ok(())
     }
 
-    /// The chunks a checkpoint must write: every chunk still in memory and every live chunk
-    /// of the segments in `rewrite`, grouped by series, each series' in time order.
+    /// The chunks and rollup blocks a checkpoint must write: every one still in memory and
+    /// every live one of the segments in `rewrite`, grouped by series, each series' chunks
+    /// in time order.
     pub(crate) fn chunks_to_write(&self, rewrite: &BTreeSet<u32>) -> Vec<SeriesChunks> {
+        let wanted = |data: &ChunkData| match data.segment() {
+            None => true,
+            Some((seg, _)) => rewrite.contains(&seg),
+        };
         let mut out = Vec::new();
         for (twin, signals) in &self.twins {
             for (signal, s) in signals {
                 let chunks: Vec<Arc<Chunk>> = s
                     .chunks
                     .iter()
-                    .filter(|c| match c.segment() {
-                        None => true,
-                        Some((seg, _)) => rewrite.contains(&seg),
-                    })
+                    .filter(|c| wanted(&c.data))
                     .cloned()
                     .collect();
-                if !chunks.is_empty() {
-                    out.push((twin.clone(), signal.clone(), chunks));
+                let blocks: Vec<Arc<Block>> = s
+                    .rollups
+                    .all()
+                    .filter(|b| wanted(&b.data))
+                    .cloned()
+                    .collect();
+                if !chunks.is_empty() || !blocks.is_empty() {
+                    out.push(SeriesChunks {
+                        twin: twin.clone(),
+                        signal: signal.clone(),
+                        chunks,
+                        blocks,
+                    });
                 }
             }
         }
-        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out.sort_by(|a, b| (&a.twin, &a.signal).cmp(&(&b.twin, &b.signal)));
         out
     }
 
-    /// Points chunks written by a checkpoint (by id) at their new place, and forgets the dead
-    /// chunks of the segments it dropped.
+    /// Points chunks and blocks written by a checkpoint (by id) at their new place, and
+    /// forgets the dead chunks of the segments it dropped.
     pub(crate) fn relocate(
         &mut self,
         seg: &Arc<SegmentFile>,
         moved: &HashMap<u64, Location>,
         dropped: &BTreeSet<u32>,
     ) {
+        let file = |loc: &Location| ChunkData::File {
+            seg: seg.clone(),
+            loc: *loc,
+        };
         for signals in self.twins.values_mut() {
             for s in signals.values_mut() {
                 for c in &mut s.chunks {
@@ -714,10 +957,18 @@ impl Index {
                         *c = Arc::new(Chunk {
                             id: c.id,
                             summary: c.summary.clone(),
-                            data: ChunkData::File {
-                                seg: seg.clone(),
-                                loc: *loc,
-                            },
+                            data: file(loc),
+                        });
+                    }
+                }
+                for b in s.rollups.all_mut() {
+                    if let Some(loc) = moved.get(&b.id) {
+                        *b = Arc::new(Block {
+                            id: b.id,
+                            level: b.level,
+                            buckets: b.buckets,
+                            summary: b.summary,
+                            data: file(loc),
                         });
                     }
                 }
@@ -731,11 +982,12 @@ impl Index {
         self.twins
             .values()
             .flat_map(HashMap::values)
-            .flat_map(|s| s.chunks.iter())
-            .map(|c| match &c.data {
-                ChunkData::Memory(b) => b.len() as u64,
-                ChunkData::File { .. } => 0,
+            .flat_map(|s| {
+                let chunks = s.chunks.iter().map(|c| &c.data);
+                chunks.chain(s.rollups.all().map(|b| &b.data))
             })
+            .filter(|d| d.is_memory())
+            .map(ChunkData::stored_len)
             .sum()
     }
 
@@ -794,9 +1046,13 @@ impl Index {
         step: i64,
         agg: Agg,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let mut d = Downsampler::new(step, agg);
         let Some(s) = self.series(twin, signal) else {
-            return Ok(d.finish());
+            return Ok(Vec::new());
+        };
+        let level = Level::for_step(step).filter(|&l| !s.rollups.level(l).is_empty());
+        let mut d = match level {
+            Some(_) => Downsampler::new_mergeable(step, agg),
+            None => Downsampler::new(step, agg),
         };
         let flow = s.visit(
             from,
@@ -823,7 +1079,41 @@ impl Index {
                 signal: signal.to_string(),
             });
         }
-        Ok(d.finish())
+        match level {
+            Some(level) => {
+                let mut rolled = Downsampler::new_mergeable(step, agg);
+                s.downsample_rollups(level, from, to, step, &mut rolled)?;
+                Ok(d.finish_with(rolled))
+            }
+            None => Ok(d.finish()),
+        }
+    }
+
+    /// The times of the first and last point, or rollup a downsample at `step` would use
+    /// (see `Store::downsample_span`).
+    pub(crate) fn downsample_span(
+        &self,
+        twin: &str,
+        signal: &str,
+        step: i64,
+    ) -> Option<(Timestamp, Timestamp)> {
+        let s = self.series(twin, signal)?;
+        let first_raw = match (s.chunks.first(), s.open.first()) {
+            (Some(c), Some(p)) => Some(c.summary.first_ts().min(p.ts)),
+            (Some(c), None) => Some(c.summary.first_ts()),
+            (None, p) => p.map(|p| p.ts),
+        };
+        let raw = first_raw.zip(s.last().map(|p| p.ts));
+        let rolled = Level::for_step(step).and_then(|l| {
+            let blocks = s.rollups.level(l);
+            let first = blocks.iter().map(|b| b.summary.first_ts).min()?;
+            let last = blocks.iter().map(|b| b.summary.last_ts).max()?;
+            Some((first, last))
+        });
+        match (raw, rolled) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The latest point with `ts <= at`.
@@ -859,8 +1149,13 @@ impl Index {
         out
     }
 
+    /// Series holding points (not only rollups).
     pub(crate) fn series_count(&self) -> usize {
-        self.twins.values().map(HashMap::len).sum()
+        self.twins
+            .values()
+            .flat_map(HashMap::values)
+            .filter(|s| s.has_points())
+            .count()
     }
 
     pub(crate) fn point_count(&self) -> u64 {
@@ -880,6 +1175,8 @@ impl Index {
                     chunks: s.chunks.len() as u64,
                     chunk_bytes: s.chunks.iter().map(|c| c.stored_len()).sum(),
                     open_points: s.open.len() as u64,
+                    rollup_blocks: s.rollups.all().count() as u64,
+                    rollup_bytes: s.rollups.all().map(|b| b.data.stored_len()).sum(),
                 })
             })
             .collect();
@@ -887,15 +1184,21 @@ impl Index {
         out
     }
 
-    /// (sealed chunks, points still in open buffers).
-    pub(crate) fn chunk_counts(&self) -> (u64, u64) {
+    /// (sealed chunks, points still in open buffers, rollup blocks, their bytes).
+    pub(crate) fn chunk_counts(&self) -> (u64, u64, u64, u64) {
         let mut chunks = 0;
         let mut open = 0;
+        let mut blocks = 0;
+        let mut bytes = 0;
         for s in self.twins.values().flat_map(HashMap::values) {
             chunks += s.chunks.len() as u64;
             open += s.open.len() as u64;
+            for b in s.rollups.all() {
+                blocks += 1;
+                bytes += b.data.stored_len();
+            }
         }
-        (chunks, open)
+        (chunks, open, blocks, bytes)
     }
 }
 
@@ -993,13 +1296,74 @@ mod tests {
         for ts in 0..100 {
             ix.insert(row("t", "s", ts, ts));
         }
-        assert_eq!(ix.chunk_counts(), (10, 0));
+        assert_eq!(ix.chunk_counts(), (10, 0, 0, 0));
         let b = ix.downsample("t", "s", 0, 100, 20, Agg::Sum).unwrap();
         let sums: Vec<f64> = b.iter().map(|b| b.value).collect();
         let want: Vec<f64> = (0..5)
             .map(|k| (20 * k..20 * k + 20).sum::<i64>() as f64)
             .collect();
         assert_eq!(sums, want);
+    }
+
+    #[test]
+    fn rollup_blocks_split_grow_and_answer_per_minute_and_hour() {
+        const MIN: i64 = 60_000_000_000;
+        const HOUR_STEP: i64 = 60 * MIN;
+        let mut ix = Index::new(100);
+        // One point every 30 s for three days.
+        let n = 3 * 24 * 120;
+        for i in 0..n {
+            ix.insert(row("t", "s", i * MIN / 2, i % 11));
+        }
+        let blocks = |ix: &Index| ix.series_stats()[0].rollup_blocks;
+        // Two days at once: 2,880 minutes make two minute blocks, 48 hours one hour block.
+        ix.drop_before("t", Some("s"), 2 * 24 * 60 * MIN);
+        assert_eq!(blocks(&ix), 3);
+        // Then an hour at a time: a new minute block starts (the last one is full), and
+        // grows; the hour block grows.
+        for h in 1..=5 {
+            ix.drop_before("t", Some("s"), (2 * 24 + h) * 60 * MIN);
+        }
+        assert_eq!(blocks(&ix), 4);
+        for (step, per) in [(MIN, 2u64), (60 * MIN, 120), (24 * 60 * MIN, 2880)] {
+            let got = ix
+                .downsample("t", "s", 0, n * MIN / 2, step, Agg::Count)
+                .unwrap();
+            assert_eq!(got.len() as i64, n * MIN / 2 / step, "step {step}");
+            assert!(got.iter().all(|b| b.count == per), "step {step}");
+            let sums = ix
+                .downsample("t", "s", 0, n * MIN / 2, step, Agg::Sum)
+                .unwrap();
+            for b in sums {
+                let first = b.start / (MIN / 2);
+                let want: i64 = (first..first + per as i64).map(|i| i % 11).sum();
+                assert_eq!(b.value, want as f64, "step {step} bucket {}", b.start);
+            }
+        }
+        let last = ix.downsample("t", "s", 0, MIN, MIN, Agg::Last).unwrap();
+        assert_eq!(last[0].value, 1.0, "the point at 30 s");
+        // A step that is not whole minutes answers from the raw points only.
+        let odd = ix
+            .downsample("t", "s", 0, n * MIN / 2, MIN + 1, Agg::Count)
+            .unwrap();
+        assert_eq!(
+            odd.iter().map(|b| b.count).sum::<u64>(),
+            (n - (2 * 24 + 5) * 120) as u64
+        );
+        assert_eq!(ix.range("t", "s", 0, 60 * MIN, 10).unwrap(), vec![]);
+        // Open-ended queries clamp to the data they would use.
+        let last = (n - 1) * MIN / 2;
+        assert_eq!(ix.downsample_span("t", "s", MIN), Some((0, last)));
+        let raw_from = (2 * 24 + 5) * 60 * MIN;
+        assert_eq!(
+            ix.downsample_span("t", "s", MIN + 1),
+            Some((raw_from, last))
+        );
+        ix.drop_before("t", None, i64::MAX);
+        assert_eq!(ix.downsample_span("t", "s", MIN + 1), None);
+        assert_eq!(ix.downsample_span("t", "s", HOUR_STEP), Some((0, last)));
+        assert_eq!(ix.series_count(), 0, "only rollups left");
+        assert_eq!(ix.latest_all(), vec![]);
     }
 
     proptest! {

@@ -9,7 +9,8 @@
 //!   (truncating a torn tail), then serves queries;
 //! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
 //! - [`Store::delete_twin`] forgets a twin and [`Store::drop_before`] the points of a series
-//!   (or of a twin's every series) older than a cutoff (retention), both durably;
+//!   (or of a twin's every series) older than a cutoff (retention), both durably; a cut
+//!   keeps minute and hour rollups of what it forgets;
 //! - [`Store::range`], [`Store::downsample`], [`Store::last`], [`Store::as_of`] answer queries;
 //! - [`Store::checkpoint`] moves history from the WAL into compressed segment files (it also
 //!   runs by itself every `checkpoint_wal_bytes` of WAL and at close);
@@ -20,7 +21,8 @@
 //! the sum of squared deviations from the mean);
 //! checkpoints write chunks to segment files named by a manifest, after which the WAL they
 //! cover is deleted. Queries skip chunks outside their range and answer whole-chunk
-//! aggregates from summaries.
+//! aggregates from summaries, and aggregates at whole-minute steps past retention from the
+//! rollups.
 //!
 //! Code map: `wal.rs` is the WAL format (framing, row encoding, the replay scanner that tells
 //! a torn tail from corruption); `store.rs` opens, replays, runs the group-commit writer
@@ -28,7 +30,7 @@
 //! answers queries over both; `chunk.rs` is the chunk and summary format; `codec/` the
 //! column codecs (pure, public for benches); `segment.rs` the segment file format;
 //! `manifest.rs` the manifest; `checkpoint.rs` the checkpoint procedure and its crash
-//! reasoning; `query.rs` query checks and bucket aggregates; `error.rs` the one error type.
+//! reasoning; `rollup.rs` the rollups of forgotten points and their block format; `query.rs` query checks and bucket aggregates; `error.rs` the one error type.
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ mod error;
 mod index;
 mod manifest;
 mod query;
+mod rollup;
 mod segment;
 mod store;
 mod wal;
@@ -119,6 +122,10 @@ pub struct SeriesStats {
     pub chunk_bytes: u64,
     /// Points in the open buffer, not yet sealed.
     pub open_points: u64,
+    /// Blocks of minute and hour rollups of points retention forgot, and their compressed
+    /// bytes (in memory or in segment files).
+    pub rollup_blocks: u64,
+    pub rollup_bytes: u64,
 }
 
 /// Size figures of the store.
@@ -131,6 +138,10 @@ pub struct StoreStats {
     pub chunks: u64,
     /// Points in open buffers, not yet sealed.
     pub open_points: u64,
+    /// Rollup blocks (minute and hour summaries of points retention forgot) and their
+    /// compressed bytes, part of the segment bytes once checkpointed.
+    pub rollup_blocks: u64,
+    pub rollup_bytes: u64,
     /// Live segment files and their bytes.
     pub segment_files: u64,
     pub segment_bytes: u64,

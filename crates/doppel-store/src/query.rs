@@ -4,6 +4,7 @@
 use doppel_model::Timestamp;
 
 use crate::chunk::Summary;
+use crate::rollup::Rollup;
 use crate::{Agg, Bucket, Point, StoreError};
 
 /// Most buckets one `downsample` may span; bounds the answer (and the work) of one request.
@@ -123,6 +124,16 @@ impl Moments {
         self.count += count;
     }
 
+    /// Sum of squared deviations from the mean.
+    pub(crate) fn m2(&self) -> f64 {
+        self.m2.max(0.0)
+    }
+
+    /// Adds another run's moments.
+    fn merge_moments(&mut self, o: &Moments) {
+        self.merge(o.count, o.shift + o.mean, o.m2);
+    }
+
     /// Sample standard deviation (divisor n − 1); 0 for fewer than two values.
     pub(crate) fn sample_stddev(&self) -> f64 {
         if self.count < 2 {
@@ -141,7 +152,30 @@ struct Acc {
     max: f64,
     first: f64,
     last: f64,
+    first_ts: Timestamp,
+    last_ts: Timestamp,
     moments: Moments,
+}
+
+impl Acc {
+    /// Adds the bucket `o` of the same start; first and last go by timestamp (`o` takes a
+    /// tie for last, `self` keeps it for first).
+    fn merge(&mut self, o: &Acc) {
+        self.count += o.count;
+        self.sum.add(o.sum.sum);
+        self.sum.add(o.sum.compensation);
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        if o.first_ts < self.first_ts {
+            self.first_ts = o.first_ts;
+            self.first = o.first;
+        }
+        if o.last_ts >= self.last_ts {
+            self.last_ts = o.last_ts;
+            self.last = o.last;
+        }
+        self.moments.merge_moments(&o.moments);
+    }
 }
 
 /// Whether a chunk lying in one bucket can be folded from its summary for `agg`: the
@@ -159,6 +193,9 @@ pub(crate) struct Downsampler {
     agg: Agg,
     cur: Option<Acc>,
     out: Vec<Bucket>,
+    /// Finished buckets kept whole for [`Downsampler::finish_with`] (`new_mergeable`); an
+    /// accumulator is four times a bucket's size, and a query may hold a million.
+    accs: Option<Vec<Acc>>,
 }
 
 /// The point that made a numeric aggregate impossible.
@@ -172,6 +209,15 @@ impl Downsampler {
             agg,
             cur: None,
             out: Vec::new(),
+            accs: None,
+        }
+    }
+
+    /// A downsampler whose buckets [`Downsampler::finish_with`] can merge with another's.
+    pub(crate) fn new_mergeable(step: i64, agg: Agg) -> Self {
+        Downsampler {
+            accs: Some(Vec::new()),
+            ..Downsampler::new(step, agg)
         }
     }
 
@@ -189,6 +235,7 @@ impl Downsampler {
                 acc.min = acc.min.min(x);
                 acc.max = acc.max.max(x);
                 acc.last = x;
+                acc.last_ts = p.ts;
                 acc.moments.add(x);
             }
             _ => {
@@ -205,6 +252,8 @@ impl Downsampler {
                     max: x,
                     first: x,
                     last: x,
+                    first_ts: p.ts,
+                    last_ts: p.ts,
                     moments,
                 });
             }
@@ -235,6 +284,7 @@ impl Downsampler {
                 acc.min = acc.min.min(min);
                 acc.max = acc.max.max(max);
                 acc.last = last;
+                acc.last_ts = s.last.ts;
                 acc.moments.merge(count, mean, m2);
             }
             _ => {
@@ -251,6 +301,8 @@ impl Downsampler {
                     max,
                     first,
                     last,
+                    first_ts: s.first.ts,
+                    last_ts: s.last.ts,
                     moments,
                 });
             }
@@ -258,28 +310,103 @@ impl Downsampler {
         Ok(())
     }
 
+    /// Folds a rollup (of a bucket or a block) lying in one bucket. Rollups may come in any
+    /// order within a bucket, but buckets must come in ascending order.
+    pub(crate) fn push_rollup(&mut self, r: &Rollup) {
+        let zero = self.agg == Agg::Count;
+        let pick = |x: f64| if zero { 0.0 } else { x };
+        let mut sum = StableSum::default();
+        sum.add(pick(r.sum));
+        let mut moments = Moments::default();
+        moments.merge(r.count, pick(r.mean()), pick(r.m2));
+        let acc = Acc {
+            start: bucket_start(r.first_ts, self.step),
+            count: r.count,
+            sum,
+            min: pick(r.min),
+            max: pick(r.max),
+            first: pick(r.first),
+            last: pick(r.last),
+            first_ts: r.first_ts,
+            last_ts: r.last_ts,
+            moments,
+        };
+        match &mut self.cur {
+            Some(cur) if cur.start == acc.start => cur.merge(&acc),
+            _ => {
+                self.flush();
+                self.cur = Some(acc);
+            }
+        }
+    }
+
     fn flush(&mut self) {
         if let Some(acc) = self.cur.take() {
-            let value = match self.agg {
-                Agg::Count => acc.count as f64,
-                Agg::Sum => acc.sum.value(),
-                Agg::Mean => acc.sum.value() / acc.count as f64,
-                Agg::Min => acc.min,
-                Agg::Max => acc.max,
-                Agg::First => acc.first,
-                Agg::Last => acc.last,
-                Agg::Stddev => acc.moments.sample_stddev(),
+            match &mut self.accs {
+                Some(accs) => accs.push(acc),
+                None => self.out.push(Self::bucket(self.agg, acc)),
+            }
+        }
+    }
+
+    /// The buckets of this downsampler and of `other` (same step and aggregate, both made by
+    /// `new_mergeable`), a bucket both hold merged.
+    pub(crate) fn finish_with(mut self, mut other: Downsampler) -> Vec<Bucket> {
+        self.flush();
+        other.flush();
+        let agg = self.agg;
+        let (a, b) = (
+            self.accs.unwrap_or_default(),
+            other.accs.unwrap_or_default(),
+        );
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let mut a = a.into_iter().peekable();
+        let mut b = b.into_iter().peekable();
+        loop {
+            let acc = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.start == y.start => {
+                    let (mut x, y) = (a.next(), b.next());
+                    if let (Some(x), Some(y)) = (&mut x, &y) {
+                        x.merge(y);
+                    }
+                    x
+                }
+                (Some(x), Some(y)) if x.start < y.start => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
             };
-            self.out.push(Bucket {
-                start: acc.start,
-                count: acc.count,
-                value,
-            });
+            if let Some(acc) = acc {
+                out.push(Self::bucket(agg, acc));
+            }
+        }
+        out
+    }
+
+    fn bucket(agg: Agg, acc: Acc) -> Bucket {
+        let value = match agg {
+            Agg::Count => acc.count as f64,
+            Agg::Sum => acc.sum.value(),
+            Agg::Mean => acc.sum.value() / acc.count as f64,
+            Agg::Min => acc.min,
+            Agg::Max => acc.max,
+            Agg::First => acc.first,
+            Agg::Last => acc.last,
+            Agg::Stddev => acc.moments.sample_stddev(),
+        };
+        Bucket {
+            start: acc.start,
+            count: acc.count,
+            value,
         }
     }
 
     pub(crate) fn finish(mut self) -> Vec<Bucket> {
         self.flush();
+        let agg = self.agg;
+        let accs = self.accs.take().unwrap_or_default();
+        self.out
+            .extend(accs.into_iter().map(|a| Self::bucket(agg, a)));
         self.out
     }
 }

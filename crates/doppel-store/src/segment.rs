@@ -5,17 +5,27 @@
 //! `chunks/NNNNNNNN.seg` (eight decimal digits, the segment id):
 //!
 //! ```text
-//! "DPLSEG01"                                  8-byte magic
-//! chunk*                                      the chunk bytes (format in chunk.rs)
+//! "DPLSEG02"                                  8-byte magic ("DPLSEG01": version 1)
+//! chunk*                                      chunk and rollup block bytes
 //! index   = varint series_count, series*
-//! series  = varint twin_len, twin, varint signal_len, signal, varint chunk_count, entry*
+//! series  = varint twin_len, twin, varint signal_len, signal, varint chunk_count, entry*,
+//!           varint block_count, block*                   (version 1: no block_count, block*)
 //! entry   = varint offset, varint len, u32 LE crc32(chunk bytes), summary (chunk.rs)
+//! block   = u8 level (0 minute, 1 hour), varint buckets, varint offset, varint len,
+//!           u32 LE crc32(block bytes), rollup summary (rollup.rs)
 //! footer  = u64 LE index_offset, u64 LE index_len, u32 LE crc32(index),
 //!           u32 LE crc32(the 20 footer bytes before it), "DPLSEGFT"       (32 bytes)
 //! ```
 //!
-//! A chunk's *ordinal* is its position among all entries of the index, in order; the manifest
-//! names dead chunks (of deleted twins, or replaced by a re-sealed chunk) by ordinal. A file is
+//! Version 2 adds the rollup blocks of a series (the minute and hour summaries of points
+//! retention forgot, see `rollup.rs`) after its chunk entries; version 1 files, written
+//! before rollups existed, are still read. A reader older than version 2 refuses the new
+//! magic rather than miss the rollups.
+//!
+//! A chunk's (or block's) *ordinal* is its position among all entries of the index, in
+//! order, a series' chunks before its blocks; the manifest names dead chunks and blocks (of
+//! deleted twins, replaced by a re-sealed chunk or a grown block, or cut by retention) by
+//! ordinal. A file is
 //! written under `NNNNNNNN.seg.tmp`, fsynced and renamed into place, and is never changed
 //! after; only the manifest makes it live. Opening reads the footer and the index only
 //! (checksummed); chunk bytes are read, and their checksum verified, when a query needs them.
@@ -27,9 +37,11 @@ use std::sync::Arc;
 
 use crate::chunk::Summary;
 use crate::codec::{put_block, put_varint, Bytes, CodecError};
+use crate::rollup::{Level, Rollup, BLOCK_BUCKETS};
 use crate::StoreError;
 
-const MAGIC: &[u8; 8] = b"DPLSEG01";
+const MAGIC: &[u8; 8] = b"DPLSEG02";
+const MAGIC_V1: &[u8; 8] = b"DPLSEG01";
 const FOOTER_MAGIC: &[u8; 8] = b"DPLSEGFT";
 const FOOTER_LEN: u64 = 32;
 /// Largest chunk a segment may hold; bounds what a corrupt index can make a read allocate.
@@ -71,6 +83,16 @@ pub(crate) struct SeriesEntries {
     pub twin: Arc<str>,
     pub signal: Arc<str>,
     pub chunks: Vec<(Location, Summary)>,
+    pub rollups: Vec<BlockEntry>,
+}
+
+/// Where one rollup block lives, and what it holds.
+#[derive(Debug)]
+pub(crate) struct BlockEntry {
+    pub level: Level,
+    pub buckets: u32,
+    pub loc: Location,
+    pub summary: Rollup,
 }
 
 impl SegmentFile {
@@ -142,9 +164,11 @@ pub(crate) fn open(
     }
     let mut magic = [0u8; 8];
     read_exact_at(&file, &mut magic, 0).map_err(|e| StoreError::io(path, "read", e))?;
-    if &magic != MAGIC {
-        return Err(corrupt(0, "not a doppel segment (bad magic)".into()));
-    }
+    let version = match &magic {
+        MAGIC => 2,
+        MAGIC_V1 => 1,
+        _ => return Err(corrupt(0, "not a doppel segment (bad magic)".into())),
+    };
     let footer_at = len - FOOTER_LEN;
     let mut footer = [0u8; FOOTER_LEN as usize];
     read_exact_at(&file, &mut footer, footer_at).map_err(|e| StoreError::io(path, "read", e))?;
@@ -174,7 +198,7 @@ pub(crate) fn open(
         ));
     }
     let mut b = Bytes::new(&index);
-    let series = parse_index(&mut b, index_at).map_err(|e| {
+    let series = parse_index(&mut b, index_at, version).map_err(|e| {
         corrupt(
             index_at + b.pos() as u64,
             format!("segment index: {}", e.reason()),
@@ -189,7 +213,30 @@ pub(crate) fn open(
     Ok((seg, series))
 }
 
-fn parse_index(b: &mut Bytes<'_>, index_at: u64) -> Result<Vec<SeriesEntries>, CodecError> {
+fn parse_index(
+    b: &mut Bytes<'_>,
+    index_at: u64,
+    version: u8,
+) -> Result<Vec<SeriesEntries>, CodecError> {
+    let next_ordinal = |ordinal: &mut u32| -> Result<u32, CodecError> {
+        let o = *ordinal;
+        *ordinal = o.checked_add(1).ok_or(CodecError::new("too many chunks"))?;
+        Ok(o)
+    };
+    let location = |b: &mut Bytes<'_>, ordinal: u32| -> Result<Location, CodecError> {
+        let offset = b.varint()?;
+        let len = b.varint_max(MAX_CHUNK_BYTES, "chunk length too large")? as u32;
+        let crc = b.u32()?;
+        if offset < MAGIC.len() as u64 || offset.saturating_add(u64::from(len)) > index_at {
+            return Err(CodecError::new("chunk outside the chunk area"));
+        }
+        Ok(Location {
+            ordinal,
+            offset,
+            len,
+            crc,
+        })
+    };
     // Every series and entry takes several bytes, so counts above the bytes left are corrupt
     // (and would otherwise size allocations).
     let n_series = b.varint_max(b.remaining() as u64, "series count too large")?;
@@ -201,30 +248,35 @@ fn parse_index(b: &mut Bytes<'_>, index_at: u64) -> Result<Vec<SeriesEntries>, C
         let n = b.varint_max(b.remaining() as u64, "chunk count too large")?;
         let mut chunks = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let offset = b.varint()?;
-            let len = b.varint_max(MAX_CHUNK_BYTES, "chunk length too large")? as u32;
-            let crc = b.u32()?;
-            if offset < MAGIC.len() as u64 || offset.saturating_add(u64::from(len)) > index_at {
-                return Err(CodecError::new("chunk outside the chunk area"));
-            }
+            let loc = location(b, next_ordinal(&mut ordinal)?)?;
             let summary = Summary::decode(b)?;
-            chunks.push((
-                Location {
-                    ordinal,
-                    offset,
-                    len,
-                    crc,
-                },
-                summary,
-            ));
-            ordinal = ordinal
-                .checked_add(1)
-                .ok_or(CodecError::new("too many chunks"))?;
+            chunks.push((loc, summary));
+        }
+        let mut rollups = Vec::new();
+        if version >= 2 {
+            let n = b.varint_max(b.remaining() as u64, "block count too large")?;
+            rollups.reserve(n as usize);
+            for _ in 0..n {
+                let level = Level::from_u8(b.u8()?).ok_or(CodecError::new("bad rollup level"))?;
+                let buckets = b.varint_max(BLOCK_BUCKETS as u64, "rollup block too large")?;
+                if buckets == 0 {
+                    return Err(CodecError::new("empty rollup block"));
+                }
+                let loc = location(b, next_ordinal(&mut ordinal)?)?;
+                let summary = Rollup::decode(b)?;
+                rollups.push(BlockEntry {
+                    level,
+                    buckets: buckets as u32,
+                    loc,
+                    summary,
+                });
+            }
         }
         out.push(SeriesEntries {
             twin: twin.into(),
             signal: signal.into(),
             chunks,
+            rollups,
         });
     }
     if b.remaining() != 0 {
@@ -237,8 +289,16 @@ fn name<'a>(b: &mut Bytes<'a>) -> Result<&'a str, CodecError> {
     std::str::from_utf8(b.block()?).map_err(|_| CodecError::new("name is not UTF-8"))
 }
 
-/// The series a writer is adding chunks of: twin, signal, encoded entries, entry count.
-type Pending = (Arc<str>, Arc<str>, Vec<u8>, u64);
+/// The series a writer is adding chunks and blocks of.
+#[derive(Debug)]
+struct Pending {
+    twin: Arc<str>,
+    signal: Arc<str>,
+    chunks: Vec<u8>,
+    chunk_count: u64,
+    blocks: Vec<u8>,
+    block_count: u64,
+}
 
 /// Streams chunks into a new segment's temporary file.
 #[derive(Debug)]
@@ -280,13 +340,60 @@ impl SegmentWriter {
     }
 
     /// Appends one chunk of (`twin`, `signal`); a series' chunks must be added together, in
-    /// time order. Returns where it went.
+    /// time order, before its blocks. Returns where it went.
     pub(crate) fn add(
         &mut self,
         twin: &Arc<str>,
         signal: &Arc<str>,
         bytes: &[u8],
         summary: &Summary,
+    ) -> Result<Location, StoreError> {
+        let loc = self.append(twin, signal, bytes)?;
+        let p = self.pending(twin, signal);
+        if p.block_count > 0 {
+            // Ordinals follow the index order, chunks first: a later chunk would break it.
+            return Err(StoreError::io(
+                &self.tmp,
+                "write",
+                std::io::Error::other("chunk added after rollup blocks of its series"),
+            ));
+        }
+        put_varint(&mut p.chunks, loc.offset);
+        put_varint(&mut p.chunks, u64::from(loc.len));
+        p.chunks.extend_from_slice(&loc.crc.to_le_bytes());
+        summary.encode(&mut p.chunks);
+        p.chunk_count += 1;
+        Ok(loc)
+    }
+
+    /// Appends one rollup block of (`twin`, `signal`), after the series' chunks.
+    pub(crate) fn add_block(
+        &mut self,
+        twin: &Arc<str>,
+        signal: &Arc<str>,
+        level: Level,
+        buckets: u32,
+        bytes: &[u8],
+        summary: &Rollup,
+    ) -> Result<Location, StoreError> {
+        let loc = self.append(twin, signal, bytes)?;
+        let p = self.pending(twin, signal);
+        p.blocks.push(level as u8);
+        put_varint(&mut p.blocks, u64::from(buckets));
+        put_varint(&mut p.blocks, loc.offset);
+        put_varint(&mut p.blocks, u64::from(loc.len));
+        p.blocks.extend_from_slice(&loc.crc.to_le_bytes());
+        summary.encode(&mut p.blocks);
+        p.block_count += 1;
+        Ok(loc)
+    }
+
+    /// Writes `bytes` to the chunk area, starting a new series entry if the series changes.
+    fn append(
+        &mut self,
+        twin: &Arc<str>,
+        signal: &Arc<str>,
+        bytes: &[u8],
     ) -> Result<Location, StoreError> {
         let len = u32::try_from(bytes.len())
             .ok()
@@ -305,27 +412,40 @@ impl SegmentWriter {
         };
         self.pos += u64::from(len);
         self.ordinal += 1;
-        let same = matches!(&self.current, Some((t, s, _, _)) if t == twin && s == signal);
+        let same = matches!(&self.current, Some(p) if &p.twin == twin && &p.signal == signal);
         if !same {
             self.flush_series();
-            self.current = Some((twin.clone(), signal.clone(), Vec::new(), 0));
-        }
-        if let Some((_, _, entries, n)) = &mut self.current {
-            put_varint(entries, loc.offset);
-            put_varint(entries, u64::from(loc.len));
-            entries.extend_from_slice(&loc.crc.to_le_bytes());
-            summary.encode(entries);
-            *n += 1;
+            self.current = Some(Pending {
+                twin: twin.clone(),
+                signal: signal.clone(),
+                chunks: Vec::new(),
+                chunk_count: 0,
+                blocks: Vec::new(),
+                block_count: 0,
+            });
         }
         Ok(loc)
     }
 
+    fn pending(&mut self, twin: &Arc<str>, signal: &Arc<str>) -> &mut Pending {
+        self.current.get_or_insert_with(|| Pending {
+            twin: twin.clone(),
+            signal: signal.clone(),
+            chunks: Vec::new(),
+            chunk_count: 0,
+            blocks: Vec::new(),
+            block_count: 0,
+        })
+    }
+
     fn flush_series(&mut self) {
-        if let Some((twin, signal, entries, n)) = self.current.take() {
-            put_block(&mut self.index, twin.as_bytes());
-            put_block(&mut self.index, signal.as_bytes());
-            put_varint(&mut self.index, n);
-            self.index.extend_from_slice(&entries);
+        if let Some(p) = self.current.take() {
+            put_block(&mut self.index, p.twin.as_bytes());
+            put_block(&mut self.index, p.signal.as_bytes());
+            put_varint(&mut self.index, p.chunk_count);
+            self.index.extend_from_slice(&p.chunks);
+            put_varint(&mut self.index, p.block_count);
+            self.index.extend_from_slice(&p.blocks);
             self.series += 1;
         }
     }
@@ -460,6 +580,60 @@ mod tests {
         assert!(open(&path, 7).is_err());
     }
 
+    #[test]
+    fn blocks_follow_their_series_chunks_in_ordinal_order() {
+        use crate::rollup::{self, Builder};
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 3).unwrap();
+        let (a, x): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("x"));
+        let (b, y): (Arc<str>, Arc<str>) = (Arc::from("b"), Arc::from("y"));
+        let mut minutes = Builder::default();
+        for p in points(200, 0).iter().map(|p| Point {
+            ts: p.ts * 1_000_000_000,
+            value: p.value.clone(),
+        }) {
+            minutes.push(&p);
+        }
+        let minutes = minutes.finish();
+        let block = rollup::encode_block(&minutes);
+        let total = rollup::total(&minutes).unwrap();
+        let (c1, s1) = chunk::encode(&points(10, 1000)).unwrap();
+        w.add(&a, &x, &c1, &s1).unwrap();
+        w.add_block(&a, &x, Level::Minute, minutes.len() as u32, &block, &total)
+            .unwrap();
+        assert!(
+            w.add(&a, &x, &c1, &s1).is_err(),
+            "a chunk after its series' blocks would break the ordinals"
+        );
+        // A series of rollups only.
+        w.add_block(
+            &b,
+            &y,
+            Level::Hour,
+            1,
+            &rollup::encode_block(&[total]),
+            &total,
+        )
+        .unwrap();
+        let (tmp, path) = (w.tmp.clone(), w.path.clone());
+        w.finish().unwrap();
+        install(&tmp, &path).unwrap();
+        let (seg, series) = open(&path, 3).unwrap();
+        assert_eq!(series.len(), 2);
+        assert_eq!(series[0].chunks[0].0.ordinal, 0);
+        assert_eq!(series[0].rollups[0].loc.ordinal, 1);
+        assert_eq!(series[1].chunks.len(), 0);
+        assert_eq!(series[1].rollups[0].loc.ordinal, 2);
+        assert_eq!(series[1].rollups[0].level, Level::Hour);
+        let e = &series[0].rollups[0];
+        assert_eq!((e.buckets as usize, e.summary), (minutes.len(), total));
+        let bytes = seg.read_chunk(&e.loc).unwrap();
+        assert_eq!(
+            rollup::decode_block(&bytes, Level::Minute).unwrap(),
+            minutes
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -471,8 +645,9 @@ mod tests {
             file.extend_from_slice(&bytes);
             fs::write(&path, &file).unwrap();
             let _ = open(&path, 1);
-            // And with a valid footer around arbitrary index bytes.
-            let mut file = MAGIC.to_vec();
+            // And with a valid footer around arbitrary index bytes, in both versions.
+            for magic in [MAGIC, MAGIC_V1] {
+            let mut file = magic.to_vec();
             let index_at = file.len() as u64;
             file.extend_from_slice(&bytes);
             let mut footer = Vec::new();
@@ -485,6 +660,7 @@ mod tests {
             file.extend_from_slice(&footer);
             fs::write(&path, &file).unwrap();
             let _ = open(&path, 1);
+            }
         }
     }
 }

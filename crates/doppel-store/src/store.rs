@@ -164,8 +164,11 @@ impl Store {
             let (file, entries) = segment::open(&path, *id)?;
             let chunk_bytes = entries
                 .iter()
-                .flat_map(|e| e.chunks.iter())
-                .map(|(loc, _)| u64::from(loc.len))
+                .flat_map(|e| {
+                    let chunks = e.chunks.iter().map(|(loc, _)| loc);
+                    chunks.chain(e.rollups.iter().map(|b| &b.loc))
+                })
+                .map(|loc| u64::from(loc.len))
                 .sum();
             index.load_segment(&file, entries, dead);
             segments.insert(*id, SegMeta { file, chunk_bytes });
@@ -345,7 +348,10 @@ impl Store {
     /// call, whatever their time (the cut applies at its place in the log, as
     /// [`Store::delete_twin`] does). Chunks wholly before `before` die (their space is
     /// reclaimed when the next checkpoints compact their segment files); the one chunk of a
-    /// series that straddles it is re-encoded without the old points at once.
+    /// series that straddles it is re-encoded without the old points at once. The numeric
+    /// values forgotten are kept as minute and hour rollups, which [`Store::downsample`]
+    /// answers from at steps of whole minutes; a series with a chunk that cannot be read is
+    /// left whole (nothing is forgotten without its rollups).
     pub fn drop_before(
         &self,
         twin: &str,
@@ -400,6 +406,11 @@ impl Store {
     /// Aggregates of one series per `step`-wide bucket aligned to the epoch
     /// (`start = ts.div_euclid(step) * step`), for the non-empty buckets in `[from, to)`,
     /// ascending. `Count` works on any value; the others need numbers (bools are 0/1).
+    ///
+    /// When `step` is a whole number of minutes, the rollups of points retention forgot are
+    /// merged in (hour rollups for whole hours), each rollup bucket whose points (first to
+    /// last) lie in `[from, to)` counting with its summary (one partly outside does not
+    /// count: it cannot be split); `first`/`last` are its first and last point.
     pub fn downsample(
         &self,
         twin: &str,
@@ -414,6 +425,18 @@ impl Store {
             .index
             .read()
             .downsample(twin, signal, from, to, step, agg)
+    }
+
+    /// The times of the first and the last data of one series that [`Store::downsample`] at
+    /// `step` would use: its points, and when `step` is whole minutes the rollups of points
+    /// retention forgot too. What an open-ended downsample clamps its range to.
+    pub fn downsample_span(
+        &self,
+        twin: &str,
+        signal: &str,
+        step: i64,
+    ) -> Option<(Timestamp, Timestamp)> {
+        self.shared.index.read().downsample_span(twin, signal, step)
     }
 
     /// The latest point of one series.
@@ -441,13 +464,15 @@ impl Store {
     /// Series and point counts, chunk counts, and the bytes of WAL and segment files.
     pub fn stats(&self) -> StoreStats {
         let index = self.shared.index.read();
-        let (chunks, open_points) = index.chunk_counts();
+        let (chunks, open_points, rollup_blocks, rollup_bytes) = index.chunk_counts();
         StoreStats {
             series: index.series_count(),
             points: index.point_count(),
             wal_bytes: self.shared.wal_bytes.load(Ordering::Relaxed),
             chunks,
             open_points,
+            rollup_blocks,
+            rollup_bytes,
             segment_files: self.shared.segment_files.load(Ordering::Relaxed),
             segment_bytes: self.shared.segment_bytes.load(Ordering::Relaxed),
             checkpoints: self.shared.checkpoints.load(Ordering::Relaxed),
@@ -1568,6 +1593,198 @@ pub(crate) mod tests {
                     .filter(|n| n.ends_with(".tmp"))
                     .collect();
                 assert!(leftovers.is_empty(), "{when}: {leftovers:?}");
+            }
+        }
+    }
+
+    const SEC: i64 = 1_000_000_000;
+    const MIN: i64 = 60 * SEC;
+    const HOUR: i64 = 60 * MIN;
+
+    /// The numeric points cuts forgot, per series (what the rollups must add up to).
+    type Rolled = std::collections::BTreeMap<(String, String), Vec<(i64, i64)>>;
+
+    fn cut_rolling(
+        store: &Store,
+        model: &mut Model,
+        rolled: &mut Rolled,
+        twin: &str,
+        signal: Option<&str>,
+        before: i64,
+    ) {
+        for ((t, s), points) in model.iter() {
+            if t == twin && signal.is_none_or(|want| want == s) {
+                rolled
+                    .entry((t.clone(), s.clone()))
+                    .or_default()
+                    .extend(points.range(..before).map(|(&ts, &v)| (ts, v)));
+            }
+        }
+        cut(store, model, twin, signal, before);
+    }
+
+    /// Count, sum, min, max and mean per minute and per hour over two days, from the live
+    /// points and the forgotten ones, against `downsample`.
+    fn assert_rollups(store: &Store, model: &Model, rolled: &Rolled, when: &str) {
+        for twin in ["a", "b"] {
+            for signal in ["x", "y", "z"] {
+                let key = (twin.to_string(), signal.to_string());
+                let mut all: Vec<(i64, i64)> = rolled.get(&key).cloned().unwrap_or_default();
+                if let Some(m) = model.get(&key) {
+                    all.extend(m.iter().map(|(&t, &v)| (t, v)));
+                }
+                for step in [MIN, 5 * MIN, HOUR, 24 * HOUR] {
+                    let mut want: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+                    for &(ts, v) in &all {
+                        want.entry(ts.div_euclid(step) * step).or_default().push(v);
+                    }
+                    for agg in [Agg::Count, Agg::Sum, Agg::Min, Agg::Max, Agg::Mean] {
+                        let got: Vec<(i64, u64, f64)> = store
+                            .downsample(twin, signal, -24 * HOUR, 24 * HOUR, step, agg)
+                            .unwrap()
+                            .into_iter()
+                            .map(|b| (b.start, b.count, b.value))
+                            .collect();
+                        let want: Vec<(i64, u64, f64)> = want
+                            .iter()
+                            .map(|(&start, vs)| {
+                                let n = vs.len() as f64;
+                                let sum = vs.iter().sum::<i64>() as f64;
+                                let value = match agg {
+                                    Agg::Count => n,
+                                    Agg::Sum => sum,
+                                    Agg::Min => *vs.iter().min().unwrap() as f64,
+                                    Agg::Max => *vs.iter().max().unwrap() as f64,
+                                    _ => sum / n,
+                                };
+                                (start, vs.len() as u64, value)
+                            })
+                            .collect();
+                        assert_eq!(
+                            got.len(),
+                            want.len(),
+                            "{twin}/{signal} {agg:?} {step} {when}"
+                        );
+                        for (g, w) in got.iter().zip(&want) {
+                            assert_eq!((g.0, g.1), (w.0, w.1), "{twin}/{signal} {agg:?} {when}");
+                            assert!(
+                                (g.2 - w.2).abs() <= 1e-9 * w.2.abs().max(1.0),
+                                "{twin}/{signal} {agg:?} {step} {when}: {g:?} vs {w:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hours of history, some of it checkpointed, then: a late point and an overwrite
+    /// replacing chunks before any cut; a cut in the middle of a minute; points still in the
+    /// open buffer (only in the WAL) cut with the whole twin; a late point older than a cut
+    /// written after it, and a second cut over it; a chunk replaced after its neighbours
+    /// were cut; a twin cut and then deleted (its rollups go too) and written again.
+    fn rollup_history(
+        store: &Store,
+        model: &mut Model,
+        rolled: &mut Rolled,
+        first_checkpoint: bool,
+    ) {
+        for i in 0..1543 {
+            apply(store, model, &[("a", "x", i * 7 * SEC, i % 13)]);
+        }
+        for i in 0..200 {
+            apply(
+                store,
+                model,
+                &[("b", "x", i * 61 * SEC, i), ("a", "y", i * 20 * SEC, -i)],
+            );
+        }
+        if first_checkpoint {
+            store.checkpoint().unwrap();
+        }
+        apply(
+            store,
+            model,
+            &[
+                ("a", "x", 3 * SEC + SEC / 2, 100),
+                ("a", "x", 14 * SEC, 200),
+            ],
+        );
+        cut_rolling(store, model, rolled, "a", Some("x"), HOUR + 30 * SEC);
+        apply(
+            store,
+            model,
+            &[
+                ("a", "z", 10 * SEC, 1),
+                ("a", "z", 70 * SEC, 2),
+                ("a", "z", 2 * HOUR, 3),
+            ],
+        );
+        assert!(store.stats().open_points > 0);
+        cut_rolling(store, model, rolled, "a", None, 2 * HOUR);
+        apply(
+            store,
+            model,
+            &[("a", "x", 100 * SEC, 7), ("a", "x", 2 * HOUR + 7 * SEC, 77)],
+        );
+        cut_rolling(store, model, rolled, "a", Some("x"), HOUR);
+        cut_rolling(store, model, rolled, "b", None, 2 * HOUR);
+        delete(store, model, "b");
+        rolled.retain(|(t, _), _| t != "b");
+        apply(store, model, &[("b", "y", 5 * SEC, 5)]);
+        cut_rolling(store, model, rolled, "b", None, 6 * SEC);
+    }
+
+    #[test]
+    fn rollups_survive_reopen_and_a_crash_at_any_checkpoint_step() {
+        for first_checkpoint in [false, true] {
+            for step in STEPS.map(Some).into_iter().chain([None]) {
+                let when = format!("crash at {step:?}, first checkpoint {first_checkpoint}");
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open(dir.path(), ckpt_opts()).unwrap();
+                let (mut model, mut rolled) = (Model::new(), Rolled::new());
+                rollup_history(&store, &mut model, &mut rolled, first_checkpoint);
+                assert_rollups(&store, &model, &rolled, &format!("{when}, before"));
+                assert!(store.stats().rollup_blocks > 0);
+                match step {
+                    Some(step) => {
+                        store.shared.hooks.lock().crash_at = Some(step);
+                        assert!(
+                            matches!(store.checkpoint(), Err(StoreError::Closed)),
+                            "{when}"
+                        );
+                    }
+                    None => store.close().unwrap(),
+                }
+                drop(store);
+
+                let store = Store::open(dir.path(), ckpt_opts()).unwrap();
+                assert_matches(&store, &model, &when);
+                assert_rollups(&store, &model, &rolled, &when);
+                // More cuts after recovery grow the blocks read back from the file.
+                cut_rolling(
+                    &store,
+                    &mut model,
+                    &mut rolled,
+                    "a",
+                    Some("x"),
+                    2 * HOUR + 30 * MIN,
+                );
+                store.checkpoint().unwrap();
+                assert_rollups(&store, &model, &rolled, &format!("{when}, recovered"));
+                store.close().unwrap();
+                drop(store);
+                let store = Store::open(dir.path(), ckpt_opts()).unwrap();
+                assert_matches(&store, &model, &format!("{when}, reopened"));
+                assert_rollups(&store, &model, &rolled, &format!("{when}, reopened"));
+                delete(&store, &mut model, "a");
+                rolled.retain(|(t, _), _| t != "a");
+                store.checkpoint().unwrap();
+                assert_rollups(&store, &model, &rolled, &format!("{when}, a deleted"));
+                let stats = store.stats();
+                // What is left is b's minute and hour block of its one point cut after it came
+                // back: the rollups of the deleted twin went with it.
+                assert_eq!(stats.rollup_blocks, 2, "{when}: {stats:?}");
             }
         }
     }

@@ -68,6 +68,8 @@ fn store_stats_of_a_stopped_server() {
     assert_eq!(top[0]["points"], 3_000);
     assert_eq!(top[1]["signal"], "cycles");
     assert!(top[0]["chunk_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["rollup_bytes"], 0, "no retention, no rollups: {r}");
+    assert_eq!(top[0]["rollup_bytes"], 0, "{r}");
 
     let (ok, out, err) = store_stats(&s, &[]);
     assert!(ok, "stats failed: {err}");

@@ -1,5 +1,5 @@
 //! `doppel store stats`: the size of a stopped server's history (series, points, bytes of WAL
-//! and segment files, chunks, the largest series).
+//! and segment files, chunks, rollups kept past retention, the largest series).
 //!
 //! It opens the store like a server start does (the same torn-tail repair and removal of
 //! files a crashed checkpoint left), writes nothing and does not checkpoint at close. The
@@ -44,6 +44,10 @@ struct Report {
     wal_bytes: u64,
     segment_files: u64,
     segment_bytes: u64,
+    /// Minute and hour rollups of points retention forgot (part of the segment bytes once
+    /// checkpointed).
+    rollup_blocks: u64,
+    rollup_bytes: u64,
     bytes: u64,
     /// `None` for an empty store.
     bytes_per_point: Option<f64>,
@@ -67,6 +71,8 @@ impl Report {
             wal_bytes: stats.wal_bytes,
             segment_files: stats.segment_files,
             segment_bytes: stats.segment_bytes,
+            rollup_blocks: stats.rollup_blocks,
+            rollup_bytes: stats.rollup_bytes,
             bytes,
             bytes_per_point: (stats.points > 0).then(|| bytes as f64 / stats.points as f64),
             top: series,
@@ -136,6 +142,12 @@ fn write_report(out: &mut String, data_dir: &Path, report: &Report) -> std::fmt:
         bytes(report.segment_bytes),
         report.segment_files
     )?;
+    writeln!(
+        out,
+        "  rollups         {} in {} blocks (minute and hour, past retention)",
+        bytes(report.rollup_bytes),
+        report.rollup_blocks
+    )?;
     writeln!(out, "  on disk         {}", bytes(report.bytes))?;
     match report.bytes_per_point {
         Some(b) => writeln!(out, "  bytes/point     {b:.3}")?,
@@ -145,18 +157,19 @@ fn write_report(out: &mut String, data_dir: &Path, report: &Report) -> std::fmt:
         writeln!(out)?;
         writeln!(
             out,
-            "  {:<24} {:<24} {:>12} {:>8} {:>12}",
-            "twin", "signal", "points", "chunks", "chunk bytes"
+            "  {:<24} {:<24} {:>12} {:>8} {:>12} {:>12}",
+            "twin", "signal", "points", "chunks", "chunk bytes", "rollup bytes"
         )?;
         for s in &report.top {
             writeln!(
                 out,
-                "  {:<24} {:<24} {:>12} {:>8} {:>12}",
+                "  {:<24} {:<24} {:>12} {:>8} {:>12} {:>12}",
                 clip(&s.twin),
                 clip(&s.signal),
                 s.points,
                 s.chunks,
-                s.chunk_bytes
+                s.chunk_bytes,
+                s.rollup_bytes
             )?;
         }
     }
