@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p doppel-store --example store_bench -- write DIR [points] [--no-checkpoint | --crash]
 //! cargo run --release -p doppel-store --example store_bench -- open DIR
-//! cargo run --release -p doppel-store --example store_bench -- ingest DIR [points] [--writers N] [--batch N]
+//! cargo run --release -p doppel-store --example store_bench -- ingest DIR [points] [--writers N] [--batch N] [--step N]
 //! ```
 //!
 //! `write` fills a fresh store with 10 twins × 10 signals at 1 Hz (decimal sensor-like random
@@ -18,7 +18,10 @@
 //! share of 100 twins × 10 signals and call `Store::write_batch` (as the engine does: one
 //! reading per twin and second with its ten signals) with batches of `--batch` points
 //! (default 10,000), one second of their signals after another, every write acknowledged only
-//! after its group commit's fsync. Several writers' batches share one fsync.
+//! after its group commit's fsync. Several writers' batches share one fsync. Values are
+//! decimal random walks moving up to `--step` hundredths a second (default 10; larger steps
+//! are less compressible, which fills a given size of history with fewer points). The store
+//! is closed (checkpointed) at the end, so `open DIR` can time a restart on it.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
@@ -125,7 +128,8 @@ fn write(dir: &Path, points: usize, checkpoint: bool, on_close: bool) {
     );
 }
 
-fn ingest(dir: &Path, points: usize, writers: usize, batch: usize) {
+fn ingest(dir: &Path, points: usize, writers: usize, batch: usize, step: usize) {
+    let step = step.max(1) as u64;
     const TWINS: usize = 100;
     let _ = std::fs::remove_dir_all(dir);
     let store = Arc::new(Store::open(dir, StoreOptions::default()).unwrap());
@@ -165,7 +169,7 @@ fn ingest(dir: &Path, points: usize, writers: usize, batch: usize) {
                                     state ^= state << 13;
                                     state ^= state >> 7;
                                     state ^= state << 17;
-                                    walk[i] += (state % 21) as i64 - 10;
+                                    walk[i] += (state % (2 * step + 1)) as i64 - step as i64;
                                     (signal.clone(), Value::Float(walk[i] as f64 / 100.0))
                                 })
                                 .collect::<Vec<_>>();
@@ -383,11 +387,17 @@ fn main() {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(default)
             };
-            ingest(dir, points, opt("--writers", 4), opt("--batch", 10_000));
+            ingest(
+                dir,
+                points,
+                opt("--writers", 4),
+                opt("--batch", 10_000),
+                opt("--step", 10),
+            );
         }
         _ => println!(
             "usage: store_bench (write DIR [points] [--no-checkpoint | --crash] | open DIR \
-             | ingest DIR [points] [--writers N] [--batch N])"
+             | ingest DIR [points] [--writers N] [--batch N] [--step N])"
         ),
     }
 }

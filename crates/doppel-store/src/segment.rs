@@ -358,9 +358,7 @@ impl SegmentWriter {
                 std::io::Error::other("chunk added after rollup blocks of its series"),
             ));
         }
-        put_varint(&mut p.chunks, loc.offset);
-        put_varint(&mut p.chunks, u64::from(loc.len));
-        p.chunks.extend_from_slice(&loc.crc.to_le_bytes());
+        put_location(&mut p.chunks, &loc);
         summary.encode(&mut p.chunks);
         p.chunk_count += 1;
         Ok(loc)
@@ -380,9 +378,7 @@ impl SegmentWriter {
         let p = self.pending(twin, signal);
         p.blocks.push(level as u8);
         put_varint(&mut p.blocks, u64::from(buckets));
-        put_varint(&mut p.blocks, loc.offset);
-        put_varint(&mut p.blocks, u64::from(loc.len));
-        p.blocks.extend_from_slice(&loc.crc.to_le_bytes());
+        put_location(&mut p.blocks, &loc);
         summary.encode(&mut p.blocks);
         p.block_count += 1;
         Ok(loc)
@@ -483,6 +479,13 @@ impl SegmentWriter {
 /// Renames a finished temporary segment into place (the directory is synced by the caller).
 pub(crate) fn install(tmp: &Path, path: &Path) -> Result<(), StoreError> {
     fs::rename(tmp, path).map_err(|e| StoreError::io(path, "rename into place", e))
+}
+
+/// A chunk's or block's place in the file as the index stores it: offset, length, CRC.
+fn put_location(out: &mut Vec<u8>, loc: &Location) {
+    put_varint(out, loc.offset);
+    put_varint(out, u64::from(loc.len));
+    out.extend_from_slice(&loc.crc.to_le_bytes());
 }
 
 #[cfg(test)]
