@@ -15,7 +15,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cargo build --release -p doppel -q
-DOPPEL="${CARGO_TARGET_DIR:-target}/release/doppel"
+DOPPEL="${DOPPEL_BIN:-${CARGO_TARGET_DIR:-target}/release/doppel}"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 H=$(free_port); M=$(free_port)
