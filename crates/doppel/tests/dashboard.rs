@@ -208,13 +208,28 @@ fn seed_simulated_pump(s: &TestServer) -> LastReading {
     )
     .unwrap();
     let steps = WHATIF_HOURS * 3600 / WHATIF_STEP_S;
-    let t0 = now_ns - 300 * 1_000_000_000 - steps * WHATIF_STEP_S * 1_000_000_000;
+    // The plant always runs the same stretch of its schedule, 02:00-10:00 UTC of a weekday
+    // (the morning shift starts at 06:00, moving speed and flow), and its readings are
+    // stamped shifted to end five minutes ago: the history then does not depend on the hour
+    // the test runs (an 8-hour night alone holds too few changes to identify flow against
+    // speed).
+    const NS: i64 = 1_000_000_000;
+    const DAY: i64 = 86_400 * NS;
+    let end = now_ns - 300 * NS;
+    let mut end_sim = (end - 10 * 3600 * NS).div_euclid(DAY) * DAY + 10 * 3600 * NS;
+    // 1970-01-01 was a Thursday: weekday 3 counting from Monday.
+    while (end_sim.div_euclid(DAY) + 3).rem_euclid(7) >= 5 {
+        end_sim -= DAY;
+    }
+    let shift = end - end_sim;
+    let t0 = end_sim - steps * WHATIF_STEP_S * NS;
     plant.begin(t0);
     let mut batch = Vec::new();
-    let mut last = (t0, serde_json::Map::new());
+    let mut last = (t0 + shift, serde_json::Map::new());
     for i in 1..=steps {
-        let t = t0 + i * WHATIF_STEP_S * 1_000_000_000;
-        for r in plant.step(t, WHATIF_STEP_S as f64) {
+        let t_sim = t0 + i * WHATIF_STEP_S * NS;
+        let t = t_sim + shift;
+        for r in plant.step(t_sim, WHATIF_STEP_S as f64) {
             let values: serde_json::Map<String, Value> = r
                 .values
                 .iter()
