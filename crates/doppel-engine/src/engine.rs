@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use doppel_analytics::{AdviceConfig, DetectorConfig};
 use doppel_model::{
-    format_ts, AssetModel, Batch, Catalog, ModelError, Timestamp, Twin, TwinFilter, ValidatedBatch,
-    Value, ValueKind,
+    format_ts, AssetModel, Batch, Catalog, ModelError, ReadingRef, Timestamp, Twin, TwinFilter,
+    ValidatedBatch, Value, ValueKind,
 };
 use doppel_store::{Agg, Bucket, Point, Store, StoreOptions};
 use parking_lot::{Mutex, RwLock};
@@ -431,6 +431,46 @@ impl Engine {
                 return Err(EngineError::Invalid(e));
             }
         };
+        self.ingest_validated(validated, catalog, source, started)
+            .await
+    }
+
+    /// [`Engine::ingest`] of readings whose names borrow from the request (line protocol):
+    /// a valid batch is validated without copying a name; anything else goes the owned way,
+    /// which reports every error.
+    pub async fn ingest_readings(
+        &self,
+        readings: Vec<ReadingRef<'_>>,
+        source: IngestSource,
+        label: impl Fn(usize) -> String,
+    ) -> Result<IngestReceipt, EngineError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let started = Instant::now();
+        let catalog = self.catalog();
+        match self.names.validate_readings(&catalog, &readings) {
+            Some(validated) => {
+                drop(readings);
+                self.ingest_validated(validated, catalog, source, started)
+                    .await
+            }
+            None => {
+                let batch = Batch {
+                    readings: readings.into_iter().map(ReadingRef::into_owned).collect(),
+                };
+                self.ingest(batch, source, label).await
+            }
+        }
+    }
+
+    async fn ingest_validated(
+        &self,
+        validated: ValidatedBatch,
+        catalog: Arc<Catalog>,
+        source: IngestSource,
+        started: Instant,
+    ) -> Result<IngestReceipt, EngineError> {
         let readings = validated.readings.len();
         let points = validated.points();
         if points == 0 {

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use doppel_model::{Batch, Catalog, ValidatedBatch, ValidatedReading};
+use doppel_model::{Batch, Catalog, ReadingSource, ValidatedBatch, ValidatedReading};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// Interned names are forgotten once there are this many (names of deleted twins and models
@@ -27,28 +27,39 @@ impl Names {
     /// `Catalog::validate_batch`; `None` if anything fails (the caller then asks
     /// `validate_batch` for the errors).
     pub(crate) fn validate(&self, catalog: &Catalog, batch: &Batch) -> Option<ValidatedBatch> {
+        self.validate_readings(catalog, &batch.readings)
+    }
+
+    /// [`Names::validate`] of readings owned or borrowed.
+    pub(crate) fn validate_readings<R: ReadingSource>(
+        &self,
+        catalog: &Catalog,
+        readings: &[R],
+    ) -> Option<ValidatedBatch> {
         let mut set = self.set.read();
-        let mut out = Vec::with_capacity(batch.readings.len());
-        for r in &batch.readings {
-            let twin = catalog.twin(&r.twin)?;
+        let mut out = Vec::with_capacity(readings.len());
+        for r in readings {
+            let twin = catalog.twin(r.twin())?;
             let model = catalog.model(&twin.model)?;
-            if r.values.is_empty() {
+            let pairs = r.values();
+            if pairs.is_empty() {
                 return None;
             }
-            if has_duplicate(r.values.iter().map(|(n, _)| n.as_str())) {
+            if has_duplicate(pairs.iter().map(|(n, _)| n.as_ref())) {
                 return None;
             }
-            let mut values = Vec::with_capacity(r.values.len());
-            for (name, v) in &r.values {
+            let mut values = Vec::with_capacity(pairs.len());
+            for (name, v) in pairs {
+                let name = name.as_ref();
                 let spec = model.signal(name)?;
                 // A cheap clone for numbers and bools; `coerce` is the catalog's own rule.
                 let v = v.clone().coerce(spec.kind).ok()?;
                 values.push((self.intern(&mut set, name), v));
             }
             out.push(ValidatedReading {
-                twin: self.intern(&mut set, &r.twin),
+                twin: self.intern(&mut set, r.twin()),
                 model: self.intern(&mut set, &model.id),
-                ts: r.ts,
+                ts: r.ts(),
                 values,
             });
         }
@@ -86,7 +97,7 @@ fn has_duplicate<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> b
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use doppel_model::{Reading, Value};
+    use doppel_model::{Reading, ReadingRef, Value};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -145,6 +156,20 @@ mod tests {
             let c = catalog();
             let names = Names::default();
             let fast = names.validate(&c, &batch);
+            // Borrowed names (line protocol) validate the same way.
+            let borrowed: Vec<ReadingRef<'_>> = batch
+                .readings
+                .iter()
+                .map(|r| ReadingRef {
+                    twin: r.twin.as_str().into(),
+                    ts: r.ts,
+                    values: r.values.iter().map(|(k, v)| (k.as_str().into(), v.clone())).collect(),
+                })
+                .collect();
+            prop_assert_eq!(&names.validate_readings(&c, &borrowed), &fast);
+            let back: Vec<Reading> = borrowed.into_iter().map(ReadingRef::into_owned).collect();
+            // Debug forms: NaN values compare unequal to themselves.
+            prop_assert_eq!(format!("{back:?}"), format!("{:?}", batch.readings));
             let slow = c.validate_batch(batch, |i| format!("[{i}]."));
             match (fast, slow) {
                 (Some(f), Ok(s)) => prop_assert_eq!(f, s),

@@ -122,10 +122,10 @@ pub async fn write_lp(
         .map_err(|e| ApiError::field("body", format!("not UTF-8: {e}")))?;
     let decoded = line_protocol::decode(text, precision, now_ns())
         .map_err(|e| rejected(&s, IngestSource::LineProtocol, e))?;
-    let line_protocol::Decoded { batch, lines } = decoded;
+    let line_protocol::Decoded { readings, lines } = decoded;
     s.engine
-        .ingest(
-            batch,
+        .ingest_readings(
+            readings,
             IngestSource::LineProtocol,
             line_protocol::label(&lines),
         )

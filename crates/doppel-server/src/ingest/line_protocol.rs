@@ -7,17 +7,20 @@
 //! scan first that gives the same result without building the crate's intermediate form,
 //! and anything else goes to the crate.
 
-use doppel_model::{Batch, Precision, Reading, Timestamp, ValidationErrors, Value};
+use std::borrow::Cow;
+
+use doppel_model::{Precision, ReadingRef, Timestamp, ValidationErrors, Value};
 use influxdb_line_protocol::{parse_lines, split_lines, FieldValue};
 
-/// A decoded body with the 1-based line number of each reading, for error paths.
+/// A decoded body with the 1-based line number of each reading, for error paths. Names of
+/// plain lines borrow from the body.
 #[derive(Debug)]
-pub struct Decoded {
-    pub batch: Batch,
+pub struct Decoded<'a> {
+    pub readings: Vec<ReadingRef<'a>>,
     pub lines: Vec<usize>,
 }
 
-impl Decoded {
+impl Decoded<'_> {
     /// Field-path prefix of reading `i`: `lines[7].`.
     pub fn label(&self) -> impl Fn(usize) -> String + '_ {
         label(&self.lines)
@@ -34,7 +37,7 @@ pub fn decode(
     body: &str,
     precision: Precision,
     now: Timestamp,
-) -> Result<Decoded, ValidationErrors> {
+) -> Result<Decoded<'_>, ValidationErrors> {
     let mut errs = ValidationErrors::new();
     let mut readings = Vec::new();
     let mut lines = Vec::new();
@@ -61,10 +64,10 @@ pub fn decode(
             let values = line
                 .fields
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+                .map(|(k, v)| (Cow::Borrowed(k), v))
                 .collect();
-            readings.push(Reading {
-                twin: line.twin.to_string(),
+            readings.push(ReadingRef {
+                twin: Cow::Borrowed(line.twin),
                 ts,
                 values,
             });
@@ -117,18 +120,19 @@ pub fn decode(
                 FieldValue::Boolean(b) => Value::Bool(*b),
                 FieldValue::String(s) => Value::String(s.as_str().to_string()),
             };
-            values.push((name.as_str().to_string(), value));
+            values.push((Cow::Owned(name.as_str().to_string()), value));
         }
-        readings.push(Reading { twin, ts, values });
+        readings.push(ReadingRef {
+            twin: Cow::Owned(twin),
+            ts,
+            values,
+        });
         lines.push(n);
     }
     if readings.is_empty() && errs.is_empty() {
         errs.push("body", "no lines");
     }
-    errs.into_result().map(|()| Decoded {
-        batch: Batch { readings },
-        lines,
-    })
+    errs.into_result().map(|()| Decoded { readings, lines })
 }
 
 /// One line as the direct scan reads it.
@@ -241,12 +245,18 @@ mod tests {
                     sensors,twin=pump_2 temp=1 2000\n\
                     motor temp=5\n";
         let d = decode(body, Precision::Milliseconds, 42).unwrap();
-        let r = &d.batch.readings;
+        let r = &d.readings;
         assert_eq!(r.len(), 3);
-        assert_eq!((r[0].twin.as_str(), r[0].ts), ("pump_1", 1_000_000_000));
+        assert_eq!((&*r[0].twin, r[0].ts), ("pump_1", 1_000_000_000));
+        // A quoted string makes line 1 go to the full parser (owned names); line 5 is plain.
+        assert!(matches!(r[0].twin, Cow::Owned(_)));
+        assert!(
+            matches!(r[2].twin, Cow::Borrowed(_)),
+            "plain lines borrow their names"
+        );
         assert_eq!(r[0].values[2].1, Value::Int(3));
         assert_eq!(r[0].values[3].1, Value::String("ok".into()));
-        assert_eq!((r[1].twin.as_str(), r[1].ts), ("pump_2", 2_000_000_000));
+        assert_eq!((&*r[1].twin, r[1].ts), ("pump_2", 2_000_000_000));
         assert_eq!(r[2].ts, 42);
         assert_eq!(d.lines, [1, 4, 5]);
         assert_eq!(d.label()(1), "lines[4].");
