@@ -415,11 +415,7 @@ impl Engine {
         source: IngestSource,
         label: impl Fn(usize) -> String,
     ) -> Result<IngestReceipt, EngineError> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(EngineError::ShuttingDown);
-        }
-        let started = Instant::now();
-        let catalog = self.catalog();
+        let (started, catalog) = self.ingest_start()?;
         let fast = self.names.validate(&catalog, &batch);
         let validated = match fast.map_or_else(|| catalog.validate_batch(batch, label), Ok) {
             Ok(v) => v,
@@ -444,11 +440,7 @@ impl Engine {
         source: IngestSource,
         label: impl Fn(usize) -> String,
     ) -> Result<IngestReceipt, EngineError> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(EngineError::ShuttingDown);
-        }
-        let started = Instant::now();
-        let catalog = self.catalog();
+        let (started, catalog) = self.ingest_start()?;
         match self.names.validate_readings(&catalog, &readings) {
             Some(validated) => {
                 drop(readings);
@@ -462,6 +454,15 @@ impl Engine {
                 self.ingest(batch, source, label).await
             }
         }
+    }
+
+    /// The start of an ingest: refused while closing, else its start time and the catalog
+    /// snapshot it validates against.
+    fn ingest_start(&self) -> Result<(Instant, Arc<Catalog>), EngineError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok((Instant::now(), self.catalog()))
     }
 
     async fn ingest_validated(

@@ -300,6 +300,19 @@ struct Pending {
     block_count: u64,
 }
 
+impl Pending {
+    fn new(twin: &Arc<str>, signal: &Arc<str>) -> Self {
+        Pending {
+            twin: twin.clone(),
+            signal: signal.clone(),
+            chunks: Vec::new(),
+            chunk_count: 0,
+            blocks: Vec::new(),
+            block_count: 0,
+        }
+    }
+}
+
 /// Streams chunks into a new segment's temporary file.
 #[derive(Debug)]
 pub(crate) struct SegmentWriter {
@@ -411,27 +424,14 @@ impl SegmentWriter {
         let same = matches!(&self.current, Some(p) if &p.twin == twin && &p.signal == signal);
         if !same {
             self.flush_series();
-            self.current = Some(Pending {
-                twin: twin.clone(),
-                signal: signal.clone(),
-                chunks: Vec::new(),
-                chunk_count: 0,
-                blocks: Vec::new(),
-                block_count: 0,
-            });
+            self.current = Some(Pending::new(twin, signal));
         }
         Ok(loc)
     }
 
     fn pending(&mut self, twin: &Arc<str>, signal: &Arc<str>) -> &mut Pending {
-        self.current.get_or_insert_with(|| Pending {
-            twin: twin.clone(),
-            signal: signal.clone(),
-            chunks: Vec::new(),
-            chunk_count: 0,
-            blocks: Vec::new(),
-            block_count: 0,
-        })
+        self.current
+            .get_or_insert_with(|| Pending::new(twin, signal))
     }
 
     fn flush_series(&mut self) {
