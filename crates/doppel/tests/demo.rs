@@ -387,8 +387,9 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
         tmp.path().join("demo.log"),
         // 30 h of history whatever the hour: the fit learns on its first 60 % (18 h), which
         // then always holds a shift change of the simulated production schedule (06:00 and
-        // 22:00 on weekdays). With 8 h ending in the morning UTC it learned on a night of
-        // constant speed only, and the scenario's speed step gave nonsense.
+        // 22:00 on weekdays). The scenarios run on pump-4, the demo's healthy reference
+        // pump: pump-1's bearing fails 8-24 h into the history, and a trip in the fitted
+        // span makes its dynamics nonsense.
         &["--backfill", "30h", "--tick", "10s"],
     );
     let started = Instant::now();
@@ -401,11 +402,11 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    // History of pump-1 before the scenarios: per-hour counts of one output.
+    // History of pump-4 before the scenarios: per-hour counts of one output.
     let counts = |upto: i64| {
         get_json(
             &base,
-            &format!("/api/v1/twins/pump-1/signals/flow/history?to={upto}&step=1h&agg=count"),
+            &format!("/api/v1/twins/pump-4/signals/flow/history?to={upto}&step=1h&agg=count"),
             &token,
         )
         .unwrap()
@@ -413,7 +414,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
 
     let (status, dynamics) = post_json(
         &base,
-        "/api/v1/twins/pump-1/dynamics",
+        "/api/v1/twins/pump-4/dynamics",
         &token,
         &serde_json::json!({}),
     );
@@ -435,7 +436,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
         "output_step_s": 60,
         "changes": [{"signal": "speed_cmd", "kind": "step", "at_s": 600, "value": 1600}]
     }]});
-    let (status, answer) = post_json(&base, "/api/v1/twins/pump-1/scenarios", &token, &ask);
+    let (status, answer) = post_json(&base, "/api/v1/twins/pump-4/scenarios", &token, &ask);
     if status != 200 {
         demo.fail(&format!("scenario: {status} {answer}"));
     }
@@ -477,7 +478,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
 
     let (status, best) = post_json(
         &base,
-        "/api/v1/twins/pump-1/optimize",
+        "/api/v1/twins/pump-4/optimize",
         &token,
         &serde_json::json!({
             "horizon_s": 3600,
@@ -492,7 +493,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
     let from_ms = upto_ms - 3_600_000;
     let trouble = get_json(
         &base,
-        &format!("/api/v1/twins/pump-1/troubleshoot?from={from_ms}&to={upto_ms}"),
+        &format!("/api/v1/twins/pump-4/troubleshoot?from={from_ms}&to={upto_ms}"),
         &token,
     )
     .unwrap();
@@ -501,7 +502,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
     // A scenario on an input the model does not have is refused, naming the field.
     let (status, err) = post_json(
         &base,
-        "/api/v1/twins/pump-1/scenarios",
+        "/api/v1/twins/pump-4/scenarios",
         &token,
         &serde_json::json!({"scenarios": [{"horizon_s": 600,
             "changes": [{"signal": "warp_drive", "kind": "step", "at_s": 0, "value": 1}]}]}),
@@ -545,7 +546,7 @@ fn what_if_on_a_demo_twin_leaves_its_history_alone() {
     let ahead = get_json(
         &base,
         &format!(
-            "/api/v1/twins/pump-1/signals/flow/history?from={}",
+            "/api/v1/twins/pump-4/signals/flow/history?from={}",
             upto_ms + 2 * 3_600_000
         ),
         &token,
