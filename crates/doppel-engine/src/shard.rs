@@ -427,6 +427,7 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
             }
             DetectCmd::Remove { twin } => {
                 ctx.detectors.twins.remove(&twin);
+                ctx.holds.remove(&twin);
                 learned = true;
             }
             DetectCmd::Feedback { twin, false_alarm } => {
@@ -436,6 +437,8 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                 }
             }
             DetectCmd::ResetAlarm { twin } => {
+                // The operator closed the alarm: no off-delay left to wait out.
+                ctx.holds.remove(&twin);
                 if let Some(t) = ctx.detectors.twins.get_mut(&twin) {
                     t.det.reset_alarm();
                     learned = true;
