@@ -34,6 +34,19 @@ use crate::{Agg, Bucket, Point, Row, StoreError};
 /// looked up twice per stored point, and only names the catalog accepted reach it.
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// The value of `name` in `map`, inserted (keyed by `key()`) when absent. Looked up by
+/// reference, so an existing name costs no `Arc` clone; `None` cannot happen.
+fn by_name<'m, V: Default>(
+    map: &'m mut Map<Arc<str>, V>,
+    name: &str,
+    key: impl FnOnce() -> Arc<str>,
+) -> Option<&'m mut V> {
+    if !map.contains_key(name) {
+        map.insert(key(), V::default());
+    }
+    map.get_mut(name)
+}
+
 /// Series of each twin by signal name.
 type Twins = Map<Arc<str>, Map<Arc<str>, Series>>;
 
@@ -667,19 +680,13 @@ impl Index {
         let mut rows = rows.into_iter().peekable();
         while let Some(row) = rows.next() {
             let twin = row.twin;
-            if !twins.contains_key(&*twin) {
-                // The first key stays: replayed rows share one `Arc` per name.
-                twins.insert(twin.clone(), Map::default());
-            }
-            let Some(signals) = twins.get_mut(&*twin) else {
+            // The first key stays: replayed rows share one `Arc` per name.
+            let Some(signals) = by_name(twins, &twin, || twin.clone()) else {
                 continue;
             };
             let mut next = Some((row.signal, row.ts, row.value));
             while let Some((signal, ts, value)) = next.take() {
-                if !signals.contains_key(&*signal) {
-                    signals.insert(signal.clone(), Series::default());
-                }
-                if let Some(series) = signals.get_mut(&*signal) {
+                if let Some(series) = by_name(signals, &signal, || signal.clone()) {
                     added += series.upsert(&mut ctx, chunk_points, ts, value);
                 }
                 next = rows
@@ -702,18 +709,12 @@ impl Index {
         let mut r = crate::wal::Readings::new(payload);
         let result = (|| -> Result<(), String> {
             while let Some((twin, ts, n)) = r.next_reading()? {
-                if !twins.contains_key(twin) {
-                    twins.insert(Arc::from(twin), Map::default());
-                }
-                let Some(signals) = twins.get_mut(twin) else {
+                let Some(signals) = by_name(twins, twin, || Arc::from(twin)) else {
                     continue;
                 };
                 for _ in 0..n {
                     let (signal, value) = r.next_value()?;
-                    if !signals.contains_key(signal) {
-                        signals.insert(Arc::from(signal), Series::default());
-                    }
-                    if let Some(series) = signals.get_mut(signal) {
+                    if let Some(series) = by_name(signals, signal, || Arc::from(signal)) {
                         added += series.upsert(&mut ctx, chunk_points, ts, value);
                     }
                 }
@@ -733,17 +734,11 @@ impl Index {
         let (mut ctx, twins) = self.ctx();
         let mut added = 0;
         for r in &batch.readings {
-            if !twins.contains_key(&*r.twin) {
-                twins.insert(r.twin.clone(), Map::default());
-            }
-            let Some(signals) = twins.get_mut(&*r.twin) else {
+            let Some(signals) = by_name(twins, &r.twin, || r.twin.clone()) else {
                 continue;
             };
             for (signal, value) in &r.values {
-                if !signals.contains_key(&**signal) {
-                    signals.insert(signal.clone(), Series::default());
-                }
-                if let Some(series) = signals.get_mut(&**signal) {
+                if let Some(series) = by_name(signals, signal, || signal.clone()) {
                     added += series.upsert(&mut ctx, chunk_points, r.ts, value.clone());
                 }
             }
