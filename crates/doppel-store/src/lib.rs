@@ -7,7 +7,8 @@
 //! Public API (callers depend only on this):
 //! - [`Store::open`] loads the checkpointed segment files' indexes and replays the WAL tail
 //!   (truncating a torn tail), then serves queries;
-//! - [`Store::write`] / [`Store::write_with`] append rows durably (group commit);
+//! - [`Store::write_batch`] / [`Store::write_batch_with`] append a validated batch durably
+//!   (group commit; what ingest uses), [`Store::write`] / [`Store::write_with`] rows;
 //! - [`Store::delete_twin`] forgets a twin and [`Store::drop_before`] the points of a series
 //!   (or of a twin's every series) older than a cutoff (retention), both durably; a cut
 //!   keeps minute and hour rollups of what it forgets;
