@@ -25,6 +25,7 @@ use doppel_model::{Timestamp, ValidatedBatch, Value};
 
 use crate::chunk::{self, Summary};
 use crate::codec::{self, CodecError};
+use crate::open::OpenBuf;
 use crate::query::{self, Downsampler};
 use crate::rollup::{self, Level, Rollup, BLOCK_BUCKETS};
 use crate::segment::{Location, SegmentFile, SeriesEntries};
@@ -78,7 +79,7 @@ pub(crate) struct Dead {
 #[derive(Default)]
 struct Series {
     chunks: Vec<Arc<Chunk>>,
-    open: Vec<Point>,
+    open: OpenBuf,
     points: u64,
     rollups: Rollups,
 }
@@ -284,31 +285,20 @@ impl Series {
         Ok(())
     }
 
-    /// Inserts or replaces the open point at `ts`; returns whether it is new to the open
-    /// buffer.
-    fn upsert_open(&mut self, ts: Timestamp, value: Value) -> bool {
-        // Readings nearly always arrive in time order: appending needs no search.
-        match self.open.last_mut() {
-            Some(last) if last.ts == ts => {
-                last.value = value;
-                return false;
+    /// The open points with `from <= ts < to`, in time order; decodes the buffer only when
+    /// the range reaches into it.
+    fn open_range(&self, from: Timestamp, to: Timestamp) -> Vec<Point> {
+        match self.open.last() {
+            Some(last) if last.ts >= from => {
+                let mut points = self.open.points();
+                let lo = points.partition_point(|p| p.ts < from);
+                let hi = points.partition_point(|p| p.ts < to);
+                points.truncate(hi);
+                points.drain(..lo.min(hi));
+                points
             }
-            Some(last) if last.ts > ts => {
-                return match self.open.binary_search_by_key(&ts, |p| p.ts) {
-                    Ok(i) => {
-                        self.open[i].value = value;
-                        false
-                    }
-                    Err(i) => {
-                        self.open.insert(i, Point { ts, value });
-                        true
-                    }
-                };
-            }
-            _ => {}
+            _ => Vec::new(),
         }
-        self.open.push(Point { ts, value });
-        true
     }
 
     /// Stores one point (replacing one at the same time) and seals a full buffer; returns
@@ -320,7 +310,7 @@ impl Series {
         ts: Timestamp,
         value: Value,
     ) -> u64 {
-        let grew = self.upsert_open(ts, value) && !self.sealed_contains(ts);
+        let grew = self.open.upsert(ts, value) && !self.sealed_contains(ts);
         if grew {
             self.points += 1;
         }
@@ -380,13 +370,18 @@ impl Series {
         };
         ctx.add_rollups(&mut self.rollups, minutes.finish());
 
-        let k = self.open.partition_point(|p| p.ts < before);
-        // An open point overriding a sealed one is counted once, with the chunk.
-        let mut gone = self.open[..k]
-            .iter()
-            .filter(|p| !self.sealed_contains(p.ts))
-            .count() as u64;
-        self.open.drain(..k);
+        let mut gone = 0;
+        if self.open.first().is_some_and(|p| p.ts < before) {
+            let mut open = self.open.take();
+            let k = open.partition_point(|p| p.ts < before);
+            // An open point overriding a sealed one is counted once, with the chunk.
+            gone = open[..k]
+                .iter()
+                .filter(|p| !self.sealed_contains(p.ts))
+                .count() as u64;
+            open.drain(..k);
+            self.open.set(open);
+        }
         for c in self.chunks.drain(..n) {
             gone += u64::from(c.summary.count);
             ctx.retire(&c);
@@ -413,7 +408,7 @@ impl Series {
         summarize: &mut impl FnMut(&Summary) -> bool,
         f: &mut impl FnMut(Item<'_>) -> ControlFlow<B>,
     ) -> Result<ControlFlow<B>, StoreError> {
-        let open = chunk::slice_range(&self.open, from, to);
+        let open = self.open_range(from, to);
         let mut oi = 0;
         let lo = self.chunks.partition_point(|c| c.summary.last_ts() < from);
         for c in &self.chunks[lo..] {
@@ -468,8 +463,14 @@ impl Series {
         if at == Timestamp::MAX {
             return self.last();
         }
-        let n = self.open.partition_point(|p| p.ts <= at);
-        let open = n.checked_sub(1).and_then(|i| self.open.get(i));
+        let open = match self.open.last() {
+            Some(last) if last.ts <= at => Some(Cow::Borrowed(last)),
+            Some(_) => self
+                .open_range(Timestamp::MIN, at.saturating_add(1))
+                .pop()
+                .map(Cow::Owned),
+            None => None,
+        };
         let i = self.chunks.partition_point(|c| c.summary.first_ts() <= at);
         let sealed = match i.checked_sub(1).and_then(|i| self.chunks.get(i)) {
             None => None,
@@ -490,7 +491,7 @@ impl Series {
         };
         match (open, sealed) {
             (Some(o), Some(s)) if s.ts > o.ts => Some(s.into_owned()),
-            (Some(o), _) => Some(o.clone()),
+            (Some(o), _) => Some(o.into_owned()),
             (None, s) => s.map(Cow::into_owned),
         }
     }
@@ -596,10 +597,10 @@ impl SealCtx<'_> {
 
     /// Moves the open buffer of `s` into chunks (see the module docs).
     fn seal(&mut self, s: &mut Series) {
-        let open = std::mem::take(&mut s.open);
-        if open.is_empty() {
+        if s.open.is_empty() {
             return;
         }
+        let open = s.open.take();
         let old = std::mem::take(&mut s.chunks);
         let n = old.len();
         let mut out = Vec::with_capacity(n + 1);
@@ -637,7 +638,7 @@ impl SealCtx<'_> {
         }
         self.encode(rest, &mut out);
         s.chunks = out;
-        s.open = unplaced;
+        s.open.set(unplaced);
     }
 }
 

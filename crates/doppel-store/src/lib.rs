@@ -43,6 +43,7 @@ pub mod codec;
 mod error;
 mod index;
 mod manifest;
+mod open;
 mod query;
 mod rollup;
 mod segment;

@@ -88,7 +88,7 @@ const MAX_DECIMAL_PLACES: usize = 19;
 const MAX_MANTISSA: f64 = 9_007_199_254_740_992.0;
 
 /// `x` as `m / 10^d`, if that reproduces its exact bits.
-fn as_decimal(x: f64, d: usize) -> Option<i64> {
+pub(crate) fn as_decimal(x: f64, d: usize) -> Option<i64> {
     let p = POW10[d];
     let m = (x * p).round();
     // NaN and infinities fail this too.

@@ -18,7 +18,7 @@
 //! allocates more than the given count (itself capped at [`MAX_POINTS`]) or the input's
 //! size allows.
 
-mod bits;
+pub(crate) mod bits;
 mod bools;
 pub mod floats;
 mod gorilla;
