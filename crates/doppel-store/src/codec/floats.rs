@@ -19,6 +19,7 @@
 //! decimal check refuses values it could not reproduce exactly.
 
 use super::bits::{put_varint, unzigzag, zigzag, Bytes};
+use super::ints::IntChoice;
 use super::{gorilla, ints, pcodec, CodecError};
 
 const T_RAW: u8 = 0;
@@ -56,7 +57,7 @@ impl FloatCodec {
         }
     }
 
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         match self {
             FloatCodec::Raw => T_RAW,
             FloatCodec::Gorilla => T_GORILLA,
@@ -228,67 +229,89 @@ fn decode_significant(b: &mut Bytes<'_>, n: usize) -> Result<Vec<f64>, CodecErro
         .collect()
 }
 
+/// Which encoding a float column took: what a seal hint remembers of it. `inner` is how the
+/// integers of `Decimal` and `Significant` were stored, or the pco configuration of `Pco`
+/// (as an [`IntChoice::Pco`]); `None` for the other codecs or when it cannot be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FloatChoice {
+    pub codec: FloatCodec,
+    pub inner: Option<IntChoice>,
+}
+
 /// Appends `[tag][payload]` in `codec`; `false` (and nothing appended) if it cannot hold
 /// these values.
 pub fn encode_with(codec: FloatCodec, v: &[f64], out: &mut Vec<u8>) -> bool {
+    encode_as(codec, v, None, out).is_some()
+}
+
+/// [`encode_with`] given how the last column of the series stored its integers (or
+/// configured pco); `Some(inner)` with how this one did when `codec` holds the values.
+fn encode_as(
+    codec: FloatCodec,
+    v: &[f64],
+    inner: Option<IntChoice>,
+    out: &mut Vec<u8>,
+) -> Option<Option<IntChoice>> {
     let start = out.len();
     out.push(codec.tag());
-    let ok = match codec {
+    let done = match codec {
         FloatCodec::Raw => {
             for x in v {
                 out.extend_from_slice(&x.to_bits().to_le_bytes());
             }
-            true
+            Some(None)
         }
         FloatCodec::Gorilla => {
             let bits: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
             gorilla::encode(&bits, out);
-            true
+            Some(None)
         }
-        FloatCodec::Pco => match pcodec::compress_f64(v) {
-            Some(p) => {
+        FloatCodec::Pco => {
+            let hint = match inner {
+                Some(IntChoice::Pco(p)) => Some(p),
+                _ => None,
+            };
+            pcodec::compress_f64(v, hint).map(|(p, choice)| {
                 out.extend_from_slice(&p);
-                true
-            }
-            None => false,
-        },
-        FloatCodec::Decimal => match decimal(v) {
-            Some((d, m)) => {
-                out.push(d);
-                ints::encode(&m, out);
-                true
-            }
-            None => false,
-        },
-        FloatCodec::Significant => match significant(v) {
-            Some((s, e0, ord)) => {
-                out.push(s);
-                put_varint(out, zigzag(i64::from(e0)));
-                ints::encode(&ord, out);
-                true
-            }
-            None => false,
-        },
+                choice.map(IntChoice::Pco)
+            })
+        }
+        FloatCodec::Decimal => decimal(v).map(|(d, m)| {
+            out.push(d);
+            ints::encode_hinted(&m, inner, out)
+        }),
+        FloatCodec::Significant => significant(v).map(|(s, e0, ord)| {
+            out.push(s);
+            put_varint(out, zigzag(i64::from(e0)));
+            ints::encode_hinted(&ord, inner, out)
+        }),
     };
-    if !ok {
+    if done.is_none() {
         out.truncate(start);
     }
-    ok
+    done
 }
 
 /// Appends the smallest encoding of `v`. pco is the expensive candidate (about three times
 /// Gorilla's encode time), so a chunk that is all decimals, where the decimal codec always
 /// beat pco on the f64s in our measurements (it is pco on the mantissas), skips it.
-pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
+pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) -> FloatChoice {
     let mut best = Vec::new();
     encode_with(FloatCodec::Raw, v, &mut best);
+    let mut chosen = FloatChoice {
+        codec: FloatCodec::Raw,
+        inner: None,
+    };
     let mut consider = |codec: FloatCodec| {
         let mut buf = Vec::new();
-        let ok = encode_with(codec, v, &mut buf);
-        if ok && buf.len() < best.len() {
+        let Some(inner) = encode_as(codec, v, None, &mut buf) else {
+            return false;
+        };
+        if buf.len() < best.len() {
             best = buf;
+            chosen = FloatChoice { codec, inner };
         }
-        ok
+        true
     };
     consider(FloatCodec::Gorilla);
     if !consider(FloatCodec::Decimal) {
@@ -298,6 +321,31 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
         consider(FloatCodec::Significant);
     }
     out.extend_from_slice(&best);
+    chosen
+}
+
+/// Appends `v` in the codec of `hint` alone (its integers as the hint says), raw if that
+/// came out larger; `None` (nothing appended) when that codec cannot hold these values, so
+/// the caller must choose again.
+pub(crate) fn encode_hinted(
+    v: &[f64],
+    hint: FloatChoice,
+    out: &mut Vec<u8>,
+) -> Option<FloatChoice> {
+    let start = out.len();
+    let inner = encode_as(hint.codec, v, hint.inner, out)?;
+    if out.len() - start > 1 + 8 * v.len() {
+        out.truncate(start);
+        encode_with(FloatCodec::Raw, v, out);
+        return Some(FloatChoice {
+            codec: FloatCodec::Raw,
+            inner: None,
+        });
+    }
+    Some(FloatChoice {
+        codec: hint.codec,
+        inner,
+    })
 }
 
 /// Whether the non-zero magnitudes of `v` reach into more than one decade. Within one decade
