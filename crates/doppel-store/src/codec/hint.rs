@@ -26,20 +26,23 @@ use super::{V_FLOAT, V_INT};
 /// 16th, 32nd or 64th store the same 1.493 B/pt against 1.492 exploring every seal: a
 /// series' best encoding rarely changes without its size showing it.
 pub const EXPLORE_EVERY: u8 = 16;
+// The countdown lives in five bits of `SealHint::values`.
+const _: () = assert!(EXPLORE_EVERY >= 1 && EXPLORE_EVERY <= 32);
 
 /// What the last exploring seal of one series chose, and what its last chunk cost: 8 bytes
 /// and no heap, because a fleet has millions of series. `Default` is "no hint": the next
 /// seal explores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SealHint {
-    /// The value column: 0 none, 1..=5 a float codec (its tag + 1), 6 an integer column.
+    /// Low 3 bits, the value column: 0 none, 1..=5 a float codec (its tag + 1), 6 an integer
+    /// column. High 5 bits: seals left before one explores again.
     values: u8,
     /// How that column stored its integers or configured pco ([`IntChoice::to_byte`]).
     inner: u8,
+    /// The decimal places or significant digits of a float column.
+    digits: u8,
     /// The timestamp column ([`TsChoice::to_byte`]).
     ts: u8,
-    /// Seals left before one explores again.
-    seals_left: u8,
     /// Bytes a point of the last chunk's value column, in 1/256 bytes (saturating).
     value_cost: u16,
     /// The same for its timestamp column.
@@ -47,6 +50,7 @@ pub struct SealHint {
 }
 
 const VALUES_INT: u8 = 6;
+const VALUES_BITS: u8 = 0b111;
 
 /// Whether a followed column costing `now` (1/256 bytes a point) is clearly worse than the
 /// last chunk's `last`: a sixteenth more and 1/16 byte a point more. On SKAB (one hint per
@@ -105,12 +109,15 @@ impl SealHint {
         tcol: &mut Vec<u8>,
         vcol: &mut Vec<u8>,
     ) {
-        let explore = self.seals_left == 0;
-        self.seals_left = if explore {
+        let seals_left = self.values >> 3;
+        let explore = seals_left == 0;
+        let seals_left = if explore {
             EXPLORE_EVERY - 1
         } else {
-            self.seals_left - 1
+            seals_left - 1
         };
+        let kind = self.encode_values(values, explore, vcol);
+        self.values = seals_left << 3 | kind;
         let (choice, c) = seal_column(
             TsChoice::from_byte(self.ts),
             explore,
@@ -122,10 +129,10 @@ impl SealHint {
         );
         self.ts = choice.map_or(0, TsChoice::to_byte);
         self.ts_cost = c;
-        self.encode_values(values, explore, vcol);
     }
 
-    fn encode_values(&mut self, values: &[Value], explore: bool, out: &mut Vec<u8>) {
+    /// Appends the value column; returns what the low bits of `values` should say now.
+    fn encode_values(&mut self, values: &[Value], explore: bool, out: &mut Vec<u8>) -> u8 {
         let n = values.len();
         let floats: Option<Vec<f64>> = values
             .iter()
@@ -136,10 +143,11 @@ impl SealHint {
             .collect();
         if let Some(v) = floats {
             out.push(V_FLOAT);
-            let hint = match self.values {
+            let hint = match self.values & VALUES_BITS {
                 t @ 1..=5 => FloatCodec::from_tag(t - 1).map(|codec| FloatChoice {
                     codec,
                     inner: IntChoice::from_byte(self.inner),
+                    digits: self.digits,
                 }),
                 _ => None,
             };
@@ -155,11 +163,12 @@ impl SealHint {
             let choice = choice.unwrap_or(FloatChoice {
                 codec: FloatCodec::Raw,
                 inner: None,
+                digits: 0,
             });
-            self.values = choice.codec.tag() + 1;
             self.inner = choice.inner.map_or(0, IntChoice::to_byte);
+            self.digits = choice.digits;
             self.value_cost = c;
-            return;
+            return choice.codec.tag() + 1;
         }
         let ints: Option<Vec<i64>> = values
             .iter()
@@ -170,7 +179,7 @@ impl SealHint {
             .collect();
         if let Some(v) = ints {
             out.push(V_INT);
-            let hint = match self.values {
+            let hint = match self.values & VALUES_BITS {
                 VALUES_INT => IntChoice::from_byte(self.inner),
                 _ => None,
             };
@@ -183,13 +192,13 @@ impl SealHint {
                 |h, out| Some(ints::encode_hinted(&v, Some(h), out)),
                 |out| ints::encode_hinted(&v, None, out),
             );
-            self.values = VALUES_INT;
             self.inner = choice.map_or(0, IntChoice::to_byte);
             self.value_cost = c;
-            return;
+            return VALUES_INT;
         }
         // Bools and strings cost no pco run; a column of mixed kinds is rare.
         super::encode_values(values, out);
+        self.values & VALUES_BITS
     }
 }
 
@@ -213,21 +222,22 @@ mod tests {
             .collect();
         let mut inner = vec![0, 1];
         inner.extend(pco.iter().copied());
-        let ts: Vec<u8> = [0u8, 1].into_iter().chain(pco).collect();
+        let ts: Vec<u8> = (0u8..4).chain(pco.iter().map(|p| p + 2)).collect();
         (
             0u8..=VALUES_INT,
             proptest::sample::select(inner),
+            prop_oneof![0u8..20, any::<u8>()],
             proptest::sample::select(ts),
             0u8..EXPLORE_EVERY,
             any::<u16>(),
             any::<u16>(),
         )
             .prop_map(
-                |(values, inner, ts, seals_left, value_cost, ts_cost)| SealHint {
-                    values,
+                |(kind, inner, digits, ts, seals_left, value_cost, ts_cost)| SealHint {
+                    values: seals_left << 3 | kind,
                     inner,
+                    digits,
                     ts,
-                    seals_left,
                     value_cost,
                     ts_cost,
                 },

@@ -36,25 +36,30 @@ const T_GAPS: u8 = 3;
 /// Which encoding a timestamp column took: what a seal hint remembers of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TsChoice {
-    /// A constant step, delta-of-delta or gaps: the codecs that cost no pco run.
-    Cheap,
+    Step,
+    Dod,
+    Gaps,
     Pco(PcoChoice),
 }
 
 impl TsChoice {
-    /// 0 is left for "no choice" (see `hint.rs`): 1 cheap, 2.. a pco choice.
+    /// 0 is left for "no choice" (see `hint.rs`): 1 step, 2 dod, 3 gaps, 4.. a pco choice.
     pub(crate) fn to_byte(self) -> u8 {
         match self {
-            TsChoice::Cheap => 1,
-            TsChoice::Pco(p) => 2 + p.to_byte(),
+            TsChoice::Step => 1,
+            TsChoice::Dod => 2,
+            TsChoice::Gaps => 3,
+            TsChoice::Pco(p) => 4 + p.to_byte(),
         }
     }
 
     pub(crate) fn from_byte(b: u8) -> Option<TsChoice> {
         match b {
             0 => None,
-            1 => Some(TsChoice::Cheap),
-            _ => PcoChoice::from_byte(b - 2).map(TsChoice::Pco),
+            1 => Some(TsChoice::Step),
+            2 => Some(TsChoice::Dod),
+            3 => Some(TsChoice::Gaps),
+            _ => PcoChoice::from_byte(b - 4).map(TsChoice::Pco),
         }
     }
 }
@@ -66,15 +71,16 @@ pub(crate) fn encode(ts: &[i64], out: &mut Vec<u8>) -> Option<TsChoice> {
     encode_hinted(ts, None, out)
 }
 
-/// [`encode`] trying pco only as `hint` says: not at all after the cheap codecs won, with
-/// the hinted configuration alone after pco won, with every configuration without a hint.
+/// [`encode`] as `hint` says: a constant step is always taken; after delta-of-delta or gaps
+/// won, that one alone (no pco); after a constant step, both of those; after pco, both and
+/// pco with the hinted configuration alone; without a hint, everything.
 pub(crate) fn encode_hinted(
     ts: &[i64],
     hint: Option<TsChoice>,
     out: &mut Vec<u8>,
 ) -> Option<TsChoice> {
     let Some(&first) = ts.first() else {
-        return Some(TsChoice::Cheap);
+        return Some(TsChoice::Step);
     };
     let step = ts.get(1).map_or(0, |t| t.wrapping_sub(first));
     if ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step) {
@@ -82,19 +88,25 @@ pub(crate) fn encode_hinted(
         out.push(T_STEP);
         put_varint(out, zigzag(first));
         put_varint(out, zigzag(step));
-        return Some(TsChoice::Cheap);
+        return Some(TsChoice::Step);
     }
-    let mut best = vec![T_DOD];
-    encode_dod(ts, &mut best);
-    let mut gaps = vec![T_GAPS];
-    encode_gaps(ts, &mut gaps);
-    if gaps.len() < best.len() {
-        best = gaps;
+    let (mut best, mut chosen) = (Vec::new(), TsChoice::Dod);
+    if hint != Some(TsChoice::Gaps) {
+        best.push(T_DOD);
+        encode_dod(ts, &mut best);
+    }
+    if hint != Some(TsChoice::Dod) {
+        let mut gaps = vec![T_GAPS];
+        encode_gaps(ts, &mut gaps);
+        if best.is_empty() || gaps.len() < best.len() {
+            (best, chosen) = (gaps, TsChoice::Gaps);
+        }
     }
     // Under a bit a point pco has little left to win and costs most of the encode time.
-    if best.len() <= ts.len() / 8 + 16 || hint == Some(TsChoice::Cheap) {
+    let cheap_hint = matches!(hint, Some(TsChoice::Step | TsChoice::Dod | TsChoice::Gaps));
+    if best.len() <= ts.len() / 8 + 16 || cheap_hint {
         out.extend_from_slice(&best);
-        return Some(TsChoice::Cheap);
+        return Some(chosen);
     }
     let pco_hint = match hint {
         Some(TsChoice::Pco(p)) => Some(p),
@@ -108,7 +120,7 @@ pub(crate) fn encode_hinted(
         }
         _ => {
             out.extend_from_slice(&best);
-            Some(TsChoice::Cheap)
+            Some(chosen)
         }
     }
 }
