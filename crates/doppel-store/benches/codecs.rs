@@ -1,6 +1,7 @@
 //! Codec throughput (points/s) and size (bytes/point, printed before each group) on one SKAB
-//! column and on synthetic 1 Hz sensor data. Run with
-//! `cargo bench -p doppel-store --bench codecs`.
+//! column and on synthetic 1 Hz sensor data, and the time to seal a chunk (both columns):
+//! every candidate tried, following a seal hint, and a series' average over the hint's
+//! exploring and following seals. Run with `cargo bench -p doppel-store --bench codecs`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -11,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use doppel_model::Value;
-use doppel_store::codec::{self, floats, FloatCodec};
+use doppel_store::codec::{self, floats, FloatCodec, SealHint};
 
 const CHUNK: usize = 2048;
 
@@ -60,8 +61,44 @@ fn bench_data(c: &mut Criterion, name: &str, ts: &[i64], v: &[f64]) {
         vcol.len() as f64 / n as f64,
         codec::float_codec_of(&vcol)
     );
+    // A hint as a series holds it after sealing one chunk of this data.
+    let mut primed = SealHint::default();
+    primed.encode_columns(ts, &values, &mut Vec::new(), &mut Vec::new());
+    let (mut hts, mut hvals) = (Vec::new(), Vec::new());
+    let mut follower = primed;
+    follower.encode_columns(ts, &values, &mut hts, &mut hvals);
+    println!(
+        "  chunk following the hint: timestamps {:.3} B/pt, values {:.3} B/pt ({:?})",
+        hts.len() as f64 / n as f64,
+        hvals.len() as f64 / n as f64,
+        codec::float_codec_of(&hvals)
+    );
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("seal/every candidate", |b| {
+        b.iter(|| {
+            let (mut t, mut v) = (Vec::new(), Vec::new());
+            codec::encode_timestamps(black_box(ts), &mut t);
+            codec::encode_values(black_box(&values), &mut v);
+            (t, v)
+        })
+    });
+    g.bench_function("seal/following the hint", |b| {
+        b.iter(|| {
+            let (mut t, mut v) = (Vec::new(), Vec::new());
+            let mut follower = primed;
+            follower.encode_columns(black_box(ts), black_box(&values), &mut t, &mut v);
+            (t, v)
+        })
+    });
+    let mut series = SealHint::default();
+    g.bench_function("seal/hinted series average", |b| {
+        b.iter(|| {
+            let (mut t, mut v) = (Vec::new(), Vec::new());
+            series.encode_columns(black_box(ts), black_box(&values), &mut t, &mut v);
+            (t, v)
+        })
+    });
     g.bench_function("timestamps/encode", |b| {
         b.iter(|| {
             let mut out = Vec::new();

@@ -1,5 +1,6 @@
 //! Bytes per point of every float codec on the SKAB data, per column: what the store's
-//! per-chunk choice gains over any single codec. Run with
+//! per-chunk choice gains over any single codec, and what it stores when each chunk follows
+//! the seal hint the column's previous chunk left (as the store seals a series). Run with
 //! `cargo run --release -p doppel-store --example skab_bytes [chunk_points]`.
 
 #![allow(clippy::print_stdout)]
@@ -10,7 +11,7 @@ mod skab;
 use std::collections::BTreeMap;
 
 use doppel_model::Value;
-use doppel_store::codec::{self, floats, FloatCodec};
+use doppel_store::codec::{self, floats, FloatCodec, SealHint};
 
 fn main() {
     let Some(dir) = skab::dir() else { return };
@@ -25,6 +26,9 @@ fn main() {
         points: usize,
         ts: usize,
         chosen: usize,
+        /// Both columns as sealed through the column's hint, carried through the files.
+        hinted: usize,
+        hint: SealHint,
         per_codec: [usize; FloatCodec::ALL.len()],
         won: [usize; FloatCodec::ALL.len()],
     }
@@ -40,6 +44,9 @@ fn main() {
             acc.points += ts.len();
             acc.ts += t.len();
             acc.chosen += v.len();
+            let (mut ht, mut hv) = (Vec::new(), Vec::new());
+            acc.hint.encode_columns(ts, &values, &mut ht, &mut hv);
+            acc.hinted += ht.len() + hv.len();
             for (i, c) in FloatCodec::ALL.iter().enumerate() {
                 let mut out = Vec::new();
                 // A codec that cannot hold the chunk counts as raw.
@@ -82,6 +89,7 @@ fn main() {
             total.points += a.points;
             total.ts += a.ts;
             total.chosen += a.chosen;
+            total.hinted += a.hinted;
             for i in 0..FloatCodec::ALL.len() {
                 total.per_codec[i] += a.per_codec[i];
             }
@@ -100,5 +108,9 @@ fn main() {
             .map(|(i, c)| format!("{} {:.3}", c.name(), bpp(total.per_codec[i])))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    println!(
+        "sensor columns sealed through seal hints (one per column, through all files): {:.3} B/pt",
+        bpp(total.hinted)
     );
 }

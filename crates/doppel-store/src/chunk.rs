@@ -29,7 +29,7 @@ use std::ops::ControlFlow;
 
 use doppel_model::{Timestamp, Value};
 
-use crate::codec::{self, put_varint, unzigzag, zigzag, Bytes, CodecError};
+use crate::codec::{self, put_varint, unzigzag, zigzag, Bytes, CodecError, SealHint};
 use crate::query::StableSum;
 use crate::Point;
 
@@ -214,18 +214,35 @@ fn get_value(b: &mut Bytes<'_>) -> Result<Value, CodecError> {
     })
 }
 
-/// Encodes `points` (strictly ascending, 1..=MAX_POINTS of them) as one chunk.
+/// Encodes `points` (strictly ascending, 1..=MAX_POINTS of them) as one chunk, every codec
+/// candidate tried for each column.
 pub(crate) fn encode(points: &[Point]) -> Option<(Vec<u8>, Summary)> {
+    encode_with(points, None)
+}
+
+/// [`encode`] as the series' seal hint says (see `codec/hint.rs`), updating it.
+pub(crate) fn encode_hinted(points: &[Point], hint: &mut SealHint) -> Option<(Vec<u8>, Summary)> {
+    encode_with(points, Some(hint))
+}
+
+fn encode_with(points: &[Point], hint: Option<&mut SealHint>) -> Option<(Vec<u8>, Summary)> {
     let summary = Summary::of(points)?;
     let ts: Vec<i64> = points.iter().map(|p| p.ts).collect();
     let values: Vec<Value> = points.iter().map(|p| p.value.clone()).collect();
     let mut tcol = Vec::new();
-    codec::encode_timestamps(&ts, &mut tcol);
-    let mut out = Vec::with_capacity(tcol.len() + points.len() * 2 + 8);
+    let mut vcol = Vec::with_capacity(points.len() * 2 + 8);
+    match hint {
+        Some(h) => h.encode_columns(&ts, &values, &mut tcol, &mut vcol),
+        None => {
+            codec::encode_timestamps(&ts, &mut tcol);
+            codec::encode_values(&values, &mut vcol);
+        }
+    }
+    let mut out = Vec::with_capacity(tcol.len() + vcol.len() + 8);
     put_varint(&mut out, points.len() as u64);
     put_varint(&mut out, tcol.len() as u64);
     out.extend_from_slice(&tcol);
-    codec::encode_values(&values, &mut out);
+    out.extend_from_slice(&vcol);
     Some((out, summary))
 }
 

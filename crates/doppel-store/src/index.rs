@@ -11,7 +11,9 @@
 //! Sealing moves the open buffer into chunks: points past the last chunk become new chunks
 //! (or grow a small last chunk), late points are merged into the chunk whose span or gap
 //! they fall in, which is re-encoded; a replaced chunk that lives in a segment file is
-//! recorded as dead so the next checkpoint's manifest drops it. Chunks stay in memory
+//! recorded as dead so the next checkpoint's manifest drops it. Each series keeps a seal
+//! hint, the codecs its last chunks took, so that a seal tries those instead of every
+//! candidate (`codec/hint.rs`). Chunks stay in memory
 //! (`ChunkData::Memory`) until a checkpoint writes them to a segment file; after that their
 //! bytes are read from the file when a query needs them.
 
@@ -24,7 +26,7 @@ use std::sync::Arc;
 use doppel_model::{Timestamp, ValidatedBatch, Value};
 
 use crate::chunk::{self, Summary};
-use crate::codec::{self, CodecError};
+use crate::codec::{self, CodecError, SealHint};
 use crate::open::OpenBuf;
 use crate::query::{self, Downsampler};
 use crate::rollup::{self, Level, Rollup, BLOCK_BUCKETS};
@@ -82,6 +84,8 @@ struct Series {
     open: OpenBuf,
     points: u64,
     rollups: Rollups,
+    /// Which codecs the series' last chunks took: the next seal tries those alone.
+    hint: SealHint,
 }
 
 /// Rollup blocks of the points retention forgot, per level (`Level::index`), sorted by their
@@ -391,7 +395,7 @@ impl Series {
             gone += k as u64;
             ctx.retire(&c);
             let mut kept = Vec::new();
-            ctx.encode(&points[k..], &mut kept);
+            ctx.encode(&points[k..], &mut kept, &mut self.hint);
             self.chunks.splice(0..1, kept);
         }
         self.points -= gone.min(self.points);
@@ -505,8 +509,12 @@ struct SealCtx<'a> {
 }
 
 impl SealCtx<'_> {
-    /// Encodes ascending `points` as chunks of at most about `2 * chunk_points` points.
-    fn encode(&mut self, points: &[Point], out: &mut Vec<Arc<Chunk>>) {
+    /// Encodes ascending `points` as chunks of at most about `2 * chunk_points` points. A
+    /// chunk of half the seal size or more follows and updates the series' `hint`; a smaller
+    /// one (a buffer sealed early by a checkpoint) tries every codec, which costs little at
+    /// that size, and leaves the hint alone: its choice and bytes a point, with pco's
+    /// per-column overhead spread over few points, say little about the next full chunk.
+    fn encode(&mut self, points: &[Point], out: &mut Vec<Arc<Chunk>>, hint: &mut SealHint) {
         if points.is_empty() {
             return;
         }
@@ -517,7 +525,12 @@ impl SealCtx<'_> {
         };
         let size = points.len().div_ceil(pieces);
         for part in points.chunks(size) {
-            if let Some((bytes, summary)) = chunk::encode(part) {
+            let encoded = if part.len() * 2 >= self.chunk_points {
+                chunk::encode_hinted(part, hint)
+            } else {
+                chunk::encode(part)
+            };
+            if let Some((bytes, summary)) = encoded {
                 *self.next_chunk_id += 1;
                 out.push(Arc::new(Chunk {
                     id: *self.next_chunk_id,
@@ -625,7 +638,7 @@ impl SealCtx<'_> {
             match c.points() {
                 Ok(points) => {
                     self.retire(c);
-                    self.encode(&chunk::merge(&points, mine), &mut out);
+                    self.encode(&chunk::merge(&points, mine), &mut out, &mut s.hint);
                 }
                 Err(e) => {
                     // Keep the chunk as it is and the points open: nothing is lost, and the
@@ -636,7 +649,7 @@ impl SealCtx<'_> {
                 }
             }
         }
-        self.encode(rest, &mut out);
+        self.encode(rest, &mut out, &mut s.hint);
         s.chunks = out;
         s.open.set(unplaced);
     }

@@ -19,6 +19,7 @@
 //! decimal check refuses values it could not reproduce exactly.
 
 use super::bits::{put_varint, unzigzag, zigzag, Bytes};
+use super::ints::IntChoice;
 use super::{gorilla, ints, pcodec, CodecError};
 
 const T_RAW: u8 = 0;
@@ -56,7 +57,7 @@ impl FloatCodec {
         }
     }
 
-    fn tag(self) -> u8 {
+    pub(crate) fn tag(self) -> u8 {
         match self {
             FloatCodec::Raw => T_RAW,
             FloatCodec::Gorilla => T_GORILLA,
@@ -99,8 +100,19 @@ pub(crate) fn as_decimal(x: f64, d: usize) -> Option<i64> {
     ((m as f64 / p).to_bits() == x.to_bits()).then_some(m)
 }
 
-/// The smallest `d` at which every value is an exact decimal, and the mantissas.
-fn decimal(v: &[f64]) -> Option<(u8, Vec<i64>)> {
+/// The smallest `d` at which every value is an exact decimal, and the mantissas. With the
+/// `d` of the series' last chunk as a hint, one pass checks that it still holds every value
+/// and that not every mantissa ends in 0 (then a smaller `d` might); else the search runs.
+fn decimal(v: &[f64], hint: Option<u8>) -> Option<(u8, Vec<i64>)> {
+    if let Some(d) = hint.filter(|&d| usize::from(d) < MAX_DECIMAL_PLACES) {
+        let m = v
+            .iter()
+            .map(|&x| as_decimal(x, usize::from(d)))
+            .collect::<Option<Vec<i64>>>();
+        if let Some(m) = m.filter(|m| d == 0 || m.iter().any(|x| x % 10 != 0)) {
+            return Some((d, m));
+        }
+    }
     let mut d = 0;
     for &x in v {
         while as_decimal(x, d).is_none() {
@@ -154,7 +166,18 @@ fn as_significant(x: f64, s: u32) -> Option<(i64, i32)> {
 /// The fewest significant digits `s` that hold every value, the smallest decade `e0`, and
 /// the ordinals; `None` when some value needs more than 15 digits or is not finite (or is
 /// -0.0), or when all nonzero values share one decade and sign, where `Decimal` is as good.
-fn significant(v: &[f64]) -> Option<(u8, i32, Vec<i64>)> {
+///
+/// With the `s` of the series' last chunk as a hint, the search for `s` is skipped (the
+/// parts below check every value at it); if some value needs more digits, it runs.
+fn significant(v: &[f64], hint: Option<u8>) -> Option<(u8, i32, Vec<i64>)> {
+    let hinted = hint
+        .map(u32::from)
+        .filter(|s| (1..=MAX_SIGNIFICANT).contains(s));
+    if let Some(s) = hinted {
+        if let Some(found) = significant_at(v, s) {
+            return found;
+        }
+    }
     let mut s = 1;
     for &x in v {
         if x.to_bits() == 0 {
@@ -167,6 +190,12 @@ fn significant(v: &[f64]) -> Option<(u8, i32, Vec<i64>)> {
             }
         }
     }
+    significant_at(v, s).flatten()
+}
+
+/// [`significant`] at `s` digits: `None` when some value does not fit them.
+#[allow(clippy::option_option)]
+fn significant_at(v: &[f64], s: u32) -> Option<Option<(u8, i32, Vec<i64>)>> {
     let parts = v
         .iter()
         .map(|&x| {
@@ -177,12 +206,14 @@ fn significant(v: &[f64]) -> Option<(u8, i32, Vec<i64>)> {
             }
         })
         .collect::<Option<Vec<Option<(i64, i32)>>>>()?;
-    let e0 = parts.iter().flatten().map(|p| p.1).min()?;
-    let e1 = parts.iter().flatten().map(|p| p.1).max()?;
+    let Some(e0) = parts.iter().flatten().map(|p| p.1).min() else {
+        return Some(None);
+    };
+    let e1 = parts.iter().flatten().map(|p| p.1).max().unwrap_or(e0);
     let mixed_sign =
         parts.iter().flatten().any(|p| p.0 < 0) && parts.iter().flatten().any(|p| p.0 > 0);
     if e0 == e1 && !mixed_sign {
-        return None;
+        return Some(None);
     }
     let lo = 10i64.pow(s - 1);
     let span = 9 * lo;
@@ -200,7 +231,7 @@ fn significant(v: &[f64]) -> Option<(u8, i32, Vec<i64>)> {
             }
         })
         .collect();
-    Some((s as u8, e0, ord))
+    Some(Some((s as u8, e0, ord)))
 }
 
 fn decode_significant(b: &mut Bytes<'_>, n: usize) -> Result<Vec<f64>, CodecError> {
@@ -228,67 +259,100 @@ fn decode_significant(b: &mut Bytes<'_>, n: usize) -> Result<Vec<f64>, CodecErro
         .collect()
 }
 
+/// Which encoding a float column took: what a seal hint remembers of it. `inner` is how the
+/// integers of `Decimal` and `Significant` were stored, or the pco configuration of `Pco`
+/// (as an [`IntChoice::Pco`]); `None` for the other codecs or when it cannot be named.
+/// Remembering `digits` saves most of the search for them (a rounding and a division per
+/// value and digit tried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FloatChoice {
+    pub codec: FloatCodec,
+    pub inner: Option<IntChoice>,
+    /// The decimal places of `Decimal`, the significant digits of `Significant`; 0 else.
+    pub digits: u8,
+}
+
 /// Appends `[tag][payload]` in `codec`; `false` (and nothing appended) if it cannot hold
 /// these values.
 pub fn encode_with(codec: FloatCodec, v: &[f64], out: &mut Vec<u8>) -> bool {
+    encode_as(codec, v, None, None, out).is_some()
+}
+
+/// [`encode_with`] given how the last column of the series stored its integers (or
+/// configured pco) and its digits; `Some((inner, digits))` with how this one did when `codec`
+/// holds the values.
+fn encode_as(
+    codec: FloatCodec,
+    v: &[f64],
+    inner: Option<IntChoice>,
+    digits: Option<u8>,
+    out: &mut Vec<u8>,
+) -> Option<(Option<IntChoice>, u8)> {
     let start = out.len();
     out.push(codec.tag());
-    let ok = match codec {
+    let done = match codec {
         FloatCodec::Raw => {
             for x in v {
                 out.extend_from_slice(&x.to_bits().to_le_bytes());
             }
-            true
+            Some((None, 0))
         }
         FloatCodec::Gorilla => {
             let bits: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
             gorilla::encode(&bits, out);
-            true
+            Some((None, 0))
         }
-        FloatCodec::Pco => match pcodec::compress_f64(v) {
-            Some(p) => {
+        FloatCodec::Pco => {
+            let hint = match inner {
+                Some(IntChoice::Pco(p)) => Some(p),
+                _ => None,
+            };
+            pcodec::compress_f64(v, hint).map(|(p, choice)| {
                 out.extend_from_slice(&p);
-                true
-            }
-            None => false,
-        },
-        FloatCodec::Decimal => match decimal(v) {
-            Some((d, m)) => {
-                out.push(d);
-                ints::encode(&m, out);
-                true
-            }
-            None => false,
-        },
-        FloatCodec::Significant => match significant(v) {
-            Some((s, e0, ord)) => {
-                out.push(s);
-                put_varint(out, zigzag(i64::from(e0)));
-                ints::encode(&ord, out);
-                true
-            }
-            None => false,
-        },
+                (choice.map(IntChoice::Pco), 0)
+            })
+        }
+        FloatCodec::Decimal => decimal(v, digits).map(|(d, m)| {
+            out.push(d);
+            (ints::encode_hinted(&m, inner, out), d)
+        }),
+        FloatCodec::Significant => significant(v, digits).map(|(s, e0, ord)| {
+            out.push(s);
+            put_varint(out, zigzag(i64::from(e0)));
+            (ints::encode_hinted(&ord, inner, out), s)
+        }),
     };
-    if !ok {
+    if done.is_none() {
         out.truncate(start);
     }
-    ok
+    done
 }
 
 /// Appends the smallest encoding of `v`. pco is the expensive candidate (about three times
 /// Gorilla's encode time), so a chunk that is all decimals, where the decimal codec always
 /// beat pco on the f64s in our measurements (it is pco on the mantissas), skips it.
-pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
+pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) -> FloatChoice {
     let mut best = Vec::new();
     encode_with(FloatCodec::Raw, v, &mut best);
+    let mut chosen = FloatChoice {
+        codec: FloatCodec::Raw,
+        inner: None,
+        digits: 0,
+    };
     let mut consider = |codec: FloatCodec| {
         let mut buf = Vec::new();
-        let ok = encode_with(codec, v, &mut buf);
-        if ok && buf.len() < best.len() {
+        let Some((inner, digits)) = encode_as(codec, v, None, None, &mut buf) else {
+            return false;
+        };
+        if buf.len() < best.len() {
             best = buf;
+            chosen = FloatChoice {
+                codec,
+                inner,
+                digits,
+            };
         }
-        ok
+        true
     };
     consider(FloatCodec::Gorilla);
     if !consider(FloatCodec::Decimal) {
@@ -298,6 +362,35 @@ pub(crate) fn encode(v: &[f64], out: &mut Vec<u8>) {
         consider(FloatCodec::Significant);
     }
     out.extend_from_slice(&best);
+    chosen
+}
+
+/// Appends `v` in the codec of `hint` alone (its integers as the hint says), raw if that
+/// came out larger; `None` (nothing appended) when that codec cannot hold these values, so
+/// the caller must choose again.
+pub(crate) fn encode_hinted(
+    v: &[f64],
+    hint: FloatChoice,
+    out: &mut Vec<u8>,
+) -> Option<FloatChoice> {
+    let start = out.len();
+    let digits = Some(hint.digits)
+        .filter(|_| matches!(hint.codec, FloatCodec::Decimal | FloatCodec::Significant));
+    let (inner, digits) = encode_as(hint.codec, v, hint.inner, digits, out)?;
+    if out.len() - start > 1 + 8 * v.len() {
+        out.truncate(start);
+        encode_with(FloatCodec::Raw, v, out);
+        return Some(FloatChoice {
+            codec: FloatCodec::Raw,
+            inner: None,
+            digits: 0,
+        });
+    }
+    Some(FloatChoice {
+        codec: hint.codec,
+        inner,
+        digits,
+    })
 }
 
 /// Whether the non-zero magnitudes of `v` reach into more than one decade. Within one decade
@@ -378,6 +471,20 @@ mod tests {
         encode(v, &mut out);
         assert_eq!(bits(&decode(&out, v.len()).unwrap()), bits(v));
         assert!(out.len() <= 1 + 8 * v.len());
+        // Hinted digits, right or wrong, only change the size.
+        for codec in [FloatCodec::Decimal, FloatCodec::Significant] {
+            for digits in [0, 1, 3, 17, 200] {
+                let hint = FloatChoice {
+                    codec,
+                    inner: None,
+                    digits,
+                };
+                let mut out = Vec::new();
+                if encode_hinted(v, hint, &mut out).is_some() {
+                    assert_eq!(bits(&decode(&out, v.len()).unwrap()), bits(v));
+                }
+            }
+        }
     }
 
     #[test]
@@ -386,10 +493,15 @@ mod tests {
         assert_eq!(as_decimal(0.0265878, 6), None);
         assert_eq!(as_decimal(-0.0, 0), None, "-0.0 must not become +0.0");
         assert_eq!(as_decimal(f64::NAN, 3), None);
-        assert_eq!(decimal(&[79.3366, 26.0199, 233.062]).unwrap().0, 4);
+        assert_eq!(decimal(&[79.3366, 26.0199, 233.062], None).unwrap().0, 4);
+        // A hint of too many places is not taken (the mantissas all end in 0), too few is.
+        assert_eq!(decimal(&[79.3366, 26.0199], Some(6)).unwrap().0, 4);
+        assert_eq!(decimal(&[79.3366, 26.0199], Some(2)).unwrap().0, 4);
+        assert_eq!(decimal(&[79.3366, 26.0199], Some(4)).unwrap().0, 4);
         // 0.30000000000000004 needs 17 digits: a mantissa beyond 2^53, so not a decimal.
-        assert!(decimal(&[0.1 + 0.2]).is_none());
-        assert!(decimal(&[1.0 / 3.0]).is_none_or(|(d, _)| d >= 16));
+        assert!(decimal(&[0.1 + 0.2], None).is_none());
+        assert!(decimal(&[0.1 + 0.2], Some(3)).is_none());
+        assert!(decimal(&[1.0 / 3.0], None).is_none_or(|(d, _)| d >= 16));
     }
 
     #[test]
@@ -448,8 +560,15 @@ mod tests {
         assert_eq!(as_significant(f64::INFINITY, 6), None);
         assert_eq!(as_significant(1e300, 15), None, "beyond 10^22");
         // One decade and sign: left to Decimal.
-        assert!(significant(&[0.0265878, 0.0270797]).is_none());
-        let (s, e0, ord) = significant(&[0.999999, 1.0, 0.0, -1.00001]).unwrap();
+        assert!(significant(&[0.0265878, 0.0270797], None).is_none());
+        assert!(significant(&[0.0265878, 0.0270797], Some(6)).is_none());
+        let (s, e0, ord) = significant(&[0.999999, 1.0, 0.0, -1.00001], None).unwrap();
+        assert_eq!(
+            significant(&[0.999999, 1.0, 0.0, -1.00001], Some(3))
+                .unwrap()
+                .0,
+            6
+        );
         assert_eq!((s, e0), (6, -1));
         assert_eq!(ord, vec![900_000, 900_001, 0, -900_002]);
     }

@@ -5,6 +5,7 @@
 //! Also used for the mantissas of decimal float columns (see `floats.rs`).
 
 use super::bits::{put_varint, unzigzag, zigzag, Bytes};
+use super::pcodec::PcoChoice;
 use super::{pcodec, CodecError};
 
 const T_DELTA_VARINT: u8 = 0;
@@ -12,27 +13,75 @@ const T_PCO: u8 = 1;
 const T_PCO_BARE: u8 = 2;
 const T_PCO32_BARE: u8 = 3;
 
+/// Which encoding an integer column took: what a seal hint remembers of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntChoice {
+    Varint,
+    Pco(PcoChoice),
+}
+
+impl IntChoice {
+    /// 0 is left for "no choice" (see `hint.rs`): 1 varint, 2.. a pco choice.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            IntChoice::Varint => 1,
+            IntChoice::Pco(p) => 2 + p.to_byte(),
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<IntChoice> {
+        match b {
+            0 => None,
+            1 => Some(IntChoice::Varint),
+            _ => PcoChoice::from_byte(b - 2).map(IntChoice::Pco),
+        }
+    }
+}
+
 /// Appends `[tag][payload]` for the smaller of the two encodings.
 pub(crate) fn encode(v: &[i64], out: &mut Vec<u8>) {
+    encode_hinted(v, None, out);
+}
+
+/// Appends `[tag][payload]` for the smallest encoding tried, and says which it was (`None`
+/// when pco won in a way a hint cannot name). Without a hint that is varint and every pco
+/// configuration of the search; with one, varint (cheap) and the hinted configuration alone,
+/// or no pco at all when varint won before.
+pub(crate) fn encode_hinted(
+    v: &[i64],
+    hint: Option<IntChoice>,
+    out: &mut Vec<u8>,
+) -> Option<IntChoice> {
     let mut varint = Vec::with_capacity(v.len() * 2);
     let mut prev = 0i64;
     for &x in v {
         put_varint(&mut varint, zigzag(x.wrapping_sub(prev)));
         prev = x;
     }
+    let pco_hint = match hint {
+        Some(IntChoice::Varint) => {
+            out.push(T_DELTA_VARINT);
+            out.extend_from_slice(&varint);
+            return hint;
+        }
+        Some(IntChoice::Pco(p)) => Some(p),
+        None => None,
+    };
     let narrow: Option<Vec<i32>> = v.iter().map(|&x| i32::try_from(x).ok()).collect();
     let pco = match narrow {
-        Some(v32) => pcodec::compress_i32_bare(&v32).map(|p| (T_PCO32_BARE, p)),
-        None => pcodec::compress_i64_bare(v).map(|p| (T_PCO_BARE, p)),
+        Some(v32) => pcodec::compress_i32_bare(&v32, pco_hint).map(|p| (T_PCO32_BARE, p)),
+        None => pcodec::compress_i64_bare(v, pco_hint).map(|p| (T_PCO_BARE, p)),
     };
     match pco {
-        Some((tag, p)) if p.len() < varint.len() => {
+        Some((tag, (p, choice))) if p.len() < varint.len() => {
             out.push(tag);
             out.extend_from_slice(&p);
+            choice.map(IntChoice::Pco)
         }
         _ => {
             out.push(T_DELTA_VARINT);
             out.extend_from_slice(&varint);
+            Some(IntChoice::Varint)
         }
     }
 }

@@ -22,6 +22,7 @@ pub(crate) mod bits;
 mod bools;
 pub mod floats;
 mod gorilla;
+mod hint;
 mod ints;
 mod pcodec;
 mod strings;
@@ -31,6 +32,7 @@ use doppel_model::Value;
 
 pub(crate) use bits::{put_block, put_varint, unzigzag, zigzag, Bytes};
 pub use floats::FloatCodec;
+pub use hint::{SealHint, EXPLORE_EVERY};
 
 /// Most points one column may hold; bounds what a corrupt count can make a decoder allocate.
 pub const MAX_POINTS: usize = 1 << 16;
@@ -64,7 +66,7 @@ fn check_count(n: usize) -> Result<(), CodecError> {
 
 /// Appends the timestamp column of `ts` (any order, any values).
 pub fn encode_timestamps(ts: &[i64], out: &mut Vec<u8>) {
-    timestamps::encode(ts, out);
+    let _ = timestamps::encode(ts, out);
 }
 
 /// Decodes exactly `n` timestamps from the whole of `buf`.
@@ -133,7 +135,7 @@ fn encode_kind(kind: u8, values: &[Value], out: &mut Vec<u8>) {
                     _ => 0.0,
                 })
                 .collect();
-            floats::encode(&v, out);
+            let _ = floats::encode(&v, out);
         }
         V_INT => {
             let v: Vec<i64> = values

@@ -23,6 +23,7 @@
 //! wraps, so any i64 sequence (unsorted, extreme) round-trips bit-exactly.
 
 use super::bits::{put_varint, sign_extend, unzigzag, zigzag, BitReader, BitWriter, Bytes};
+use super::pcodec::PcoChoice;
 use super::{pcodec, CodecError};
 
 const BUCKETS: [(u32, u32); 4] = [(1, 7), (2, 9), (3, 12), (4, 32)];
@@ -32,36 +33,95 @@ const T_PCO: u8 = 1;
 const T_STEP: u8 = 2;
 const T_GAPS: u8 = 3;
 
+/// Which encoding a timestamp column took: what a seal hint remembers of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TsChoice {
+    Step,
+    Dod,
+    Gaps,
+    Pco(PcoChoice),
+}
+
+impl TsChoice {
+    /// 0 is left for "no choice" (see `hint.rs`): 1 step, 2 dod, 3 gaps, 4.. a pco choice.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            TsChoice::Step => 1,
+            TsChoice::Dod => 2,
+            TsChoice::Gaps => 3,
+            TsChoice::Pco(p) => 4 + p.to_byte(),
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Option<TsChoice> {
+        match b {
+            0 => None,
+            1 => Some(TsChoice::Step),
+            2 => Some(TsChoice::Dod),
+            3 => Some(TsChoice::Gaps),
+            _ => PcoChoice::from_byte(b - 4).map(TsChoice::Pco),
+        }
+    }
+}
+
 /// Appends `[tag][payload]`: a constant step as two varints, else the smaller of
-/// delta-of-delta and pco.
-pub(crate) fn encode(ts: &[i64], out: &mut Vec<u8>) {
-    let Some(&first) = ts.first() else { return };
+/// delta-of-delta, gaps and pco; says which (`None` when pco won in a way a hint cannot
+/// name).
+pub(crate) fn encode(ts: &[i64], out: &mut Vec<u8>) -> Option<TsChoice> {
+    encode_hinted(ts, None, out)
+}
+
+/// [`encode`] as `hint` says: a constant step is always taken; after delta-of-delta or gaps
+/// won, that one alone (no pco); after a constant step, both of those; after pco, both and
+/// pco with the hinted configuration alone; without a hint, everything.
+pub(crate) fn encode_hinted(
+    ts: &[i64],
+    hint: Option<TsChoice>,
+    out: &mut Vec<u8>,
+) -> Option<TsChoice> {
+    let Some(&first) = ts.first() else {
+        return Some(TsChoice::Step);
+    };
     let step = ts.get(1).map_or(0, |t| t.wrapping_sub(first));
     if ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == step) {
         // The common case of a steady sampler costs no pco run at seal time.
         out.push(T_STEP);
         put_varint(out, zigzag(first));
         put_varint(out, zigzag(step));
-        return;
+        return Some(TsChoice::Step);
     }
-    let mut best = vec![T_DOD];
-    encode_dod(ts, &mut best);
-    let mut gaps = vec![T_GAPS];
-    encode_gaps(ts, &mut gaps);
-    if gaps.len() < best.len() {
-        best = gaps;
+    let (mut best, mut chosen) = (Vec::new(), TsChoice::Dod);
+    if hint != Some(TsChoice::Gaps) {
+        best.push(T_DOD);
+        encode_dod(ts, &mut best);
+    }
+    if hint != Some(TsChoice::Dod) {
+        let mut gaps = vec![T_GAPS];
+        encode_gaps(ts, &mut gaps);
+        if best.is_empty() || gaps.len() < best.len() {
+            (best, chosen) = (gaps, TsChoice::Gaps);
+        }
     }
     // Under a bit a point pco has little left to win and costs most of the encode time.
-    if best.len() <= ts.len() / 8 + 16 {
+    let cheap_hint = matches!(hint, Some(TsChoice::Step | TsChoice::Dod | TsChoice::Gaps));
+    if best.len() <= ts.len() / 8 + 16 || cheap_hint {
         out.extend_from_slice(&best);
-        return;
+        return Some(chosen);
     }
-    match pcodec::compress_i64(ts) {
-        Some(p) if p.len() + 1 < best.len() => {
+    let pco_hint = match hint {
+        Some(TsChoice::Pco(p)) => Some(p),
+        _ => None,
+    };
+    match pcodec::compress_i64(ts, pco_hint) {
+        Some((p, choice)) if p.len() + 1 < best.len() => {
             out.push(T_PCO);
             out.extend_from_slice(&p);
+            choice.map(TsChoice::Pco)
         }
-        _ => out.extend_from_slice(&best),
+        _ => {
+            out.extend_from_slice(&best);
+            Some(chosen)
+        }
     }
 }
 
