@@ -53,11 +53,9 @@ impl TwinLive {
                 _ => false,
             },
             Err(i) => {
+                // A twin gains signals once, on its first readings: no spare room kept.
+                self.0.reserve_exact(1);
                 self.0.insert(i, (signal.clone(), ts, value.clone()));
-                if self.0.len() == self.0.capacity() {
-                    // Models rarely gain signals: no spare room kept per twin.
-                    self.0.shrink_to_fit();
-                }
                 true
             }
         }
@@ -573,6 +571,7 @@ mod tests {
                 a.iter().map(|(k, ts, v)| (k.clone(), (ts, v.clone()))).collect();
             prop_assert_eq!(&got, &expected);
             prop_assert!(a.0.windows(2).all(|w| w[0].0 < w[1].0));
+            prop_assert_eq!(a.0.len(), a.0.capacity());
         }
     }
 }
