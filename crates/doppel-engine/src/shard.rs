@@ -43,7 +43,13 @@ impl TwinLive {
 
     /// Sets `signal` to `(ts, value)` unless it holds a newer time; whether it did.
     fn advance(&mut self, signal: &Arc<str>, ts: Timestamp, value: &Value) -> bool {
-        match self.find(signal) {
+        // Names arrive interned (`intake::Names`): the same pointer as the one kept here,
+        // found by comparing pointers before any string.
+        let at = match self.0.iter().position(|e| Arc::ptr_eq(&e.0, signal)) {
+            Some(i) => Ok(i),
+            None => self.find(signal),
+        };
+        match at {
             Ok(i) => match self.0.get_mut(i) {
                 Some(e) if e.1 <= ts => {
                     e.1 = ts;
@@ -560,7 +566,12 @@ mod tests {
         fn state_is_order_independent(pts in proptest::collection::vec((0i64..50, 0u8..3, -100i64..100), 1..40)) {
             let sig = |i: u8| -> Arc<str> { Arc::from(format!("s{i}")) };
             let mut a = TwinLive::default();
-            for (ts, s, v) in &pts { apply(&mut a, *ts, &[(sig(*s), Value::Int(*v))]); }
+            // Interned names (the same pointer each time) and fresh copies, mixed.
+            let interned: Vec<Arc<str>> = (0..3).map(sig).collect();
+            for (ts, s, v) in &pts {
+                let name = if ts % 2 == 0 { interned[usize::from(*s)].clone() } else { sig(*s) };
+                apply(&mut a, *ts, &[(name, Value::Int(*v))]);
+            }
             // Expected: per signal, the max ts; among equal ts the last arrival wins.
             let mut expected: HashMap<Arc<str>, (i64, Value)> = HashMap::new();
             for (ts, s, v) in &pts {
