@@ -45,16 +45,29 @@ impl Names {
             if pairs.is_empty() {
                 return None;
             }
-            if has_duplicate(pairs.iter().map(|(n, _)| n.as_ref())) {
-                return None;
-            }
             let mut values = Vec::with_capacity(pairs.len());
+            // Devices mostly send a model's signals in the model's order: each name is
+            // looked for where the previous one was found, plus one, before a scan. Found
+            // at strictly rising places, the names are distinct (a model's are), and the
+            // quadratic duplicate check is skipped.
+            let signals = &model.signals;
+            let mut rising = true;
+            let mut next = 0;
             for (name, v) in pairs {
                 let name = name.as_ref();
-                let spec = model.signal(name)?;
+                let at = match signals.get(next) {
+                    Some(s) if s.name == name => next,
+                    _ => signals.iter().position(|s| s.name == name)?,
+                };
+                rising &= at >= next;
+                next = at + 1;
+                let spec = signals.get(at)?;
                 // A cheap clone for numbers and bools; `coerce` is the catalog's own rule.
                 let v = v.clone().coerce(spec.kind).ok()?;
                 values.push((self.intern(&mut set, name), v));
+            }
+            if !rising && has_duplicate(pairs.iter().map(|(n, _)| n.as_ref())) {
+                return None;
             }
             out.push(ValidatedReading {
                 twin: self.intern(&mut set, r.twin()),
