@@ -454,11 +454,11 @@ impl Series {
     /// The latest point: the newer of the open buffer's last and the last chunk's summary,
     /// so no search and no read.
     fn last(&self) -> Option<Point> {
-        let sealed = self.chunks.last().map(|c| &c.summary.last);
+        let sealed = self.chunks.last().map(|c| &c.summary);
         match (self.open.last(), sealed) {
-            (Some(o), Some(s)) if s.ts > o.ts => Some(s.clone()),
+            (Some(o), Some(s)) if s.last_ts() > o.ts => Some(s.last()),
             (Some(o), _) => Some(o.clone()),
-            (None, s) => s.cloned(),
+            (None, s) => s.map(Summary::last),
         }
     }
 
@@ -478,7 +478,7 @@ impl Series {
         let i = self.chunks.partition_point(|c| c.summary.first_ts() <= at);
         let sealed = match i.checked_sub(1).and_then(|i| self.chunks.get(i)) {
             None => None,
-            Some(c) if c.summary.last_ts() <= at => Some(Cow::Borrowed(&c.summary.last)),
+            Some(c) if c.summary.last_ts() <= at => Some(Cow::<Point>::Owned(c.summary.last())),
             Some(c) => match c.points() {
                 Ok(points) => {
                     let n = points.partition_point(|p| p.ts <= at);
