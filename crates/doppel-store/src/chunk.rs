@@ -494,7 +494,12 @@ mod tests {
         let (_, s) = encode(&p).unwrap();
         let n = s.numeric().unwrap();
         assert_eq!(n.m2, Some(8.0), "deviations -2, 0, 2 from the mean 3");
-        let old = Summary::new(s.count, s.first(), s.last(), Some(Numeric { m2: None, ..n }));
+        let old = Summary::new(
+            s.count,
+            s.first(),
+            s.last(),
+            Some(Numeric { m2: None, ..n }),
+        );
         let mut out = Vec::new();
         old.encode(&mut out);
         assert_eq!(out[out.len() - 25], 1, "flag 1, then min, max, sum");
