@@ -33,14 +33,57 @@ use crate::codec::{self, put_varint, unzigzag, zigzag, Bytes, CodecError, SealHi
 use crate::query::StableSum;
 use crate::Point;
 
-/// What a chunk holds, kept in memory for every chunk (the index entry).
+/// What a chunk holds, kept in memory for every chunk (the index entry): 80 bytes. A
+/// fleet keeps one per sealed chunk of every series, so the first and last values are
+/// their 8 bytes with a kind (not 24-byte `Value`s), and the numbers are flat fields whose
+/// presence `flags` tells (not an `Option<Numeric>` with an `Option` inside). Text, which
+/// is rare and never numeric, goes to a box.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Summary {
+    first_ts: Timestamp,
+    last_ts: Timestamp,
+    /// The first and last values' payloads (f64 bits, i64, 0/1), as their kinds say; 0 for
+    /// text.
+    first: u64,
+    last: u64,
+    /// min, max, sum and m2 of the values; 0 where `flags` says there are none.
+    min: f64,
+    max: f64,
+    sum: f64,
+    m2: f64,
     pub count: u32,
-    pub first: Point,
-    pub last: Point,
-    /// min, max and sum of the values, when all are numeric.
-    pub numeric: Option<Numeric>,
+    /// Bits 0–1 the first value's kind, 2–3 the last's ([`KIND_FLOAT`] ...), 4 numeric,
+    /// 5 with m2.
+    flags: u8,
+    /// The first and last values when either is text.
+    text: Option<Box<[Value; 2]>>,
+}
+
+const KIND_FLOAT: u8 = 0;
+const KIND_INT: u8 = 1;
+const KIND_BOOL: u8 = 2;
+const KIND_TEXT: u8 = 3;
+const FLAG_NUMERIC: u8 = 1 << 4;
+const FLAG_M2: u8 = 1 << 5;
+
+/// A value's kind and payload as a summary holds them.
+fn pack(v: &Value) -> (u8, u64) {
+    match v {
+        Value::Float(f) => (KIND_FLOAT, f.to_bits()),
+        Value::Int(i) => (KIND_INT, *i as u64),
+        Value::Bool(b) => (KIND_BOOL, u64::from(*b)),
+        Value::String(_) => (KIND_TEXT, 0),
+    }
+}
+
+/// The number of a packed (non-text) value, as `Value::as_f64` gives it.
+fn packed_f64(kind: u8, bits: u64) -> Option<f64> {
+    match kind {
+        KIND_FLOAT => Some(f64::from_bits(bits)),
+        KIND_INT => Some(bits as i64 as f64),
+        KIND_BOOL => Some(if bits != 0 { 1.0 } else { 0.0 }),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,12 +96,91 @@ pub(crate) struct Numeric {
 }
 
 impl Summary {
+    /// `count` points from `first` to `last`, with their numbers when all are numeric.
+    pub(crate) fn new(count: u32, first: Point, last: Point, numeric: Option<Numeric>) -> Self {
+        let (first_kind, first_bits) = pack(&first.value);
+        let (last_kind, last_bits) = pack(&last.value);
+        let mut flags = first_kind | last_kind << 2;
+        let n = numeric.unwrap_or(Numeric {
+            min: 0.0,
+            max: 0.0,
+            sum: 0.0,
+            m2: None,
+        });
+        if numeric.is_some() {
+            flags |= FLAG_NUMERIC;
+        }
+        if numeric.is_some() && n.m2.is_some() {
+            flags |= FLAG_M2;
+        }
+        let text = (first_kind == KIND_TEXT || last_kind == KIND_TEXT)
+            .then(|| Box::new([first.value, last.value]));
+        Summary {
+            first_ts: first.ts,
+            last_ts: last.ts,
+            first: first_bits,
+            last: last_bits,
+            min: n.min,
+            max: n.max,
+            sum: n.sum,
+            m2: n.m2.filter(|_| flags & FLAG_M2 != 0).unwrap_or(0.0),
+            count,
+            flags,
+            text,
+        }
+    }
+
     pub(crate) fn first_ts(&self) -> Timestamp {
-        self.first.ts
+        self.first_ts
     }
 
     pub(crate) fn last_ts(&self) -> Timestamp {
-        self.last.ts
+        self.last_ts
+    }
+
+    fn value(&self, i: usize, kind: u8, bits: u64) -> Value {
+        match (kind, &self.text) {
+            (KIND_FLOAT, _) => Value::Float(f64::from_bits(bits)),
+            (KIND_INT, _) => Value::Int(bits as i64),
+            (KIND_BOOL, _) => Value::Bool(bits != 0),
+            (_, Some(text)) => text[i].clone(),
+            // `new` boxes text whenever a kind says so.
+            (_, None) => Value::String(String::new()),
+        }
+    }
+
+    /// The first point.
+    pub(crate) fn first(&self) -> Point {
+        Point {
+            ts: self.first_ts,
+            value: self.value(0, self.flags & 3, self.first),
+        }
+    }
+
+    /// The last point.
+    pub(crate) fn last(&self) -> Point {
+        Point {
+            ts: self.last_ts,
+            value: self.value(1, self.flags >> 2 & 3, self.last),
+        }
+    }
+
+    /// The first and last values as numbers (`Value::as_f64`), without building them.
+    pub(crate) fn first_last_f64(&self) -> Option<(f64, f64)> {
+        Some((
+            packed_f64(self.flags & 3, self.first)?,
+            packed_f64(self.flags >> 2 & 3, self.last)?,
+        ))
+    }
+
+    /// min, max, sum (and m2) of the values, when all are numeric.
+    pub(crate) fn numeric(&self) -> Option<Numeric> {
+        (self.flags & FLAG_NUMERIC != 0).then_some(Numeric {
+            min: self.min,
+            max: self.max,
+            sum: self.sum,
+            m2: (self.flags & FLAG_M2 != 0).then_some(self.m2),
+        })
     }
 
     fn of(points: &[Point]) -> Option<Summary> {
@@ -86,21 +208,21 @@ impl Summary {
                 m2: Some(m2(points, sum)),
             }
         });
-        Some(Summary {
-            count: u32::try_from(points.len()).unwrap_or(u32::MAX),
+        Some(Summary::new(
+            u32::try_from(points.len()).unwrap_or(u32::MAX),
             first,
             last,
             numeric,
-        })
+        ))
     }
 
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         put_varint(out, u64::from(self.count));
-        put_varint(out, zigzag(self.first.ts));
-        put_varint(out, self.last.ts.wrapping_sub(self.first.ts) as u64);
-        put_value(out, &self.first.value);
-        put_value(out, &self.last.value);
-        match self.numeric {
+        put_varint(out, zigzag(self.first_ts));
+        put_varint(out, self.last_ts.wrapping_sub(self.first_ts) as u64);
+        put_value(out, &self.first().value);
+        put_value(out, &self.last().value);
+        match self.numeric() {
             None => out.push(0),
             Some(n) => {
                 out.push(if n.m2.is_some() { 2 } else { 1 });
@@ -145,18 +267,18 @@ impl Summary {
             }
             _ => return Err(CodecError::new("bad numeric flag in a chunk summary")),
         };
-        Ok(Summary {
-            count: count as u32,
-            first: Point {
+        Ok(Summary::new(
+            count as u32,
+            Point {
                 ts: first_ts,
                 value: first,
             },
-            last: Point {
+            Point {
                 ts: last_ts,
                 value: last,
             },
             numeric,
-        })
+        ))
     }
 }
 
@@ -349,14 +471,14 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), p);
         assert_eq!(decode_ts(&bytes).unwrap(), vec![-5, 0, 7, i64::MAX]);
         assert_eq!(s.count, 4);
-        assert_eq!(s.numeric.unwrap().sum, 4.5, "3 + 1.5 + true + -1");
+        assert_eq!(s.numeric().unwrap().sum, 4.5, "3 + 1.5 + true + -1");
         let mut out = Vec::new();
         s.encode(&mut out);
         assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), s);
 
         let text = pts(&[(1, Value::String("on".into())), (2, Value::Int(1))]);
         let (_, s) = encode(&text).unwrap();
-        assert!(s.numeric.is_none());
+        assert!(s.numeric().is_none());
         let mut out = Vec::new();
         s.encode(&mut out);
         assert_eq!(Summary::decode(&mut Bytes::new(&out)).unwrap(), s);
@@ -370,12 +492,14 @@ mod tests {
             (2, Value::Int(5)),
         ]);
         let (_, s) = encode(&p).unwrap();
-        let n = s.numeric.unwrap();
+        let n = s.numeric().unwrap();
         assert_eq!(n.m2, Some(8.0), "deviations -2, 0, 2 from the mean 3");
-        let old = Summary {
-            numeric: Some(Numeric { m2: None, ..n }),
-            ..s.clone()
-        };
+        let old = Summary::new(
+            s.count,
+            s.first(),
+            s.last(),
+            Some(Numeric { m2: None, ..n }),
+        );
         let mut out = Vec::new();
         old.encode(&mut out);
         assert_eq!(out[out.len() - 25], 1, "flag 1, then min, max, sum");
@@ -402,7 +526,7 @@ mod tests {
             .iter()
             .map(|p| (p.value.as_f64().unwrap() - mean).powi(2))
             .sum();
-        let got = s.numeric.unwrap().m2.unwrap();
+        let got = s.numeric().unwrap().m2.unwrap();
         assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
     }
 

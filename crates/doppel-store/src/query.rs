@@ -183,7 +183,7 @@ impl Acc {
 /// lack (such chunks are decoded instead). A summary without numbers is accepted:
 /// [`Downsampler::push_summary`] then refuses it as not numeric, as the points would be.
 pub(crate) fn can_summarize(agg: Agg, s: &Summary) -> bool {
-    agg != Agg::Stddev || s.numeric.is_none_or(|n| n.m2.is_some())
+    agg != Agg::Stddev || s.numeric().is_none_or(|n| n.m2.is_some())
 }
 
 /// Folds points, given in ascending time order, into buckets.
@@ -268,15 +268,14 @@ impl Downsampler {
         let (sum, min, max, first, last, m2) = if self.agg == Agg::Count {
             (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         } else {
-            let n = s.numeric.ok_or(NotNumeric)?;
-            let first = s.first.value.as_f64().ok_or(NotNumeric)?;
-            let last = s.last.value.as_f64().ok_or(NotNumeric)?;
+            let n = s.numeric().ok_or(NotNumeric)?;
+            let (first, last) = s.first_last_f64().ok_or(NotNumeric)?;
             // Without `m2` only the standard deviation is wrong, and `can_summarize` keeps
             // such chunks away from it.
             (n.sum, n.min, n.max, first, last, n.m2.unwrap_or(0.0))
         };
         let mean = if count == 0 { 0.0 } else { sum / count as f64 };
-        let start = bucket_start(s.first.ts, self.step);
+        let start = bucket_start(s.first_ts(), self.step);
         match &mut self.cur {
             Some(acc) if acc.start == start => {
                 acc.count += count;
@@ -284,7 +283,7 @@ impl Downsampler {
                 acc.min = acc.min.min(min);
                 acc.max = acc.max.max(max);
                 acc.last = last;
-                acc.last_ts = s.last.ts;
+                acc.last_ts = s.last_ts();
                 acc.moments.merge(count, mean, m2);
             }
             _ => {
@@ -301,8 +300,8 @@ impl Downsampler {
                     max,
                     first,
                     last,
-                    first_ts: s.first.ts,
-                    last_ts: s.last.ts,
+                    first_ts: s.first_ts(),
+                    last_ts: s.last_ts(),
                     moments,
                 });
             }
