@@ -295,6 +295,11 @@ impl Multivariate {
         sane(best.0.max(0.0).sqrt(), 0.0)
     }
 
+    /// The twin indices of the modelled signals.
+    pub(crate) fn signal_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.signals.iter().copied()
+    }
+
     /// Heap bytes this model owns.
     pub(crate) fn heap_bytes(&self) -> usize {
         let f = std::mem::size_of::<f64>();
