@@ -591,7 +591,7 @@ impl TwinDetector {
                         .collect()
                 })
                 .collect();
-            self.multivariate = Multivariate::fit(idx, &rows, &self.config).map(Box::new);
+            self.multivariate = Multivariate::fit(&idx, &rows, &self.config).map(Box::new);
         }
         self.warm_done = true;
     }
