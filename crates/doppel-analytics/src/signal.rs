@@ -71,11 +71,13 @@ const DAY_NS: i64 = 24 * HOUR_NS;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DailyProfile {
     offsets: [f32; 24],
-    /// Readings learned per bin, saturating at `u16::MAX`: a count only matters while its
+    /// Readings learned per bin, saturating at `u8::MAX`: a count only matters while its
     /// inverse is above the learning weight (× 24), which a count that high never is unless
-    /// the weight is below 6.4e-7.
-    #[serde(deserialize_with = "saturating_counts")]
-    counts: [u16; 24],
+    /// the weight is below 1.6e-4 (with the default configuration it is at least 1e-3:
+    /// `level_alpha` × the smaller of `suspect_weight` and `anomalous_weight`). Saved as
+    /// 16-bit numbers, as they were before.
+    #[serde(serialize_with = "wide_counts", deserialize_with = "saturating_counts")]
+    counts: [u8; 24],
     /// First time learned, [`NO_TS`] before.
     #[serde(with = "ts_or_none")]
     first_ts: Timestamp,
@@ -136,10 +138,14 @@ impl DailyProfile {
     }
 }
 
-/// Counts saved as `u32` (state from before they were `u16`) load saturated.
-fn saturating_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u16; 24], D::Error> {
+/// Counts saved wider (16 bits, or 32 in state from before that) load saturated.
+fn saturating_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 24], D::Error> {
     let wide = <[u32; 24]>::deserialize(d)?;
-    Ok(wide.map(|c| u16::try_from(c).unwrap_or(u16::MAX)))
+    Ok(wide.map(|c| u8::try_from(c).unwrap_or(u8::MAX)))
+}
+
+fn wide_counts<S: serde::Serializer>(counts: &[u8; 24], s: S) -> Result<S::Ok, S::Error> {
+    counts.map(u16::from).serialize(s)
 }
 
 /// "No time yet" in a timestamp field (readings never carry it: it is the earliest
