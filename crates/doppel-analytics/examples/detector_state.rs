@@ -2,7 +2,9 @@
 //! 10-signal detectors the way the engine does (`TwinDetector::for_model`), feeds them 3,
 //! 200 (mid warm-up) and 2,000 (learned) readings, and prints the bytes per twin (the
 //! detector itself plus the heap it owns, counted by a counting allocator over many twins
-//! so per-thread work buffers do not count) and the size of its JSON and binary snapshots.
+//! so per-thread work buffers do not count) and the size of its JSON form and of its record
+//! in the engine's binary snapshot (postcard of its own state; the configuration and signal
+//! specs it shares are saved once per file).
 //!
 //!     cargo run -p doppel-analytics --example detector_state
 
@@ -11,7 +13,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use doppel_analytics::{DetectorConfig, TwinDetector};
+use doppel_analytics::{DetectorConfig, SignalSpec, TwinDetector};
 use doppel_model::AssetModel;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -52,12 +54,22 @@ fn reading(t: usize, k: usize, names: &[String]) -> Vec<(&str, f64)> {
         .collect()
 }
 
+/// A detector as the engine's binary snapshot holds it: its own state, the configuration
+/// and signal specs being saved once for all the twins that share them.
+struct State<'a>(&'a TwinDetector);
+
+impl serde::Serialize for State<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_state(s)
+    }
+}
+
 fn main() {
     let model = model();
     let names: Vec<String> = model.signals.iter().map(|s| s.name.clone()).collect();
-    // As the engine does: one configuration and one copy of each name for all twins.
+    // As the engine does: one configuration and one list of signal specs for all twins.
     let config = Arc::new(DetectorConfig::default());
-    let mut names_seen: HashSet<Arc<str>> = HashSet::new();
+    let mut specs_seen: HashSet<Arc<[SignalSpec]>> = HashSet::new();
     println!(
         "size_of::<TwinDetector>() = {} B; {SIGNALS} signals, mean over {TWINS} twins",
         std::mem::size_of::<TwinDetector>()
@@ -67,18 +79,18 @@ fn main() {
         "readings", "memory B", "counted B", "JSON B", "binary B"
     );
     for readings in [3usize, 200, 2_000] {
-        names_seen.clear();
+        specs_seen.clear();
         let region = Region::new(GLOBAL);
         let mut twins: Vec<TwinDetector> = Vec::with_capacity(TWINS);
         let vec_heap = (TWINS * std::mem::size_of::<TwinDetector>()) as isize;
         for t in 0..TWINS {
             let mut det = TwinDetector::for_model(&model, Arc::clone(&config));
-            det.share_names(|n| {
-                if let Some(seen) = names_seen.get(n) {
+            det.share_signals(|specs| {
+                if let Some(seen) = specs_seen.get(specs) {
                     return Arc::clone(seen);
                 }
-                names_seen.insert(Arc::clone(n));
-                Arc::clone(n)
+                specs_seen.insert(Arc::clone(specs));
+                Arc::clone(specs)
             });
             twins.push(det);
             for k in 0..readings {
@@ -94,7 +106,11 @@ fn main() {
             .sum();
         let binary: usize = twins
             .iter()
-            .map(|d| postcard::to_allocvec(d).expect("serializable").len())
+            .map(|d| {
+                postcard::to_allocvec(&State(d))
+                    .expect("serializable")
+                    .len()
+            })
             .sum();
         let counted: usize = twins.iter().map(TwinDetector::memory_bytes).sum();
         println!(

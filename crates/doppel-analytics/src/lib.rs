@@ -39,6 +39,6 @@ pub use forecast::{
 pub use multivariate::Multivariate;
 pub use rul::fleet::{fleet_config, FleetLayout, FLEET_STEP_NS};
 pub use rul::{RulConfig, RulError, RulEstimate, RulModel, RulRun, RulStep};
-pub use signal::{ContributionKind, SignalDetector};
+pub use signal::{ContributionKind, SignalDetector, SignalSpec};
 pub use sysid::SysIdError;
-pub use twin::{Score, SignalContribution, TwinDetector};
+pub use twin::{DetectorState, Score, SignalContribution, TwinDetector};

@@ -3,7 +3,9 @@
 //! and Q / SPE (off the learned subspace: signals that no longer move together), both on
 //! each reading and on an EWMA of the readings for small sustained deviations.
 
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use nalgebra::{
+    DMatrix, DMatrixView, DVector, DVectorView, Dyn, Matrix, Storage, SymmetricEigen, U1,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
@@ -67,10 +69,10 @@ impl Scratch {
 }
 
 /// T² and Q of `u`, writing its scores to `t` and its residual to `resid` (no allocation).
-fn stats_into(
-    components: &DMatrix<f64>,
-    variances: &DVector<f64>,
-    u: &DVector<f64>,
+fn stats_into<S: Storage<f64, Dyn>>(
+    components: &DMatrixView<'_, f64>,
+    variances: &[f64],
+    u: &Matrix<f64, Dyn, U1, S>,
     t: &mut DVector<f64>,
     resid: &mut DVector<f64>,
 ) -> (f64, f64) {
@@ -85,20 +87,89 @@ fn stats_into(
     (sane(t2, 0.0), sane(resid.norm_squared(), 0.0))
 }
 
-/// PCA model over a fixed set of the twin's signals.
+/// PCA model over a fixed set of the twin's signals (d of them, k components kept).
+///
+/// Its numbers are in one allocation rather than nalgebra's vectors and matrix (each a
+/// pointer, a length and its own allocation); its serde form is still those.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "wire::Model", into = "wire::Model")]
 pub struct Multivariate {
     /// Indices of the modelled signals in the twin.
-    pub(crate) signals: Box<[usize]>,
-    mean: DVector<f64>,
-    /// d × k loadings of the kept components, and their variances.
-    components: DMatrix<f64>,
-    variances: DVector<f64>,
+    signals: Box<[u16]>,
+    /// The mean (d), the smoothed standardized values (d), the components' variances (k)
+    /// and the d × k loadings, column by column.
+    numbers: Box<[f64]>,
     thr_t2: f64,
     thr_q: f64,
     thr_t2s: f64,
     thr_qs: f64,
-    smoothed: DVector<f64>,
+}
+
+/// Serde form of [`Multivariate`]: the fields it had as nalgebra values.
+mod wire {
+    use super::*;
+
+    #[derive(Clone, Serialize, Deserialize)]
+    pub(super) struct Model {
+        signals: Box<[usize]>,
+        mean: DVector<f64>,
+        components: DMatrix<f64>,
+        variances: DVector<f64>,
+        thr_t2: f64,
+        thr_q: f64,
+        thr_t2s: f64,
+        thr_qs: f64,
+        smoothed: DVector<f64>,
+    }
+
+    impl From<Multivariate> for Model {
+        fn from(m: Multivariate) -> Self {
+            let d = m.d();
+            Model {
+                signals: m.signal_indices().collect(),
+                mean: DVector::from_column_slice(m.mean()),
+                components: m.components().into_owned(),
+                variances: DVector::from_column_slice(m.variances()),
+                thr_t2: m.thr_t2,
+                thr_q: m.thr_q,
+                thr_t2s: m.thr_t2s,
+                thr_qs: m.thr_qs,
+                smoothed: DVector::from_column_slice(&m.numbers[d..2 * d]),
+            }
+        }
+    }
+
+    impl TryFrom<Model> for Multivariate {
+        type Error = String;
+
+        fn try_from(m: Model) -> Result<Self, String> {
+            let d = m.signals.len();
+            let k = m.variances.len();
+            if m.mean.len() != d
+                || m.smoothed.len() != d
+                || m.components.nrows() != d
+                || m.components.ncols() != k
+                || k == 0
+            {
+                return Err(format!(
+                    "multivariate model of {d} signals: dimensions disagree"
+                ));
+            }
+            let signals = m
+                .signals
+                .iter()
+                .map(|&i| u16::try_from(i).map_err(|_| format!("signal index {i}")))
+                .collect::<Result<_, _>>()?;
+            Ok(Multivariate::from_parts(
+                signals,
+                &m.mean,
+                &m.smoothed,
+                &m.variances,
+                &m.components,
+                [m.thr_t2, m.thr_q, m.thr_t2s, m.thr_qs],
+            ))
+        }
+    }
 }
 
 impl Multivariate {
@@ -106,10 +177,16 @@ impl Multivariate {
     /// is missing and taken as the mean). Needs at least two signals and more rows than
     /// signals; returns `None` otherwise.
     pub(crate) fn fit(
-        signals: Box<[usize]>,
+        signals: &[usize],
         rows: &[Vec<Option<f64>>],
         cfg: &DetectorConfig,
     ) -> Option<Self> {
+        // A twin's signals are numbered in 16 bits here: a PCA over more would not be fitted
+        // per reading anyway.
+        let signals: Box<[u16]> = signals
+            .iter()
+            .map(|&i| u16::try_from(i).ok())
+            .collect::<Option<_>>()?;
         let d = signals.len();
         if d < 2 || rows.len() <= d + 1 {
             return None;
@@ -155,17 +232,14 @@ impl Multivariate {
         let floor = 1e-6 * total;
         let components = DMatrix::from_fn(d, k, |i, c| eig.eigenvectors[(i, order[c])]);
         let variances = DVector::from_fn(k, |c, _| eig.eigenvalues[order[c]].max(floor));
-        let mut model = Multivariate {
+        let mut model = Multivariate::from_parts(
             signals,
-            mean,
-            components,
-            variances,
-            thr_t2: 1.0,
-            thr_q: 1.0,
-            thr_t2s: 1.0,
-            thr_qs: 1.0,
-            smoothed: DVector::zeros(d),
-        };
+            &mean,
+            &DVector::zeros(d),
+            &variances,
+            &components,
+            [1.0; 4],
+        );
         // Thresholds: a high quantile of the statistics on the warm-up itself, with a margin
         // (in-sample statistics are optimistic) and floors against degenerate warm-ups.
         let (mut t2, mut q, mut t2s, mut qs) = (vec![], vec![], vec![], vec![]);
@@ -196,11 +270,60 @@ impl Multivariate {
         Some(model)
     }
 
+    fn from_parts(
+        signals: Box<[u16]>,
+        mean: &DVector<f64>,
+        smoothed: &DVector<f64>,
+        variances: &DVector<f64>,
+        components: &DMatrix<f64>,
+        [thr_t2, thr_q, thr_t2s, thr_qs]: [f64; 4],
+    ) -> Self {
+        let numbers = mean
+            .iter()
+            .chain(smoothed.iter())
+            .chain(variances.iter())
+            .chain(components.as_slice())
+            .copied()
+            .collect();
+        Multivariate {
+            signals,
+            numbers,
+            thr_t2,
+            thr_q,
+            thr_t2s,
+            thr_qs,
+        }
+    }
+
+    fn d(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Components kept: the numbers hold 2d + k (d + 1) values.
+    fn k(&self) -> usize {
+        let d = self.d();
+        self.numbers.len().saturating_sub(2 * d) / (d + 1)
+    }
+
+    fn mean(&self) -> &[f64] {
+        &self.numbers[..self.d()]
+    }
+
+    fn variances(&self) -> &[f64] {
+        let d = self.d();
+        &self.numbers[2 * d..2 * d + self.k()]
+    }
+
+    fn components(&self) -> DMatrixView<'_, f64> {
+        let (d, k) = (self.d(), self.k());
+        DMatrixView::from_slice(&self.numbers[2 * d + k..], d, k)
+    }
+
     /// T² and Q of `u` (warm-up use: allocates its own buffers).
     fn stats(&self, u: &DVector<f64>) -> (f64, f64) {
-        let mut t = DVector::zeros(self.variances.len());
+        let mut t = DVector::zeros(self.k());
         let mut resid = DVector::zeros(u.len());
-        stats_into(&self.components, &self.variances, u, &mut t, &mut resid)
+        stats_into(&self.components(), self.variances(), u, &mut t, &mut resid)
     }
 
     /// Scores one reading given its standardized values (`z(i)` for the signal with twin
@@ -214,32 +337,36 @@ impl Multivariate {
         cfg: &DetectorConfig,
         sc: &mut Scratch,
     ) -> f64 {
-        let d = self.signals.len();
-        let k = self.variances.len();
+        let (d, k) = (self.d(), self.k());
         sc.ensure(d, k);
+        let (mean, rest) = self.numbers.split_at_mut(d);
+        let mean = &*mean;
+        let (smoothed, rest) = rest.split_at_mut(d);
+        let (variances, components) = rest.split_at(k);
+        let components = DMatrixView::from_slice(components, d, k);
         // Clip: one wild value must not dominate the smoothed state for long.
-        for j in 0..d {
-            sc.u[j] =
-                z(self.signals[j]).map_or(0.0, |v| sane(v - self.mean[j], 0.0).clamp(-50.0, 50.0));
+        for ((u, &i), m) in sc.u.iter_mut().zip(&self.signals).zip(mean) {
+            *u = z(usize::from(i)).map_or(0.0, |v| sane(v - m, 0.0).clamp(-50.0, 50.0));
         }
         // The smoothed statistics are for sustained deviations: a single spike enters them
         // clipped, so it cannot hold an alarm up for the EWMA's memory.
         let clip = cfg.mv_clip.max(0.0);
         let lam = cfg.mv_lambda;
-        for j in 0..d {
-            self.smoothed[j] = self.smoothed[j] * (1.0 - lam) + sc.u[j].clamp(-clip, clip) * lam;
+        for (s, u) in smoothed.iter_mut().zip(sc.u.iter()) {
+            *s = *s * (1.0 - lam) + u.clamp(-clip, clip) * lam;
         }
+        let smoothed = DVectorView::from_slice(smoothed, d);
         let (pt2, pq) = stats_into(
-            &self.components,
-            &self.variances,
+            &components,
+            variances,
             &sc.u,
             &mut sc.t_point,
             &mut sc.resid_point,
         );
         let (st2, sq) = stats_into(
-            &self.components,
-            &self.variances,
-            &self.smoothed,
+            &components,
+            variances,
+            &smoothed,
             &mut sc.t_smooth,
             &mut sc.resid_smooth,
         );
@@ -256,9 +383,9 @@ impl Multivariate {
             }
         }
         let (t, resid, v) = if best.2 {
-            (&sc.t_smooth, &sc.resid_smooth, &self.smoothed)
+            (&sc.t_smooth, &sc.resid_smooth, smoothed.as_slice())
         } else {
-            (&sc.t_point, &sc.resid_point, &sc.u)
+            (&sc.t_point, &sc.resid_point, sc.u.as_slice())
         };
         match best.1 {
             MvStat::Q => {
@@ -269,11 +396,11 @@ impl Multivariate {
             MvStat::T2 => {
                 // u_j × (P Λ⁻¹ t)_j: each signal's part of T², negative parts dropped.
                 for c in 0..k {
-                    sc.scaled[c] = t[c] / self.variances[c];
+                    sc.scaled[c] = t[c] / variances[c];
                 }
-                sc.w.gemv(1.0, &self.components, &sc.scaled, 0.0);
-                for j in 0..d {
-                    sc.contrib[j] = (v[j] * sc.w[j]).max(0.0);
+                sc.w.gemv(1.0, &components, &sc.scaled, 0.0);
+                for ((c, v), w) in sc.contrib.iter_mut().zip(v).zip(sc.w.iter()) {
+                    *c = (v * w).max(0.0);
                 }
             }
         }
@@ -285,38 +412,39 @@ impl Multivariate {
                 0.0
             };
         }
-        sc.recon.gemv(1.0, &self.components, &sc.t_point, 0.0);
-        for j in 0..d {
-            sc.expected_z[j] = match best.1 {
-                MvStat::Q => sane(self.mean[j] + sc.recon[j], 0.0),
-                MvStat::T2 => self.mean[j],
+        sc.recon.gemv(1.0, &components, &sc.t_point, 0.0);
+        for ((e, m), r) in sc.expected_z.iter_mut().zip(mean).zip(sc.recon.iter()) {
+            *e = match best.1 {
+                MvStat::Q => sane(m + r, 0.0),
+                MvStat::T2 => *m,
             };
         }
         sane(best.0.max(0.0).sqrt(), 0.0)
     }
 
+    /// The twin indices of the modelled signals.
+    pub(crate) fn signal_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.signals.iter().map(|&i| usize::from(i))
+    }
+
     /// Heap bytes this model owns.
     pub(crate) fn heap_bytes(&self) -> usize {
-        let f = std::mem::size_of::<f64>();
-        self.signals.len() * std::mem::size_of::<usize>()
-            + (self.mean.len() + self.components.len() + self.variances.len() + self.smoothed.len())
-                * f
+        self.signals.len() * std::mem::size_of::<u16>()
+            + self.numbers.len() * std::mem::size_of::<f64>()
     }
 
     /// Whether the model's dimensions agree with each other and with a twin of `signals`
     /// signals (state read from a file is checked before it is scored with).
     pub(crate) fn is_consistent(&self, signals: usize) -> bool {
-        let d = self.signals.len();
-        let k = self.variances.len();
-        self.signals.iter().all(|&i| i < signals)
-            && self.mean.len() == d
-            && self.smoothed.len() == d
-            && self.components.nrows() == d
-            && self.components.ncols() == k
+        let (d, k) = (self.d(), self.k());
+        self.signals.iter().all(|&i| usize::from(i) < signals)
+            && d >= 1
             && k >= 1
+            && self.numbers.len() == 2 * d + k * (d + 1)
     }
 
     pub(crate) fn reset(&mut self) {
-        self.smoothed.fill(0.0);
+        let d = self.d();
+        self.numbers[d..2 * d].fill(0.0);
     }
 }

@@ -66,15 +66,21 @@ enum RangePosition {
 const DAY_NS: i64 = 24 * HOUR_NS;
 
 /// A daily profile of the level: 24 hourly offsets, used once it explains enough variance.
+/// Offsets are kept in single precision: they are residuals to the level (the daily swing,
+/// not the signal's magnitude), so seven significant digits of them change no decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DailyProfile {
-    offsets: [f64; 24],
-    /// Readings learned per bin, saturating at `u16::MAX`: a count only matters while its
+    offsets: [f32; 24],
+    /// Readings learned per bin, saturating at `u8::MAX`: a count only matters while its
     /// inverse is above the learning weight (× 24), which a count that high never is unless
-    /// the weight is below 6.4e-7.
-    #[serde(deserialize_with = "saturating_counts")]
-    counts: [u16; 24],
-    first_ts: Option<Timestamp>,
+    /// the weight is below 1.6e-4 (with the default configuration it is at least 1e-3:
+    /// `level_alpha` × the smaller of `suspect_weight` and `anomalous_weight`). Saved as
+    /// 16-bit numbers, as they were before.
+    #[serde(serialize_with = "wide_counts", deserialize_with = "saturating_counts")]
+    counts: [u8; 24],
+    /// First time learned, [`NO_TS`] before.
+    #[serde(with = "ts_or_none")]
+    first_ts: Timestamp,
     active: bool,
 }
 
@@ -83,7 +89,7 @@ impl DailyProfile {
         DailyProfile {
             offsets: [0.0; 24],
             counts: [0; 24],
-            first_ts: None,
+            first_ts: NO_TS,
             active: false,
         }
     }
@@ -94,7 +100,7 @@ impl DailyProfile {
 
     fn offset(&self, ts: Timestamp) -> f64 {
         if self.active {
-            self.offsets[Self::bin(ts)]
+            f64::from(self.offsets[Self::bin(ts)])
         } else {
             0.0
         }
@@ -102,7 +108,10 @@ impl DailyProfile {
 
     /// Learns from the residual to the plain level (`x - level`), weighted like the baseline.
     fn learn(&mut self, ts: Timestamp, resid_to_level: f64, weight: f64, spread: f64) {
-        let first = *self.first_ts.get_or_insert(ts);
+        if self.first_ts == NO_TS {
+            self.first_ts = ts;
+        }
+        let first = self.first_ts;
         let b = Self::bin(ts);
         self.counts[b] = self.counts[b].saturating_add(1);
         // Fast at first (running mean), then as slow as the baseline, never slower than 1/20
@@ -111,12 +120,16 @@ impl DailyProfile {
             .max(weight * 24.0)
             .min(1.0);
         if weight > 0.0 {
-            self.offsets[b] += w * (resid_to_level - self.offsets[b]);
-            self.offsets[b] = sane(self.offsets[b], 0.0);
+            let o = f64::from(self.offsets[b]);
+            self.offsets[b] = narrow(sane(o + w * (resid_to_level - o), 0.0));
         }
-        if !self.active && ts - first >= 2 * DAY_NS && self.counts.iter().all(|&c| c >= 3) {
-            let mean = self.offsets.iter().sum::<f64>() / 24.0;
-            let var = self.offsets.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / 24.0;
+        if !self.active
+            && ts.saturating_sub(first) >= 2 * DAY_NS
+            && self.counts.iter().all(|&c| c >= 3)
+        {
+            let offsets = self.offsets.map(f64::from);
+            let mean = offsets.iter().sum::<f64>() / 24.0;
+            let var = offsets.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / 24.0;
             // Worth it when the daily swing is comparable to the noise around the level.
             if var >= 0.5 * spread * spread {
                 self.active = true;
@@ -125,10 +138,121 @@ impl DailyProfile {
     }
 }
 
-/// Counts saved as `u32` (state from before they were `u16`) load saturated.
-fn saturating_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u16; 24], D::Error> {
+/// Counts saved wider (16 bits, or 32 in state from before that) load saturated.
+fn saturating_counts<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 24], D::Error> {
     let wide = <[u32; 24]>::deserialize(d)?;
-    Ok(wide.map(|c| u16::try_from(c).unwrap_or(u16::MAX)))
+    Ok(wide.map(|c| u8::try_from(c).unwrap_or(u8::MAX)))
+}
+
+fn wide_counts<S: serde::Serializer>(counts: &[u8; 24], s: S) -> Result<S::Ok, S::Error> {
+    counts.map(u16::from).serialize(s)
+}
+
+/// "No time yet" in a timestamp field (readings never carry it: it is the earliest
+/// representable time).
+const NO_TS: Timestamp = Timestamp::MIN;
+
+/// A number kept in single precision: rounded, and held within its range (state never holds
+/// an infinity; the numbers narrowed are finite by [`sane`]).
+fn narrow(x: f64) -> f32 {
+    x.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32
+}
+
+/// Serde form of a timestamp field with a "none" sentinel: `Option<Timestamp>`, as the field
+/// was saved before it had one.
+mod ts_or_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::NO_TS;
+    use crate::Timestamp;
+
+    pub(super) fn serialize<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        (*ts != NO_TS).then_some(*ts).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        Ok(Option::<Timestamp>::deserialize(d)?.unwrap_or(NO_TS))
+    }
+}
+
+/// Serde form of a value field with NaN as "none" (values are finite): `Option<f64>`.
+mod value_or_none {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        (!x.is_nan()).then_some(*x).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let x = Option::<f64>::deserialize(d)?;
+        // A saved non-finite value (damage) reads as none rather than poisoning scores.
+        Ok(x.filter(|x| x.is_finite()).unwrap_or(f64::NAN))
+    }
+}
+
+/// What is constant about a signal, the same for every twin of a model: its name, declared
+/// normal range and role. Twins of one model share one list of these
+/// ([`TwinDetector::share_signals`](crate::TwinDetector::share_signals)).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignalSpec {
+    pub name: Arc<str>,
+    /// The declared normal range (asset model), if any.
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// An input or disturbance of the twin (a setpoint, a schedule, the weather): imposed
+    /// from outside, so its changes say nothing about the twin's health. Checked only as a
+    /// sensor (declared range, dropout, stuck), never against its baseline.
+    #[serde(default)]
+    pub exogenous: bool,
+    /// An input (a setpoint, a schedule): a command rather than a measurement, so holding
+    /// one value for hours is normal and never "stuck". Implies `exogenous`.
+    #[serde(default)]
+    pub command: bool,
+}
+
+impl SignalSpec {
+    /// An output signal with no declared range (a signal the model does not name).
+    pub fn output(name: Arc<str>) -> Self {
+        SignalSpec {
+            name,
+            min: None,
+            max: None,
+            exogenous: false,
+            command: false,
+        }
+    }
+
+    /// Imposed on the twin (an input or a disturbance).
+    pub fn is_exogenous(&self) -> bool {
+        self.exogenous || self.command
+    }
+
+    fn key(&self) -> (&str, Option<u64>, Option<u64>, bool, bool) {
+        (
+            &self.name,
+            self.min.map(f64::to_bits),
+            self.max.map(f64::to_bits),
+            self.exogenous,
+            self.command,
+        )
+    }
+}
+
+/// Equal when every field is bit-for-bit equal, so specs can be interned in a hash set.
+impl PartialEq for SignalSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for SignalSpec {}
+
+impl std::hash::Hash for SignalSpec {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.key().hash(h);
+    }
 }
 
 /// State saved before the field was optional holds `[]` for "none".
@@ -140,12 +264,22 @@ fn some_if_not_empty<'de, D: serde::Deserializer<'de>>(
     Ok(v.filter(|v| !v.is_empty()).map(Box::new))
 }
 
-/// Detectors of one signal. Serializable so a twin's detector can be persisted and resumed.
+/// A single-precision number; one saved in double precision (JSON, before it was single)
+/// loads rounded, and held within range.
+fn narrowed<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    let x = f32::deserialize(d)?;
+    Ok(if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-f32::MAX, f32::MAX)
+    })
+}
+
+/// Detectors of one signal: what a twin learned about it. What is constant about the signal
+/// (name, range, role) is its [`SignalSpec`], shared by the twins of a model and passed in.
+/// Serializable so a twin's detector can be persisted and resumed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalDetector {
-    name: Arc<str>,
-    min: Option<f64>,
-    max: Option<f64>,
     /// Values seen before the baseline is learned, for a signal that first reported after
     /// its twin's warm-up (the twin keeps the warm-up readings of the others); emptied by
     /// `fit`. Boxed: nearly every signal never needs it.
@@ -155,6 +289,10 @@ pub struct SignalDetector {
     fitted: bool,
     /// False when the signal was constant while learning: stuck makes no sense for it.
     variable: bool,
+    run_flagged: bool,
+    /// Last seen outside the declared range and not yet back inside by the deadband.
+    #[serde(default)]
+    out_of_range: bool,
     level: f64,
     /// Change of the level per usual interval (Holt's linear trend), so slow drifts that are
     /// part of normal operation (a fluid warming up) do not read as shifts.
@@ -164,111 +302,75 @@ pub struct SignalDetector {
     step: f64,
     /// Usual sampling interval (ns); 0 until known.
     interval: f64,
-    last_ts: Option<Timestamp>,
-    last_value: Option<f64>,
+    /// Time of the last value, [`NO_TS`] before the first.
+    #[serde(with = "ts_or_none")]
+    last_ts: Timestamp,
+    /// The last value, NaN before the first.
+    #[serde(with = "value_or_none")]
+    last_value: f64,
     run: u32,
-    run_flagged: bool,
     max_run: u32,
     cusum_pos: f64,
     cusum_neg: f64,
-    /// This signal's CUSUM decision interval, learned on the warm-up.
-    cusum_h: f64,
+    /// This signal's CUSUM decision interval, learned on the warm-up. (The learned limits
+    /// below are single precision: thresholds, not state that accumulates.)
+    #[serde(deserialize_with = "narrowed")]
+    cusum_h: f32,
+    /// Inline rather than boxed: with the default configuration every learned signal has
+    /// one, and a box would add a pointer and an allocation to each.
     season: Option<DailyProfile>,
     /// Recent level (fast EWMA of the values), the target of the drift allowance.
     #[serde(default)]
     recent: f64,
     /// How far the baseline may follow the recent level per usual interval, whatever the
     /// alarm state (learned on the warm-up).
-    #[serde(default)]
-    drift: f64,
+    #[serde(default, deserialize_with = "narrowed")]
+    drift: f32,
     /// The adaptive spread never shrinks below this (a share of the learned spread), so a
     /// long quiet spell does not make the signal's usual wander look anomalous.
-    #[serde(default)]
-    min_spread: f64,
+    #[serde(default, deserialize_with = "narrowed")]
+    min_spread: f32,
     /// Readings in a row that this signal has been off its baseline but steady near
     /// `anchor` (its recent level when the spell began), with no other signal off.
     #[serde(default)]
     steady: u32,
     #[serde(default)]
     anchor: f64,
-    /// An input or disturbance of the twin (a setpoint, a schedule, the weather): imposed
-    /// from outside, so its changes say nothing about the twin's health. Checked only as a
-    /// sensor (declared range, dropout, stuck), never against its baseline.
-    #[serde(default)]
-    exogenous: bool,
-    /// An input (a setpoint, a schedule): a command rather than a measurement, so holding
-    /// one value for hours is normal and never "stuck".
-    #[serde(default)]
-    command: bool,
-    /// Last seen outside the declared range and not yet back inside by the deadband.
-    #[serde(default)]
-    out_of_range: bool,
     /// The rate detector's threshold never falls below this |change| per interval: a
     /// margin over the large steps the signal already took while learning (quantized or
     /// spiky sensors step by whole counts even when healthy).
-    #[serde(default)]
-    rate_floor: f64,
+    #[serde(default, deserialize_with = "narrowed")]
+    rate_floor: f32,
 }
 
 impl SignalDetector {
-    pub(crate) fn new(
-        name: Arc<str>,
-        min: Option<f64>,
-        max: Option<f64>,
-        cfg: &DetectorConfig,
-    ) -> Self {
+    pub(crate) fn new(cfg: &DetectorConfig) -> Self {
         SignalDetector {
-            name,
-            min,
-            max,
             warm: None,
             fitted: false,
             variable: false,
+            run_flagged: false,
+            out_of_range: false,
             level: 0.0,
             trend: 0.0,
             spread: 0.0,
             step: 0.0,
             interval: 0.0,
-            last_ts: None,
-            last_value: None,
+            last_ts: NO_TS,
+            last_value: f64::NAN,
             run: 0,
-            run_flagged: false,
             max_run: 0,
             cusum_pos: 0.0,
             cusum_neg: 0.0,
-            cusum_h: cfg.cusum_h,
+            cusum_h: narrow(sane(cfg.cusum_h, 0.0)),
             season: cfg.daily_seasonality.then(DailyProfile::new),
             recent: 0.0,
             drift: 0.0,
             min_spread: 0.0,
             steady: 0,
             anchor: 0.0,
-            exogenous: false,
-            command: false,
-            out_of_range: false,
             rate_floor: 0.0,
         }
-    }
-
-    /// Marks the signal as an input or disturbance (see the `exogenous` field).
-    pub(crate) fn set_exogenous(&mut self, exogenous: bool) {
-        self.exogenous = exogenous;
-    }
-
-    /// Marks the signal as an input: exogenous, and never scored as stuck.
-    pub(crate) fn set_command(&mut self, command: bool) {
-        self.command = command;
-        if command {
-            self.exogenous = true;
-        }
-    }
-
-    pub(crate) fn is_exogenous(&self) -> bool {
-        self.exogenous
-    }
-
-    pub fn name(&self) -> &Arc<str> {
-        &self.name
     }
 
     pub(crate) fn is_fitted(&self) -> bool {
@@ -279,10 +381,17 @@ impl SignalDetector {
         self.variable
     }
 
-    /// Shares the name with other detectors of the same signal (one allocation per name, not
-    /// per twin).
-    pub(crate) fn share_name(&mut self, intern: &mut impl FnMut(&Arc<str>) -> Arc<str>) {
-        self.name = intern(&self.name);
+    fn last_value(&self) -> Option<f64> {
+        (!self.last_value.is_nan()).then_some(self.last_value)
+    }
+
+    /// Time since the last value (0 before the first, or for a time before it).
+    fn since_last(&self, ts: Timestamp) -> f64 {
+        if self.last_ts == NO_TS {
+            0.0
+        } else {
+            ts.saturating_sub(self.last_ts).max(0) as f64
+        }
     }
 
     /// Takes the warm-up values this signal kept itself (see the `warm` field).
@@ -295,7 +404,7 @@ impl SignalDetector {
         self.warm = Some(Box::new(warm));
     }
 
-    /// Heap bytes this detector owns (its name is shared, not counted).
+    /// Heap bytes this detector owns.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.warm.as_ref().map_or(0, |w| {
             std::mem::size_of::<Vec<(Timestamp, f64)>>()
@@ -388,10 +497,10 @@ impl SignalDetector {
                 path.push(pos.max(neg));
             }
         }
-        self.cusum_h = sane(
+        self.cusum_h = narrow(sane(
             (cfg.shift_margin * quantile(&path, cfg.shift_quantile)).max(cfg.cusum_h),
             cfg.cusum_h,
-        );
+        ));
         self.level = sane(level, 0.0);
         self.recent = self.level;
         self.trend = trend;
@@ -407,21 +516,25 @@ impl SignalDetector {
             sxx += di * di;
         }
         let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
-        self.drift = sane(
-            (cfg.drift_margin * slope.abs()).max(cfg.drift_spreads * spread / nf.max(1.0)),
-            0.0,
-        )
-        .max(0.0);
+        self.drift = narrow(
+            sane(
+                (cfg.drift_margin * slope.abs()).max(cfg.drift_spreads * spread / nf.max(1.0)),
+                0.0,
+            )
+            .max(0.0),
+        );
         self.variable = spread > floor;
         self.spread = sane(spread, floor).max(floor);
-        self.min_spread = self.spread * cfg.min_spread_ratio.clamp(0.0, 1.0);
+        self.min_spread = narrow(self.spread * cfg.min_spread_ratio.clamp(0.0, 1.0));
         self.step = sane(step, floor).max(floor);
         let abs_diffs: Vec<f64> = diffs.iter().map(|d| d.abs()).collect();
-        self.rate_floor = sane(
-            cfg.rate_margin * quantile(&abs_diffs, cfg.rate_quantile),
-            0.0,
-        )
-        .max(0.0);
+        self.rate_floor = narrow(
+            sane(
+                cfg.rate_margin * quantile(&abs_diffs, cfg.rate_quantile),
+                0.0,
+            )
+            .max(0.0),
+        );
         let mut run = 0u32;
         let mut max_run = 0u32;
         for d in &diffs {
@@ -435,8 +548,8 @@ impl SignalDetector {
         self.max_run = max_run;
         self.run = run;
         if let Some(&(ts, x)) = warm.last() {
-            self.last_ts = Some(ts);
-            self.last_value = Some(x);
+            self.last_ts = ts;
+            self.last_value = x;
         }
         self.warm = None;
         self.fitted = true;
@@ -461,14 +574,20 @@ impl SignalDetector {
     }
 
     /// Scores a value. Does not change the baseline; call [`learn`](Self::learn) after.
-    pub(crate) fn score(&self, ts: Timestamp, x: f64, cfg: &DetectorConfig) -> SignalOutcome {
-        let dt = self.last_ts.map_or(0.0, |l| (ts - l).max(0) as f64);
+    pub(crate) fn score(
+        &self,
+        spec: &SignalSpec,
+        ts: Timestamp,
+        x: f64,
+        cfg: &DetectorConfig,
+    ) -> SignalOutcome {
+        let dt = self.since_last(ts);
         let expected = self.level
             + self.trend * self.gap_factor(dt)
             + self.season.as_ref().map_or(0.0, |s| s.offset(ts));
         let resid = x - expected;
         let z = sane(resid / self.spread, 0.0);
-        let own = !self.exogenous;
+        let own = !(spec.exogenous || spec.command);
         let mut best = (
             ContributionKind::Level,
             if own { z.abs() / cfg.level_z } else { 0.0 },
@@ -486,7 +605,7 @@ impl SignalDetector {
             );
         }
         let mut dx = 0.0;
-        if let Some(prev) = self.last_value {
+        if let Some(prev) = self.last_value() {
             dx = x - prev;
             let gap = if self.interval > 0.0 {
                 (dt / self.interval).max(1.0).sqrt()
@@ -496,10 +615,10 @@ impl SignalDetector {
             if own {
                 consider(
                     ContributionKind::Rate,
-                    dx.abs() / ((cfg.rate_z * self.step).max(self.rate_floor) * gap),
+                    dx.abs() / ((cfg.rate_z * self.step).max(f64::from(self.rate_floor)) * gap),
                 );
             }
-            if self.variable && !self.command && dx.abs() <= self.equal_tolerance() {
+            if self.variable && !spec.command && dx.abs() <= self.equal_tolerance() {
                 consider(
                     ContributionKind::Stuck,
                     (self.run + 1) as f64 / self.stuck_limit(cfg),
@@ -509,13 +628,16 @@ impl SignalDetector {
         // A single spike moves the CUSUM by at most `level_z`: spikes are the level
         // detector's business, sustained shifts this one's.
         let zc = z.clamp(-cfg.level_z, cfg.level_z);
-        let cap = cfg.cusum_cap * self.cusum_h;
+        let cap = cfg.cusum_cap * f64::from(self.cusum_h);
         let pos = (self.cusum_pos + zc - cfg.cusum_k).clamp(0.0, cap);
         let neg = (self.cusum_neg - zc - cfg.cusum_k).clamp(0.0, cap);
         if own {
-            consider(ContributionKind::Shift, pos.max(neg) / self.cusum_h);
+            consider(
+                ContributionKind::Shift,
+                pos.max(neg) / f64::from(self.cusum_h),
+            );
         }
-        if let Some(r) = self.range_ratio(x) {
+        if let Some(r) = self.range_ratio(spec, x) {
             consider(ContributionKind::Range, r);
         }
         // A shift is a sustained change of level: report the recent (smoothed) level as what
@@ -543,14 +665,14 @@ impl SignalDetector {
     /// growing with the excess relative to the range's width. Back inside but still within
     /// the deadband of a limit it crossed: at the threshold, so a value hovering at a limit
     /// keeps one alarm up instead of raising one per crossing.
-    fn range_ratio(&self, x: f64) -> Option<f64> {
-        let width = match (self.min, self.max) {
+    fn range_ratio(&self, spec: &SignalSpec, x: f64) -> Option<f64> {
+        let width = match (spec.min, spec.max) {
             (Some(lo), Some(hi)) => (hi - lo).abs(),
             (Some(b), None) | (None, Some(b)) => b.abs(),
             (None, None) => return None,
         }
         .max(1e-9);
-        match self.range_position(x) {
+        match self.range_position(spec, x) {
             RangePosition::Outside(excess) => Some(4.5 + 10.0 * excess / width),
             RangePosition::Deadband if self.out_of_range => Some(1.0),
             _ => None,
@@ -560,13 +682,13 @@ impl SignalDetector {
     /// Where `x` is relative to the declared range. The deadband is a few of the signal's
     /// own spreads inside a limit (what noise alone moves it by), at least a small share of
     /// the range.
-    fn range_position(&self, x: f64) -> RangePosition {
-        let width = match (self.min, self.max) {
+    fn range_position(&self, spec: &SignalSpec, x: f64) -> RangePosition {
+        let width = match (spec.min, spec.max) {
             (Some(lo), Some(hi)) => (hi - lo).abs(),
             _ => 0.0,
         };
         let band = (RANGE_DEADBAND_SPREADS * self.spread).max(RANGE_DEADBAND_SHARE * width);
-        match (self.min, self.max) {
+        match (spec.min, spec.max) {
             (Some(lo), _) if x < lo => RangePosition::Outside(lo - x),
             (_, Some(hi)) if x > hi => RangePosition::Outside(x - hi),
             (Some(lo), _) if x < lo + band => RangePosition::Deadband,
@@ -577,7 +699,7 @@ impl SignalDetector {
 
     /// Scores the absence of this signal at `ts` (the twin reported, this signal did not).
     pub(crate) fn score_absent(&self, ts: Timestamp, cfg: &DetectorConfig) -> SignalOutcome {
-        let dt = self.last_ts.map_or(0.0, |l| (ts - l).max(0) as f64);
+        let dt = self.since_last(ts);
         let ratio = if self.interval > 0.0 {
             sane(dt / (cfg.dropout_factor * self.interval), 0.0)
         } else {
@@ -598,8 +720,10 @@ impl SignalDetector {
     /// Advances the statistics after a scored value and, with `weight` > 0, adapts the
     /// baseline. `weight` is 1 for a normal point, smaller for a suspect one and 0 for an
     /// anomalous one, so a fault never becomes the new normal while it is flagged.
+    #[allow(clippy::too_many_arguments)] // one reading's outcome and its context
     pub(crate) fn learn(
         &mut self,
+        spec: &SignalSpec,
         ts: Timestamp,
         x: f64,
         o: &SignalOutcome,
@@ -608,10 +732,10 @@ impl SignalDetector {
         cfg: &DetectorConfig,
     ) {
         let z = o.z.unwrap_or(0.0).clamp(-cfg.level_z, cfg.level_z);
-        let cap = cfg.cusum_cap * self.cusum_h;
+        let cap = cfg.cusum_cap * f64::from(self.cusum_h);
         self.cusum_pos = (self.cusum_pos + z - cfg.cusum_k).clamp(0.0, cap);
         self.cusum_neg = (self.cusum_neg - z - cfg.cusum_k).clamp(0.0, cap);
-        let equal = self.last_value.is_some() && o.dx.abs() <= self.equal_tolerance();
+        let equal = self.last_value().is_some() && o.dx.abs() <= self.equal_tolerance();
         if equal {
             self.run = self.run.saturating_add(1);
             self.run_flagged |= o.kind == ContributionKind::Stuck && o.ratio >= 1.0;
@@ -648,7 +772,7 @@ impl SignalDetector {
             let dev = 1.2533 * o.resid.abs().min(4.0 * self.spread);
             self.spread = sane(self.spread + a * (dev - self.spread), self.spread)
                 .max(floor)
-                .max(self.min_spread);
+                .max(f64::from(self.min_spread));
             let gap = if self.interval > 0.0 && o.dt > 0.0 {
                 (o.dt / self.interval).max(1.0).sqrt()
             } else {
@@ -676,7 +800,7 @@ impl SignalDetector {
             } else {
                 1.0
             };
-            let lim = self.drift * g;
+            let lim = f64::from(self.drift) * g;
             self.level = sane(self.level + gap.clamp(-lim, lim), self.level);
         }
         // Re-baseline: a signal that has sat steadily at a new level for a warm-up's length,
@@ -696,13 +820,13 @@ impl SignalDetector {
             self.cusum_neg = 0.0;
             self.steady = 0;
         }
-        self.out_of_range = match self.range_position(x) {
+        self.out_of_range = match self.range_position(spec, x) {
             RangePosition::Outside(_) => true,
             RangePosition::Deadband => self.out_of_range,
             RangePosition::Inside => false,
         };
-        self.last_ts = Some(ts);
-        self.last_value = Some(x);
+        self.last_ts = ts;
+        self.last_value = x;
     }
 
     /// Forgets accumulated shift evidence (after an alarm was declared false).

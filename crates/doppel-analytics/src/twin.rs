@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::DetectorConfig;
 use crate::multivariate::{self, Multivariate};
-use crate::signal::{ContributionKind, SignalDetector, SignalOutcome};
+use crate::signal::{ContributionKind, SignalDetector, SignalOutcome, SignalSpec};
 use crate::stats::{ratio_to_score, sane, score_to_ratio};
 use crate::Timestamp;
 
@@ -50,15 +50,22 @@ pub struct Score {
 /// `warmup` readings and scores every reading after that.
 ///
 /// Its state is small and fixed once learned: a few numbers and a daily profile per signal and
-/// the multivariate model; while it learns, it also keeps the warm-up readings (once, for
-/// every fit). The configuration is shared by every twin created with the same `Arc`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// the multivariate model; while it learns, it keeps only the warm-up readings (once, for
+/// every fit), and its signals' detectors are made when it has learned. The configuration
+/// and the signals' specs (name, range, role) are shared by every twin given the same `Arc`s
+/// ([`share_config`](Self::share_config), [`share_signals`](Self::share_signals)).
+///
+/// Its serde form is self-contained (configuration, and each signal's spec with its state,
+/// as saved before specs were shared); [`serialize_state`](Self::serialize_state) and
+/// [`from_state`](Self::from_state) leave the shared parts to the caller.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "wire::TwinOwned")]
 pub struct TwinDetector {
     config: Arc<DetectorConfig>,
-    signals: Vec<SignalDetector>,
-    /// The warm-up readings; dropped once learned. (State saved before it existed kept them
-    /// per signal and as rows; those per-signal values are taken over when it goes on.)
-    #[serde(default)]
+    specs: Arc<[SignalSpec]>,
+    /// One per spec once the warm-up is over; empty while it lasts.
+    signals: Box<[SignalDetector]>,
+    /// The warm-up readings; dropped once learned.
     warm: Option<Box<WarmUp>>,
     warm_done: bool,
     multivariate: Option<Box<Multivariate>>,
@@ -66,7 +73,6 @@ pub struct TwinDetector {
     above: u64,
     above_clear: u64,
     /// Readings in a row below the clear level.
-    #[serde(default)]
     quiet: u32,
     in_alarm: bool,
     /// ≥ 1 makes the detector less sensitive; moved by feedback within configured bounds.
@@ -181,10 +187,10 @@ impl WarmColumn {
 }
 
 impl WarmUp {
-    /// A warm-up buffer holding the values the signals kept themselves, merged into rows by
-    /// time (state saved before the twin kept them; usually there are none).
-    fn take_over(signals: &mut [SignalDetector], limit: usize) -> Self {
-        let mut warm = WarmUp::default();
+    /// Adds the values signals kept themselves during the warm-up (state saved before the
+    /// twin kept them), merged into rows by time, after its own rows.
+    fn take_over(&mut self, signals: &mut [SignalDetector], limit: usize) {
+        let warm = self;
         let lists: Vec<Vec<(Timestamp, f64)>> =
             signals.iter_mut().map(SignalDetector::take_warm).collect();
         let mut next = vec![0usize; lists.len()];
@@ -206,7 +212,6 @@ impl WarmUp {
             }
             warm.push(ts, &row, limit);
         }
-        warm
     }
 
     fn rows(&self) -> usize {
@@ -277,9 +282,15 @@ impl TwinDetector {
     /// A detector for a twin whose signals are learned as they appear. Pass an
     /// `Arc<DetectorConfig>` to share one configuration between many twins.
     pub fn new(config: impl Into<Arc<DetectorConfig>>) -> Self {
+        TwinDetector::with_signals(config, Arc::from(Vec::new()))
+    }
+
+    /// A detector for a twin whose signals are `specs` (more are learned as they appear).
+    fn with_signals(config: impl Into<Arc<DetectorConfig>>, specs: Arc<[SignalSpec]>) -> Self {
         TwinDetector {
             config: config.into(),
-            signals: Vec::new(),
+            specs,
+            signals: Box::default(),
             warm: None,
             warm_done: false,
             multivariate: None,
@@ -298,22 +309,36 @@ impl TwinDetector {
     /// stuck) and left out of the multivariate model; outputs get every detector. Signals
     /// not in the model are still learned when they appear (as outputs).
     pub fn for_model(model: &AssetModel, config: impl Into<Arc<DetectorConfig>>) -> Self {
-        let mut d = TwinDetector::new(config);
-        d.signals.reserve_exact(model.signals.len());
-        for s in &model.signals {
-            if matches!(s.kind, ValueKind::Float | ValueKind::Int) {
-                let mut sig =
-                    SignalDetector::new(Arc::from(s.name.as_str()), s.min, s.max, &d.config);
-                sig.set_exogenous(s.role != SignalRole::Output);
-                sig.set_command(s.role == SignalRole::Input);
-                d.signals.push(sig);
-            }
-        }
-        d.signals.shrink_to_fit();
-        d
+        TwinDetector::with_signals(config, Self::model_signals(model))
+    }
+
+    /// The specs of `model`'s numeric signals, as [`for_model`](Self::for_model) takes them.
+    pub fn model_signals(model: &AssetModel) -> Arc<[SignalSpec]> {
+        model
+            .signals
+            .iter()
+            .filter(|s| matches!(s.kind, ValueKind::Float | ValueKind::Int))
+            .map(|s| SignalSpec {
+                name: Arc::from(s.name.as_str()),
+                min: s.min,
+                max: s.max,
+                exogenous: s.role != SignalRole::Output,
+                command: s.role == SignalRole::Input,
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The specs of the twin's signals, in the order it holds them.
+    pub fn signals(&self) -> &Arc<[SignalSpec]> {
+        &self.specs
+    }
+
+    /// The configuration, to share or to save once for many twins.
+    pub fn shared_config(&self) -> &Arc<DetectorConfig> {
         &self.config
     }
 
@@ -325,16 +350,18 @@ impl TwinDetector {
         }
     }
 
-    /// Replaces each signal name by `intern(name)`, an equal name shared with other twins'
-    /// detectors, so a fleet of one model holds each name once.
-    pub fn share_names(&mut self, mut intern: impl FnMut(&Arc<str>) -> Arc<str>) {
-        for s in &mut self.signals {
-            s.share_name(&mut intern);
+    /// Replaces the twin's signal specs by `intern(specs)`, an equal list shared with other
+    /// twins' detectors, so a fleet of one model holds its specs (names included) once.
+    /// Does nothing when `intern` returns a different list.
+    pub fn share_signals(&mut self, intern: impl FnOnce(&Arc<[SignalSpec]>) -> Arc<[SignalSpec]>) {
+        let shared = intern(&self.specs);
+        if !Arc::ptr_eq(&shared, &self.specs) && *shared == *self.specs {
+            self.specs = shared;
         }
     }
 
     /// Approximate bytes this detector holds: its own size and the heap it owns. Shared
-    /// parts (the configuration, signal names) are not counted.
+    /// parts (the configuration, signal specs) are not counted.
     pub fn memory_bytes(&self) -> usize {
         let warm = self.warm.as_ref().map_or(0, |w| {
             std::mem::size_of::<WarmUp>()
@@ -343,7 +370,7 @@ impl TwinDetector {
                 + w.columns.iter().map(WarmColumn::heap_bytes).sum::<usize>()
         });
         std::mem::size_of::<Self>()
-            + self.signals.capacity() * std::mem::size_of::<SignalDetector>()
+            + self.signals.len() * std::mem::size_of::<SignalDetector>()
             + self
                 .signals
                 .iter()
@@ -360,13 +387,94 @@ impl TwinDetector {
     /// from a file is checked with this before it is used, so a damaged file that still
     /// decodes cannot make scoring index out of bounds.
     pub fn is_consistent(&self) -> bool {
-        let n = self.signals.len();
-        self.multivariate
-            .as_ref()
-            .is_none_or(|m| m.is_consistent(n))
+        let n = self.specs.len();
+        let learned = if self.warm_done {
+            self.signals.len() == n && self.warm.is_none()
+        } else {
+            self.signals.is_empty() && self.multivariate.is_none()
+        };
+        learned
+            && self
+                .multivariate
+                .as_ref()
+                .is_none_or(|m| m.is_consistent(n))
             && self.warm.as_ref().is_none_or(|w| {
                 w.columns.len() <= n && w.columns.iter().all(|c| c.len() == w.ts.len())
             })
+    }
+
+    /// Writes the detector's own state, without the configuration and signal specs (which
+    /// the caller saves once for the twins sharing them); [`from_state`](Self::from_state)
+    /// reads it back.
+    pub fn serialize_state<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        wire::StateRef {
+            signals: &self.signals,
+            warm: &self.warm,
+            warm_done: self.warm_done,
+            multivariate: &self.multivariate,
+            above: self.above,
+            above_clear: self.above_clear,
+            quiet: self.quiet,
+            in_alarm: self.in_alarm,
+            sensitivity: self.sensitivity,
+            readings: self.readings,
+        }
+        .serialize(s)
+    }
+
+    /// A detector from state written by [`serialize_state`](Self::serialize_state) and the
+    /// configuration and signal specs it was saved with. Refuses state whose dimensions do
+    /// not agree with `specs` (damage).
+    pub fn from_state(
+        config: Arc<DetectorConfig>,
+        specs: Arc<[SignalSpec]>,
+        state: DetectorState,
+    ) -> Result<Self, String> {
+        let wire::StateOwned {
+            signals,
+            warm,
+            warm_done,
+            multivariate,
+            above,
+            above_clear,
+            quiet,
+            in_alarm,
+            sensitivity,
+            readings,
+        } = state.0;
+        let mut d = TwinDetector {
+            config,
+            specs,
+            signals: signals.into_boxed_slice(),
+            warm,
+            warm_done,
+            multivariate,
+            above,
+            above_clear,
+            quiet,
+            in_alarm,
+            sensitivity: crate::stats::sane(sensitivity, 1.0),
+            readings,
+        };
+        if !d.warm_done && !d.signals.is_empty() {
+            // Saved before the twin kept every warm-up reading itself: its signals kept
+            // theirs, which it takes over (or, beside its own, drops as it always did).
+            let limit = d.config.warmup.max(2);
+            let mut signals = std::mem::take(&mut d.signals);
+            if d.warm.is_none() && signals.len() <= d.specs.len() {
+                let mut warm = WarmUp::default();
+                warm.take_over(&mut signals, limit);
+                d.warm = (warm.rows() > 0).then(|| Box::new(warm));
+            }
+        }
+        if d.is_consistent() {
+            Ok(d)
+        } else {
+            Err(format!(
+                "inconsistent detector state ({} signals)",
+                d.specs.len()
+            ))
+        }
     }
 
     /// The current sensitivity factor (1 at start; above 1 after false alarms).
@@ -383,18 +491,24 @@ impl TwinDetector {
     }
 
     fn index_of(&mut self, hint: usize, name: &str) -> usize {
-        if let Some(s) = self.signals.get(hint) {
-            if &**s.name() == name {
+        if let Some(s) = self.specs.get(hint) {
+            if &*s.name == name {
                 return hint;
             }
         }
-        if let Some(i) = self.signals.iter().position(|s| &**s.name() == name) {
+        if let Some(i) = self.specs.iter().position(|s| &*s.name == name) {
             return i;
         }
-        let sig = SignalDetector::new(Arc::from(name), None, None, &self.config);
-        self.signals.push(sig);
-        self.signals.shrink_to_fit();
-        self.signals.len() - 1
+        // A signal the twin's specs do not name: its own list from now on.
+        let mut specs = self.specs.to_vec();
+        specs.push(SignalSpec::output(Arc::from(name)));
+        self.specs = specs.into();
+        if self.warm_done {
+            let mut signals = std::mem::take(&mut self.signals).into_vec();
+            signals.push(SignalDetector::new(&self.config));
+            self.signals = signals.into_boxed_slice();
+        }
+        self.specs.len() - 1
     }
 
     /// Scores one reading of the twin: the values its signals reported at `ts` (any subset,
@@ -405,7 +519,7 @@ impl TwinDetector {
         let mut sc = SCRATCH.take();
         let mut present = std::mem::take(&mut sc.present);
         present.clear();
-        present.resize(self.signals.len(), None);
+        present.resize(self.specs.len(), None);
         for (hint, (name, x)) in values.iter().enumerate() {
             if !x.is_finite() {
                 continue;
@@ -429,10 +543,7 @@ impl TwinDetector {
 
     fn observe_warmup(&mut self, ts: Timestamp, present: &[Option<f64>]) -> Score {
         let limit = self.config.warmup.max(2);
-        let signals = &mut self.signals;
-        let warm = self
-            .warm
-            .get_or_insert_with(|| Box::new(WarmUp::take_over(signals, limit)));
+        let warm = self.warm.get_or_insert_with(Box::default);
         warm.push(ts, present, limit);
         if warm.rows() >= limit {
             self.finish_warmup();
@@ -449,6 +560,11 @@ impl TwinDetector {
     fn finish_warmup(&mut self) {
         let warm = self.warm.take().map(|w| *w).unwrap_or_default();
         let min_values = (self.config.warmup / 2).max(2);
+        self.signals = self
+            .specs
+            .iter()
+            .map(|_| SignalDetector::new(&self.config))
+            .collect();
         for (i, s) in self.signals.iter_mut().enumerate() {
             let points = warm.points(i);
             if points.len() >= min_values {
@@ -462,7 +578,7 @@ impl TwinDetector {
             let idx: Box<[usize]> = (0..self.signals.len())
                 .filter(|&i| {
                     let s = &self.signals[i];
-                    s.is_fitted() && s.is_variable() && !s.is_exogenous()
+                    s.is_fitted() && s.is_variable() && !self.specs[i].is_exogenous()
                 })
                 .collect();
             let rows: Vec<Vec<Option<f64>>> = (0..warm.rows())
@@ -475,9 +591,8 @@ impl TwinDetector {
                         .collect()
                 })
                 .collect();
-            self.multivariate = Multivariate::fit(idx, &rows, &self.config).map(Box::new);
+            self.multivariate = Multivariate::fit(&idx, &rows, &self.config).map(Box::new);
         }
-        self.signals.shrink_to_fit();
         self.warm_done = true;
     }
 
@@ -491,10 +606,11 @@ impl TwinDetector {
         let sens = self.sensitivity;
         let mut outcomes = std::mem::take(&mut sc.outcomes);
         outcomes.clear();
-        for (i, s) in self.signals.iter_mut().enumerate() {
+        let specs = &*self.specs;
+        for (i, (s, spec)) in self.signals.iter_mut().zip(specs).enumerate() {
             let x = present.get(i).copied().flatten();
             let o = match (x, s.is_fitted()) {
-                (Some(x), true) => Some(s.score(ts, x, cfg)),
+                (Some(x), true) => Some(s.score(spec, ts, x, cfg)),
                 (Some(x), false) => {
                     // A signal that appeared after the twin's warm-up learns on its own.
                     if s.push_warm(ts, x, cfg) {
@@ -511,13 +627,13 @@ impl TwinDetector {
         // Allocated only when something is worth reporting.
         let mut per_signal = Vec::new();
         let mut max_ratio: f64 = 0.0;
-        for (s, o) in self.signals.iter().zip(&outcomes) {
+        for (spec, o) in specs.iter().zip(&outcomes) {
             if let Some(o) = o {
                 max_ratio = max_ratio.max(o.ratio);
                 let score = ratio_to_score(o.ratio / sens);
                 if score >= REPORT_FLOOR {
                     per_signal.push(SignalContribution {
-                        signal: s.name().clone(),
+                        signal: spec.name.clone(),
                         kind: o.kind,
                         score,
                         expected: o.expected,
@@ -533,12 +649,12 @@ impl TwinDetector {
             let ratio = mv.observe(z, cfg, mvs);
             max_ratio = max_ratio.max(ratio);
             let score = ratio_to_score(ratio / sens);
-            for (j, &i) in mv.signals.iter().enumerate() {
+            for (j, i) in mv.signal_indices().enumerate() {
                 let part = score * mvs.shares()[j];
                 if part >= REPORT_FLOOR {
                     let (level, spread) = self.signals[i].level_spread();
                     per_signal.push(SignalContribution {
-                        signal: self.signals[i].name().clone(),
+                        signal: specs[i].name.clone(),
                         kind: ContributionKind::Multivariate,
                         score: part,
                         expected: sane(level + spread * mvs.expected_z()[j], level),
@@ -549,15 +665,13 @@ impl TwinDetector {
         }
         per_signal.sort_by(|a, b| b.score.total_cmp(&a.score));
         let total = ratio_to_score(max_ratio / sens);
-        let is_anomaly = self.decide(total, cfg);
-        let _ = is_anomaly;
         // A signal's baseline learns from its normal points only: never from a point where the
         // signal itself is above its threshold, little from a suspect one. Signals that are
         // fine keep adapting during another signal's alarm.
         let suspect = score_to_ratio(0.2);
         let is_off = |o: &Option<SignalOutcome>| o.as_ref().is_some_and(|o| o.ratio / sens >= 1.0);
         let n_off = outcomes.iter().filter(|o| is_off(o)).count();
-        for (i, s) in self.signals.iter_mut().enumerate() {
+        for (i, (s, spec)) in self.signals.iter_mut().zip(specs).enumerate() {
             if let (Some(o), Some(x)) = (&outcomes[i], present.get(i).copied().flatten()) {
                 let r = o.ratio / sens;
                 let weight = if r >= 1.0 {
@@ -568,10 +682,11 @@ impl TwinDetector {
                     1.0
                 };
                 let others_off = n_off > usize::from(is_off(&outcomes[i]));
-                s.learn(ts, x, o, weight, others_off, cfg);
+                s.learn(spec, ts, x, o, weight, others_off, cfg);
             }
         }
         sc.outcomes = outcomes;
+        let is_anomaly = self.decide(total, cfg);
         Score {
             ts,
             total,
@@ -640,6 +755,150 @@ impl TwinDetector {
             if let Some(mv) = self.multivariate.as_mut() {
                 mv.reset();
             }
+        }
+    }
+}
+
+/// A twin detector's own state as [`TwinDetector::serialize_state`] writes it: everything but
+/// the configuration and the signal specs. Read it with serde, then hand it to
+/// [`TwinDetector::from_state`].
+#[derive(Debug, Deserialize)]
+pub struct DetectorState(wire::StateOwned);
+
+/// Serde forms of a [`TwinDetector`].
+mod wire {
+    use super::*;
+
+    /// The detector's own state, borrowed for writing...
+    #[derive(Serialize)]
+    pub(super) struct StateRef<'a> {
+        pub signals: &'a [SignalDetector],
+        pub warm: &'a Option<Box<WarmUp>>,
+        pub warm_done: bool,
+        pub multivariate: &'a Option<Box<Multivariate>>,
+        pub above: u64,
+        pub above_clear: u64,
+        pub quiet: u32,
+        pub in_alarm: bool,
+        pub sensitivity: f64,
+        pub readings: u64,
+    }
+
+    /// ...and read back.
+    #[derive(Debug, Deserialize)]
+    pub(super) struct StateOwned {
+        pub signals: Vec<SignalDetector>,
+        pub warm: Option<Box<WarmUp>>,
+        pub warm_done: bool,
+        pub multivariate: Option<Box<Multivariate>>,
+        pub above: u64,
+        pub above_clear: u64,
+        pub quiet: u32,
+        pub in_alarm: bool,
+        pub sensitivity: f64,
+        pub readings: u64,
+    }
+
+    /// A signal in the self-contained form: its spec and its state in one object.
+    #[derive(Serialize)]
+    struct SignalRef<'a> {
+        #[serde(flatten)]
+        spec: &'a SignalSpec,
+        #[serde(flatten)]
+        state: &'a SignalDetector,
+    }
+
+    #[derive(Deserialize)]
+    struct SignalOwned {
+        #[serde(flatten)]
+        spec: SignalSpec,
+        #[serde(flatten)]
+        state: SignalDetector,
+    }
+
+    /// The self-contained form (JSON), the fields a detector was saved with before its
+    /// configuration and specs were shared; a signal still learning is written with a
+    /// fresh state.
+    #[derive(Serialize)]
+    struct TwinRef<'a> {
+        config: &'a DetectorConfig,
+        signals: Vec<SignalRef<'a>>,
+        warm: &'a Option<Box<WarmUp>>,
+        warm_done: bool,
+        multivariate: &'a Option<Box<Multivariate>>,
+        above: u64,
+        above_clear: u64,
+        quiet: u32,
+        in_alarm: bool,
+        sensitivity: f64,
+        readings: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct TwinOwned {
+        config: DetectorConfig,
+        signals: Vec<SignalOwned>,
+        #[serde(default)]
+        warm: Option<Box<WarmUp>>,
+        warm_done: bool,
+        multivariate: Option<Box<Multivariate>>,
+        above: u64,
+        above_clear: u64,
+        #[serde(default)]
+        quiet: u32,
+        in_alarm: bool,
+        sensitivity: f64,
+        readings: u64,
+    }
+
+    impl Serialize for TwinDetector {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let fresh = SignalDetector::new(&self.config);
+            let signals = self
+                .specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| SignalRef {
+                    spec,
+                    state: self.signals.get(i).unwrap_or(&fresh),
+                })
+                .collect();
+            TwinRef {
+                config: &self.config,
+                signals,
+                warm: &self.warm,
+                warm_done: self.warm_done,
+                multivariate: &self.multivariate,
+                above: self.above,
+                above_clear: self.above_clear,
+                quiet: self.quiet,
+                in_alarm: self.in_alarm,
+                sensitivity: self.sensitivity,
+                readings: self.readings,
+            }
+            .serialize(s)
+        }
+    }
+
+    impl TryFrom<TwinOwned> for TwinDetector {
+        type Error = String;
+
+        fn try_from(t: TwinOwned) -> Result<Self, String> {
+            let (specs, signals): (Vec<SignalSpec>, Vec<SignalDetector>) =
+                t.signals.into_iter().map(|s| (s.spec, s.state)).unzip();
+            let state = StateOwned {
+                signals,
+                warm: t.warm,
+                warm_done: t.warm_done,
+                multivariate: t.multivariate,
+                above: t.above,
+                above_clear: t.above_clear,
+                quiet: t.quiet,
+                in_alarm: t.in_alarm,
+                sensitivity: t.sensitivity,
+                readings: t.readings,
+            };
+            TwinDetector::from_state(Arc::new(t.config), specs.into(), DetectorState(state))
         }
     }
 }

@@ -122,6 +122,30 @@ fn a_warm_up_saved_per_signal_goes_on_as_if_never_stopped() {
     assert!(!a.is_warming_up());
 }
 
+/// A learned detector saved in JSON before its limits and daily profile were kept in single
+/// precision (every number a double, some beyond single precision's range) loads, rounded,
+/// and scores finite numbers.
+#[test]
+fn a_learned_detector_saved_in_double_precision_loads() {
+    let mut a = TwinDetector::new(cfg());
+    run(&mut a, 600, 0, 31, |_, _| {});
+    assert!(!a.is_warming_up());
+    let mut old: serde_json::Value = serde_json::to_value(&a).unwrap();
+    for sig in old["signals"].as_array_mut().unwrap() {
+        sig["cusum_h"] = serde_json::json!(8.123_456_789_012_345_f64);
+        sig["drift"] = serde_json::json!(1e300);
+        sig["rate_floor"] = serde_json::json!(0.1_f64);
+        sig["season"]["offsets"] = serde_json::json!(vec![0.1_f64; 24]);
+        sig["season"]["counts"] = serde_json::json!(vec![100_000u32; 24]);
+    }
+    let mut b: TwinDetector = serde_json::from_value(old).unwrap();
+    let again: TwinDetector = serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap();
+    assert_eq!(b, again);
+    for s in run(&mut b, 200, 600, 33, |_, _| {}) {
+        assert!(s.total.is_finite() && !s.warming_up);
+    }
+}
+
 #[test]
 fn state_stays_bounded_over_a_million_points() {
     // Two signals × 500k readings = 1e6 points (a tenth of that in unoptimized builds, to keep

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use doppel_analytics::{
-    AdviceConfig, AdviceEvent, AdviceInput, AdviceTracker, DetectorConfig, ExplanationWindow,
-    PastCase, Score, SignalContribution, TwinDetector, TwinHistory,
+    AdviceConfig, AdviceEvent, AdviceInput, AdviceTracker, DetectorConfig, DetectorState,
+    ExplanationWindow, PastCase, Score, SignalContribution, SignalSpec, TwinDetector, TwinHistory,
 };
 use doppel_model::{format_ts, Catalog, Timestamp, ValidatedReading, Value};
 use serde::{Deserialize, Serialize};
@@ -122,13 +122,16 @@ fn numeric_values(r: &ValidatedReading) -> Vec<(&str, f64)> {
         .collect()
 }
 
-/// The shared copy of `name` in `names`.
-fn intern(names: &mut std::collections::HashSet<Arc<str>>, name: &Arc<str>) -> Arc<str> {
-    if let Some(n) = names.get(name) {
-        return Arc::clone(n);
+/// The shared copy of the signal specs `specs` in `seen`.
+fn intern(
+    seen: &mut std::collections::HashSet<Arc<[SignalSpec]>>,
+    specs: &Arc<[SignalSpec]>,
+) -> Arc<[SignalSpec]> {
+    if let Some(s) = seen.get(specs) {
+        return Arc::clone(s);
     }
-    names.insert(Arc::clone(name));
-    Arc::clone(name)
+    seen.insert(Arc::clone(specs));
+    Arc::clone(specs)
 }
 
 /// Every detector of one shard.
@@ -137,8 +140,9 @@ pub(crate) struct Detectors {
     /// Shared by every detector of the shard that was created with it (or saved with an
     /// equal one).
     pub config: Arc<DetectorConfig>,
-    /// One copy of each signal name for all the shard's detectors.
-    names: std::collections::HashSet<Arc<str>>,
+    /// One copy of each model's signal specs (names, ranges, roles) for all the shard's
+    /// detectors.
+    specs: std::collections::HashSet<Arc<[SignalSpec]>>,
     pub twins: HashMap<Arc<str>, TwinAnalytics>,
     /// Settings of every twin's advice tracker.
     pub advice: AdviceConfig,
@@ -151,14 +155,14 @@ pub(crate) struct Detectors {
 impl Detectors {
     pub fn new(config: DetectorConfig, mut twins: HashMap<Arc<str>, TwinAnalytics>) -> Self {
         let config = Arc::new(config);
-        let mut names = std::collections::HashSet::new();
+        let mut specs = std::collections::HashSet::new();
         for ta in twins.values_mut() {
             ta.det.share_config(&config);
-            ta.det.share_names(|n| intern(&mut names, n));
+            ta.det.share_signals(|s| intern(&mut specs, s));
         }
         Detectors {
             config,
-            names,
+            specs,
             twins,
             advice: AdviceConfig::default(),
             advice_every: 600 * 1_000_000_000,
@@ -262,7 +266,7 @@ impl Detectors {
                 Some(m) => TwinDetector::for_model(m, Arc::clone(&self.config)),
                 None => TwinDetector::new(Arc::clone(&self.config)),
             };
-            det.share_names(|n| intern(&mut self.names, n));
+            det.share_signals(|s| intern(&mut self.specs, s));
             self.twins.insert(
                 r.twin.clone(),
                 TwinAnalytics {
@@ -291,36 +295,91 @@ pub(crate) fn state_path(dir: &Path, shard: usize) -> PathBuf {
 }
 
 /// First bytes of a binary detector snapshot, then its format version (u32 LE), the number
-/// of twin records (u64 LE) and the CRC32 of those 20 bytes (u32 LE). Each record is its
-/// length (u32 LE), the CRC32 of its payload (u32 LE) and the payload: one twin as postcard.
-/// A damaged record costs its twin only, unless its length is damaged too: then the rest of
-/// the file is lost (those twins learn again).
+/// of twin records (u64 LE) and the CRC32 of those 20 bytes (u32 LE). Then blocks, each its
+/// length (u32 LE), the CRC32 of its payload (u32 LE) and the payload as postcard: first the
+/// [`Tables`] (the detector configurations and signal-spec lists the twins share, each once),
+/// then one record per twin, which names its configuration and specs by their place in the
+/// tables. A damaged record costs its twin only, unless its length is damaged too: then the
+/// rest of the file is lost (those twins learn again); damaged tables lose the file.
+///
+/// Version 1 held each twin's configuration and specs in its record; such a file is refused
+/// (logged) and its twins learn again.
 const MAGIC: &[u8; 8] = b"doppelDS";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 const HEADER_LEN: usize = 24;
 /// No record is near this big (a 1,000-signal twin with 14 days of advice history is a few
 /// MB); a larger length is damage.
 const MAX_RECORD: usize = 256 << 20;
 
+/// What the twins of a snapshot share, each once: detector configurations and lists of
+/// signal specs.
+#[derive(Serialize, Deserialize)]
+struct Tables {
+    configs: Vec<DetectorConfig>,
+    specs: Vec<Vec<SignalSpec>>,
+}
+
 /// One twin in the binary snapshot. The same fields as [`TwinAnalytics`] but without the
 /// optional-field shortcuts of its JSON form, which a format that does not name its fields
-/// cannot follow.
+/// cannot follow; the detector's configuration and specs by their place in the [`Tables`].
 #[derive(Serialize)]
 struct RecordRef<'a> {
     twin: &'a str,
+    config: u32,
+    specs: u32,
+    #[serde(serialize_with = "detector_state")]
     det: &'a TwinDetector,
     last_ts: Timestamp,
     last: &'a Option<Score>,
     advice: Option<AdviceRecordRef<'a>>,
 }
 
+fn detector_state<S: serde::Serializer>(det: &&TwinDetector, s: S) -> Result<S::Ok, S::Error> {
+    det.serialize_state(s)
+}
+
 #[derive(Deserialize)]
 struct Record {
     twin: Arc<str>,
-    det: TwinDetector,
+    config: u32,
+    specs: u32,
+    det: DetectorState,
     last_ts: Timestamp,
     last: Option<Score>,
     advice: Option<AdviceRecord>,
+}
+
+/// The place of the value `a` points to in `table`, adding it on first sight (by pointer:
+/// twins share their `Arc`s, so a shard's table has an entry per model, not per twin).
+fn place<T: ?Sized>(
+    table: &mut HashMap<*const (), u32>,
+    a: &Arc<T>,
+    add: impl FnOnce(&T),
+) -> Result<u32, String> {
+    let key = Arc::as_ptr(a).cast::<()>();
+    if let Some(&i) = table.get(&key) {
+        return Ok(i);
+    }
+    let i = u32::try_from(table.len()).map_err(|_| "too many shared tables".to_string())?;
+    table.insert(key, i);
+    add(a);
+    Ok(i)
+}
+
+/// Appends one block (length, CRC32, payload) holding `value` as postcard.
+fn push_block<T: Serialize>(out: Vec<u8>, value: &T) -> Result<Vec<u8>, String> {
+    let start = out.len();
+    let mut out = out;
+    out.extend_from_slice(&[0; 8]);
+    out = postcard::to_extend(value, out).map_err(|e| e.to_string())?;
+    let len = out.len() - start - 8;
+    if len > MAX_RECORD {
+        return Err(format!("a block of {len} bytes"));
+    }
+    let crc = crc32fast::hash(&out[start + 8..]);
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 /// A twin's advice state. Its tracker holds published advice, whose JSON form (tagged and
@@ -355,6 +414,12 @@ pub(crate) fn encode<'a>(
     out.extend_from_slice(&(twins.len() as u64).to_le_bytes());
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_le_bytes());
+    let mut tables = Tables {
+        configs: Vec::new(),
+        specs: Vec::new(),
+    };
+    let (mut configs, mut specs) = (HashMap::new(), HashMap::new());
+    let mut body = Vec::with_capacity(twins.len() * 4096);
     for (twin, ta) in twins {
         let advice = match &ta.advice {
             Some(a) => Some(AdviceRecordRef {
@@ -366,22 +431,23 @@ pub(crate) fn encode<'a>(
         };
         let record = RecordRef {
             twin,
+            config: place(&mut configs, ta.det.shared_config(), |c| {
+                tables.configs.push(c.clone())
+            })
+            .map_err(fail)?,
+            specs: place(&mut specs, ta.det.signals(), |s| {
+                tables.specs.push(s.to_vec())
+            })
+            .map_err(fail)?,
             det: &ta.det,
             last_ts: ta.last_ts,
             last: &ta.last,
             advice,
         };
-        let start = out.len();
-        out.extend_from_slice(&[0; 8]);
-        out = postcard::to_extend(&record, out).map_err(|e| fail(e.to_string()))?;
-        let len = out.len() - start - 8;
-        if len > MAX_RECORD {
-            return Err(fail(format!("twin {twin}: state of {len} bytes")));
-        }
-        let crc = crc32fast::hash(&out[start + 8..]);
-        out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        body = push_block(body, &record).map_err(|e| fail(format!("twin {twin}: {e}")))?;
     }
+    out = push_block(out, &tables).map_err(fail)?;
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -424,6 +490,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
         d.problem.get_or_insert(p);
     };
     let mut at = HEADER_LEN;
+    let tables = match read_tables(bytes, &mut at) {
+        Ok(t) => t,
+        Err(e) => {
+            d.lost = count;
+            d.problem = Some(e);
+            return d;
+        }
+    };
     let mut read = 0u64;
     while read < count {
         if bytes.len() - at < 8 {
@@ -442,7 +516,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
             problem(&mut d, format!("record {read}: checksum mismatch"));
             continue;
         }
-        match record_to_twin(payload) {
+        match record_to_twin(payload, &tables) {
             Ok(t) => d.twins.push(t),
             Err(e) => problem(&mut d, format!("record {read}: {e}")),
         }
@@ -457,11 +531,47 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded {
     d
 }
 
-fn record_to_twin(payload: &[u8]) -> Result<(Arc<str>, TwinAnalytics), String> {
-    let r: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
-    if !r.det.is_consistent() {
-        return Err(format!("twin {}: inconsistent detector state", r.twin));
+/// The shared tables, as `Arc`s for the twins to share.
+type SharedTables = (Vec<Arc<DetectorConfig>>, Vec<Arc<[SignalSpec]>>);
+
+/// Reads the tables block at `*at` and moves past it.
+fn read_tables(bytes: &[u8], at: &mut usize) -> Result<SharedTables, String> {
+    let word = |i: usize| -> Option<u32> {
+        let b = bytes.get(i..i + 4)?;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (Some(len), Some(crc)) = (word(*at), word(*at + 4)) else {
+        return Err("cut off before the shared tables".into());
+    };
+    let start = *at + 8;
+    let payload = bytes
+        .get(start..start.saturating_add(len as usize))
+        .filter(|_| (len as usize) <= MAX_RECORD)
+        .ok_or("cut off in the shared tables")?;
+    if crc32fast::hash(payload) != crc {
+        return Err("shared tables: checksum mismatch".into());
     }
+    let t: Tables = postcard::from_bytes(payload).map_err(|e| format!("shared tables: {e}"))?;
+    *at = start + payload.len();
+    Ok((
+        t.configs.into_iter().map(Arc::new).collect(),
+        t.specs.into_iter().map(Arc::from).collect(),
+    ))
+}
+
+fn record_to_twin(
+    payload: &[u8],
+    (configs, specs): &SharedTables,
+) -> Result<(Arc<str>, TwinAnalytics), String> {
+    let r: Record = postcard::from_bytes(payload).map_err(|e| e.to_string())?;
+    let config = configs
+        .get(r.config as usize)
+        .ok_or_else(|| format!("twin {}: no configuration {}", r.twin, r.config))?;
+    let specs = specs
+        .get(r.specs as usize)
+        .ok_or_else(|| format!("twin {}: no signal list {}", r.twin, r.specs))?;
+    let det = TwinDetector::from_state(Arc::clone(config), Arc::clone(specs), r.det)
+        .map_err(|e| format!("twin {}: {e}", r.twin))?;
     let advice = match r.advice {
         Some(a) => Some(Box::new(TwinAdvice {
             history: a.history,
@@ -475,7 +585,7 @@ fn record_to_twin(payload: &[u8]) -> Result<(Arc<str>, TwinAnalytics), String> {
     Ok((
         r.twin,
         TwinAnalytics {
-            det: r.det,
+            det,
             last_ts: r.last_ts,
             last: r.last,
             advice,
@@ -812,6 +922,59 @@ mod tests {
         assert!(d.twins.is_empty() && d.problem.is_some());
         assert!(decode(b"").problem.is_some());
         assert!(decode(b"{\"p1\": {}}").problem.is_some());
+    }
+
+    #[test]
+    fn a_snapshot_of_the_previous_format_is_refused_and_its_twins_learn_again() {
+        // Version 1: the header, then records with no shared tables before them.
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&1u64.to_le_bytes());
+        let crc = crc32fast::hash(&v1);
+        v1.extend_from_slice(&crc.to_le_bytes());
+        v1.extend_from_slice(&[3, 0, 0, 0]);
+        v1.extend_from_slice(&crc32fast::hash(b"abc").to_le_bytes());
+        v1.extend_from_slice(b"abc");
+        let d = decode(&v1);
+        assert!(d.twins.is_empty());
+        assert!(
+            d.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("version 1")),
+            "{:?}",
+            d.problem
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let p = state_path(dir.path(), 0);
+        write(&p, &v1).unwrap();
+        assert!(load_all(dir.path(), 1).is_empty());
+        // The shard's detectors start afresh and learn; their next snapshot is readable.
+        let mut dets = Detectors::new(DetectorConfig::default(), HashMap::new());
+        let catalog = Catalog::from_parts(vec![model(false)], vec![]).unwrap();
+        feed(&mut dets, &catalog, "pump", 3);
+        write(&p, &encode(dets.twins.iter(), &p).unwrap()).unwrap();
+        assert_same(&dets.twins, &load_all(dir.path(), 1));
+    }
+
+    #[test]
+    fn twins_of_one_model_share_their_signal_specs_and_the_snapshot_holds_them_once() {
+        let mut twins = learned_twins();
+        let mut p4 = twins["p2"].clone();
+        p4.det = p4.det.clone();
+        twins.insert(Arc::from("p4"), p4);
+        let bytes = encode(twins.iter(), Path::new("x")).unwrap();
+        let d = decode(&bytes);
+        assert!(d.problem.is_none(), "{:?}", d.problem);
+        let dets = Detectors::new(DetectorConfig::default(), d.twins.into_iter().collect());
+        let (a, b) = (&dets.twins["p2"].det, &dets.twins["p4"].det);
+        assert!(Arc::ptr_eq(a.signals(), b.signals()));
+        assert!(Arc::ptr_eq(a.signals(), dets.twins["p3"].det.signals()));
+        // One table entry for the two models' lists (pump, plain: equal specs, one entry).
+        let mut at = HEADER_LEN;
+        let (configs, specs) = read_tables(&bytes, &mut at).unwrap();
+        assert_eq!((configs.len(), specs.len()), (1, 1));
     }
 
     proptest::proptest! {
