@@ -70,15 +70,10 @@ pub fn decode(
                     }
                 },
             };
-            let values = line
-                .fields
-                .into_iter()
-                .map(|(k, v)| (Cow::Borrowed(k), v))
-                .collect();
             readings.push(ReadingRef {
                 twin: Cow::Borrowed(line.twin),
                 ts,
-                values,
+                values: line.fields,
             });
             lines.push(n);
             continue;
@@ -149,34 +144,39 @@ pub fn decode(
 struct PlainLine<'a> {
     twin: &'a str,
     ts: Option<i64>,
-    fields: Vec<(&'a str, Value)>,
+    fields: Vec<(Cow<'a, str>, Value)>,
 }
 
 /// Reads a line of the plain form `measurement[,tag=value...] field=value[,...] [timestamp]`
 /// whose names need no escapes and whose values are decimal floats, `i` integers or bools.
 /// `None` means "not plain": the caller hands the line to the full parser, which also
 /// reports any error, so this never decides that a line is bad.
+///
+/// Works on bytes: every separator is ASCII, so each cut is at a char boundary; `str`'s own
+/// `split(char)` costs a memchr call and a compare per piece, which on pieces of a few bytes
+/// is most of the work.
 fn scan_plain(line: &str) -> Option<PlainLine<'_>> {
-    if line
-        .bytes()
-        .any(|b| matches!(b, b'\\' | b'"' | b'\t' | b'\n' | b'\r' | 0))
-    {
-        return None;
+    let bytes = line.as_bytes();
+    let (mut first, mut second) = (None, None);
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'\\' | b'"' | b'\t' | b'\n' | b'\r' | 0 => return None,
+            b' ' if first.is_none() => first = Some(i),
+            b' ' if second.is_none() => second = Some(i),
+            b' ' => return None,
+            _ => {}
+        }
     }
-    let mut parts = line.split(' ');
-    let series = parts.next()?;
-    let field_set = parts.next()?;
-    let ts = match parts.next() {
-        None => None,
-        Some(t) => Some(plain_int(t)?),
+    let first = first?;
+    let series = &line[..first];
+    let (field_set, ts) = match second {
+        None => (&line[first + 1..], None),
+        Some(at) => (&line[first + 1..at], Some(plain_int(&line[at + 1..])?)),
     };
-    if parts.next().is_some() {
-        return None;
-    }
-    let mut series = series.split(',');
+    let mut series = Pieces::new(series, b',');
     let measurement = series
         .next()
-        .filter(|m| !m.is_empty() && !m.contains('='))?;
+        .filter(|m| !m.is_empty() && !m.as_bytes().contains(&b'='))?;
     let mut twin = None;
     for tag in series {
         let (k, v) = plain_pair(tag)?;
@@ -185,9 +185,9 @@ fn scan_plain(line: &str) -> Option<PlainLine<'_>> {
         }
     }
     let mut fields = Vec::with_capacity(8);
-    for field in field_set.split(',') {
+    for field in Pieces::new(field_set, b',') {
         let (k, v) = plain_pair(field)?;
-        fields.push((k, plain_value(v)?));
+        fields.push((Cow::Borrowed(k), plain_value(v)?));
     }
     Some(PlainLine {
         twin: twin.unwrap_or(measurement),
@@ -196,46 +196,142 @@ fn scan_plain(line: &str) -> Option<PlainLine<'_>> {
     })
 }
 
-/// `key=value` with both sides non-empty and no other `=`.
-fn plain_pair(s: &str) -> Option<(&str, &str)> {
-    let (k, v) = s.split_once('=')?;
-    (!k.is_empty() && !v.is_empty() && !v.contains('=')).then_some((k, v))
+/// `s.split(sep)` for an ASCII separator, a byte at a time.
+struct Pieces<'a> {
+    s: &'a str,
+    at: usize,
+    sep: u8,
+    done: bool,
 }
 
-fn digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+impl<'a> Pieces<'a> {
+    fn new(s: &'a str, sep: u8) -> Self {
+        Self {
+            s,
+            at: 0,
+            sep,
+            done: false,
+        }
+    }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let rest = self.s.as_bytes().get(self.at..)?;
+        match rest.iter().position(|&b| b == self.sep) {
+            Some(len) => {
+                let piece = self.s.get(self.at..self.at + len);
+                self.at += len + 1;
+                piece
+            }
+            None => {
+                self.done = true;
+                self.s.get(self.at..)
+            }
+        }
+    }
+}
+
+/// `key=value` with both sides non-empty and no other `=`.
+fn plain_pair(s: &str) -> Option<(&str, &str)> {
+    let at = s.as_bytes().iter().position(|&b| b == b'=')?;
+    let (k, v) = (s.get(..at)?, s.get(at + 1..)?);
+    (!k.is_empty() && !v.is_empty() && !v.as_bytes().contains(&b'=')).then_some((k, v))
+}
+
+fn digits(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(u8::is_ascii_digit)
 }
 
 /// `-?[0-9]+` as an i64; `None` for anything else, including overflow.
 fn plain_int(s: &str) -> Option<i64> {
-    digits(s.strip_prefix('-').unwrap_or(s))
-        .then(|| s.parse().ok())
-        .flatten()
+    let b = s.as_bytes();
+    let (neg, mag) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if !digits(mag) {
+        return None;
+    }
+    if mag.len() < 19 {
+        // Fewer than 19 digits cannot overflow an i64.
+        let m = mag
+            .iter()
+            .fold(0i64, |acc, &d| acc * 10 + i64::from(d - b'0'));
+        return Some(if neg { -m } else { m });
+    }
+    s.parse().ok()
 }
+
+/// Exact powers of ten an f64 holds.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// A field value in one of the plain forms: `-?[0-9]+i`, `-?[0-9]+(.[0-9]+)?([eE][-+]?[0-9]+)?`
 /// or one of the ten spellings of a bool.
 fn plain_value(v: &str) -> Option<Value> {
-    match v {
-        "t" | "T" | "true" | "True" | "TRUE" => return Some(Value::Bool(true)),
-        "f" | "F" | "false" | "False" | "FALSE" => return Some(Value::Bool(false)),
-        _ => {}
+    let b = v.as_bytes();
+    let lead = *b.first()?;
+    if !(lead == b'-' || lead.is_ascii_digit()) {
+        return match v {
+            "t" | "T" | "true" | "True" | "TRUE" => Some(Value::Bool(true)),
+            "f" | "F" | "false" | "False" | "FALSE" => Some(Value::Bool(false)),
+            _ => None,
+        };
     }
     if let Some(i) = v.strip_suffix('i') {
         return plain_int(i).map(Value::Int);
     }
-    let unsigned = v.strip_prefix('-').unwrap_or(v);
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+    let neg = lead == b'-';
+    let unsigned = if neg { &b[1..] } else { b };
+    let (mantissa, exponent) = match unsigned.iter().position(|&c| c == b'e' || c == b'E') {
         Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
         None => (unsigned, None),
     };
-    let mantissa_ok = match mantissa.split_once('.') {
-        Some((int, frac)) => digits(int) && digits(frac),
-        None => digits(mantissa),
+    let (int, frac) = match mantissa.iter().position(|&c| c == b'.') {
+        Some(at) => {
+            let frac = &mantissa[at + 1..];
+            if !digits(frac) {
+                return None;
+            }
+            (&mantissa[..at], frac)
+        }
+        None => (mantissa, &mantissa[..0]),
     };
-    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
-    if !(mantissa_ok && exponent_ok) {
+    if !digits(int) {
         return None;
+    }
+    match exponent {
+        Some(e) => {
+            let e = match e.split_first() {
+                Some((b'-' | b'+', rest)) => rest,
+                _ => e,
+            };
+            if !digits(e) {
+                return None;
+            }
+        }
+        None => {
+            // Clinger's fast path: an integer mantissa below 2^53 divided by an exact power
+            // of ten is one correctly rounded IEEE division, the value `parse` returns.
+            let n = int.len() + frac.len();
+            if n <= 15 && frac.len() < POW10.len() {
+                let m = int
+                    .iter()
+                    .chain(frac)
+                    .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+                #[allow(clippy::cast_precision_loss)] // m < 10^15 < 2^53: exact
+                let x = m as f64 / POW10[frac.len()];
+                return Some(Value::Float(if neg { -x } else { x }));
+            }
+        }
     }
     v.parse().ok().map(Value::Float)
 }
@@ -358,6 +454,18 @@ mod tests {
             prop_assert!(fast.is_some() || s.contains('i'), "{}", s);
             if let Some(fast) = fast {
                 prop_assert_eq!(Some(owned(fast)), full_parse(&s));
+            }
+        }
+
+        /// The fast decimal path gives the bits `str::parse` gives, short and long mantissas.
+        #[test]
+        fn decimal_floats_read_exactly_as_parse(int in "-?[0-9]{1,12}", frac in "[0-9]{0,14}", x in -1e9f64..1e9, places in 0usize..10) {
+            for v in [if frac.is_empty() { int.clone() } else { format!("{int}.{frac}") }, format!("{x:.places$}")] {
+                let want: f64 = v.parse().unwrap();
+                match plain_value(&v) {
+                    Some(Value::Float(got)) => prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", v),
+                    other => prop_assert!(false, "{v} read as {other:?}"),
+                }
             }
         }
 
