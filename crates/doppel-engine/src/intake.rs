@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use doppel_model::{Batch, Catalog, ReadingSource, ValidatedBatch, ValidatedReading};
+use doppel_model::{AssetModel, Batch, Catalog, ReadingSource, ValidatedBatch, ValidatedReading};
 use parking_lot::{RwLock, RwLockReadGuard};
 
 /// Interned names are forgotten once there are this many (names of deleted twins and models
@@ -38,6 +38,11 @@ impl Names {
     ) -> Option<ValidatedBatch> {
         let mut set = self.set.read();
         let mut out = Vec::with_capacity(readings.len());
+        // The interned names of the model the reading before belonged to, by signal place:
+        // a batch is mostly readings of one model, and a clone of a name already looked up
+        // saves hashing it again for every reading.
+        let mut last_model: Option<(&AssetModel, Arc<str>)> = None;
+        let mut names: Vec<Option<Arc<str>>> = Vec::new();
         for r in readings {
             let twin = catalog.twin(r.twin())?;
             let model = catalog.model(&twin.model)?;
@@ -45,6 +50,16 @@ impl Names {
             if pairs.is_empty() {
                 return None;
             }
+            let model_name = match &last_model {
+                Some((m, id)) if std::ptr::eq(*m, &**model) => id.clone(),
+                _ => {
+                    let id = self.intern(&mut set, &model.id);
+                    last_model = Some((&**model, id.clone()));
+                    names.clear();
+                    names.resize(model.signals.len(), None);
+                    id
+                }
+            };
             let mut values = Vec::with_capacity(pairs.len());
             // Devices mostly send a model's signals in the model's order: each name is
             // looked for where the previous one was found, plus one, before a scan. Found
@@ -64,14 +79,19 @@ impl Names {
                 let spec = signals.get(at)?;
                 // A cheap clone for numbers and bools; `coerce` is the catalog's own rule.
                 let v = v.clone().coerce(spec.kind).ok()?;
-                values.push((self.intern(&mut set, name), v));
+                let interned = match names.get_mut(at) {
+                    Some(Some(a)) => a.clone(),
+                    Some(slot) => slot.insert(self.intern(&mut set, name)).clone(),
+                    None => self.intern(&mut set, name),
+                };
+                values.push((interned, v));
             }
             if !rising && has_duplicate(pairs.iter().map(|(n, _)| n.as_ref())) {
                 return None;
             }
             out.push(ValidatedReading {
                 twin: self.intern(&mut set, r.twin()),
-                model: self.intern(&mut set, &model.id),
+                model: model_name,
                 ts: r.ts(),
                 values,
             });

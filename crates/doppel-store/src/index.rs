@@ -93,7 +93,13 @@ impl Signals {
 
     /// The series of `name`, inserted (keyed by `key()`) when absent.
     fn entry(&mut self, name: &str, key: impl FnOnce() -> Arc<str>) -> &mut Series {
-        let i = match self.find(name) {
+        let i = self.place(name, key);
+        &mut self.0[i].series
+    }
+
+    /// The place of `name`'s series, inserted (keyed by `key()`) when absent.
+    fn place(&mut self, name: &str, key: impl FnOnce() -> Arc<str>) -> usize {
+        match self.find(name) {
             Ok(i) => i,
             Err(i) => {
                 if self.0.len() == self.0.capacity() {
@@ -107,7 +113,19 @@ impl Signals {
                 self.0.insert(i, entry);
                 i
             }
+        }
+    }
+
+    /// `entry` for a name the caller expects at `*hint`, and the place it was found left in
+    /// `*hint`. Every twin of a model holds the same names in the same (hash) order, so the
+    /// place of a reading's k-th value in the twin before is nearly always right, and one
+    /// pointer or name compare replaces hashing and a binary search.
+    fn entry_hinted(&mut self, name: &Arc<str>, hint: &mut usize) -> &mut Series {
+        let i = match self.0.get(*hint) {
+            Some(e) if Arc::ptr_eq(&e.name, name) || *e.name == **name => *hint,
+            _ => self.place(name, || name.clone()),
         };
+        *hint = i;
         &mut self.0[i].series
     }
 
@@ -852,12 +870,16 @@ impl Index {
         let chunk_points = self.chunk_points;
         let (mut ctx, twins, _) = self.ctx();
         let mut added = 0;
+        // Where the k-th value of the reading before was found (see `entry_hinted`).
+        let mut hints = [0usize; 16];
         for r in &batch.readings {
             let Some(signals) = by_name(twins, &r.twin, || r.twin.clone()) else {
                 continue;
             };
-            for (signal, value) in &r.values {
-                let series = signals.entry(signal, || signal.clone());
+            for (k, (signal, value)) in r.values.iter().enumerate() {
+                let mut spare = 0;
+                let hint = hints.get_mut(k).unwrap_or(&mut spare);
+                let series = signals.entry_hinted(signal, hint);
                 added += series.upsert(&mut ctx, chunk_points, r.ts, value.clone());
             }
         }
@@ -1484,6 +1506,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// A hinted lookup finds (or makes) the same series as a plain one, whatever the hint.
+        #[test]
+        fn hinted_lookup_finds_the_named_series(
+            ops in proptest::collection::vec((0usize..12, 0usize..20), 1..80),
+        ) {
+            let names: Vec<Arc<str>> = (0..12).map(|i| Arc::from(format!("s{i}"))).collect();
+            let mut signals = Signals(Vec::new());
+            let mut want: BTreeMap<String, u64> = BTreeMap::new();
+            for (n, (which, hint)) in ops.into_iter().enumerate() {
+                *want.entry(names[which].to_string()).or_default() += 1;
+                // A fresh Arc half the time: the pointer compare must not be the only way in.
+                let name = if n % 2 == 0 { names[which].clone() } else { Arc::from(&*names[which]) };
+                let mut h = hint;
+                signals.entry_hinted(&name, &mut h).points += 1;
+                prop_assert_eq!(&*signals.0[h].name, &*name);
+                prop_assert!(signals.0.windows(2).all(|w| (w[0].hash, &*w[0].name) < (w[1].hash, &*w[1].name)));
+            }
+            let got: BTreeMap<String, u64> =
+                signals.iter().map(|(k, s)| (k.to_string(), s.points)).collect();
+            prop_assert_eq!(got, want);
+        }
 
         #[test]
         fn agrees_with_a_btreemap(
