@@ -445,6 +445,11 @@ impl Series {
 
     /// Whether a sealed chunk holds a point at `ts`.
     fn sealed_contains(&self, ts: Timestamp) -> bool {
+        // In-order data lands after the newest chunk: one look, not a search through chunks
+        // behind pointers.
+        if self.chunks.last().is_none_or(|c| c.summary.last_ts() < ts) {
+            return false;
+        }
         let i = self.chunks.partition_point(|c| c.summary.last_ts() < ts);
         let Some(c) = self.chunks.get(i).filter(|c| c.summary.first_ts() <= ts) else {
             return false;
@@ -634,9 +639,10 @@ struct SealCtx<'a> {
 impl SealCtx<'_> {
     /// Encodes ascending `points` as chunks of at most about `2 * chunk_points` points. A
     /// chunk of half the seal size or more follows and updates the series' `hint`; a smaller
-    /// one (a buffer sealed early by a checkpoint) tries every codec, which costs little at
-    /// that size, and leaves the hint alone: its choice and bytes a point, with pco's
-    /// per-column overhead spread over few points, say little about the next full chunk.
+    /// one (a buffer sealed early by a checkpoint) follows the hint without exploring and
+    /// leaves it alone: its bytes a point, with pco's per-column overhead spread over few
+    /// points, say little about the next full chunk, and trying every codec for each of a
+    /// fleet's series made that most of a checkpoint's time. Without a hint it explores.
     fn encode(&mut self, points: &[Point], out: &mut Vec<Arc<Chunk>>, hint: &mut SealHint) {
         if points.is_empty() {
             return;
@@ -651,7 +657,7 @@ impl SealCtx<'_> {
             let encoded = if part.len() * 2 >= self.chunk_points {
                 chunk::encode_hinted(part, hint)
             } else {
-                chunk::encode(part)
+                chunk::encode_followed(part, hint)
             };
             if let Some((bytes, summary)) = encoded {
                 *self.next_chunk_id += 1;
