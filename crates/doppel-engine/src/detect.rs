@@ -111,15 +111,23 @@ impl TwinAnalytics {
 /// The reading's numeric values as `(signal, value)`. Names borrowed, not cloned: the
 /// interned `Arc`s are shared by every thread, and touching their counts for every value
 /// would make cores fight over them.
-fn numeric_values(r: &ValidatedReading) -> Vec<(&str, f64)> {
-    r.values
-        .iter()
-        .filter_map(|(name, v)| match v {
-            Value::Float(x) => Some((&**name, *x)),
-            Value::Int(i) => Some((&**name, *i as f64)),
-            Value::Bool(_) | Value::String(_) => None,
-        })
-        .collect()
+/// The numeric values of `r`, in `buf`'s allocation (see [`recycle`]).
+fn numeric_values<'r>(r: &'r ValidatedReading, buf: Vec<(&str, f64)>) -> Vec<(&'r str, f64)> {
+    let mut out = recycle(buf);
+    out.extend(r.values.iter().filter_map(|(name, v)| match v {
+        Value::Float(x) => Some((&**name, *x)),
+        Value::Int(i) => Some((&**name, *i as f64)),
+        Value::Bool(_) | Value::String(_) => None,
+    }));
+    out
+}
+
+/// `v` emptied, under another lifetime, keeping its allocation: a collect into a vector of
+/// the same layout reuses the source's buffer. Scoring a reading used to allocate its list
+/// of values twice.
+fn recycle<'b>(mut v: Vec<(&str, f64)>) -> Vec<(&'b str, f64)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// The shared copy of the signal specs `specs` in `seen`.
@@ -150,6 +158,8 @@ pub(crate) struct Detectors {
     pub advice_every: i64,
     /// The twins' remaining-life estimates, posted by the engine's RUL part.
     pub rul: Option<crate::rul::RulBoard>,
+    /// An empty list kept for its allocation (see [`numeric_values`]).
+    values_buf: Vec<(&'static str, f64)>,
 }
 
 impl Detectors {
@@ -167,6 +177,7 @@ impl Detectors {
             advice: AdviceConfig::default(),
             advice_every: 600 * 1_000_000_000,
             rul: None,
+            values_buf: Vec::new(),
         }
     }
 
@@ -209,8 +220,9 @@ impl Detectors {
             return Vec::new();
         };
         let adv = advice.get_or_insert_with(|| Box::new(TwinAdvice::new(&self.advice)));
-        let values = numeric_values(r);
+        let values = numeric_values(r, std::mem::take(&mut self.values_buf));
         adv.history.observe(r.ts, &values);
+        self.values_buf = recycle(values);
         adv.window.add(score);
         if adv.next_eval == Timestamp::MIN {
             adv.next_eval = r.ts.saturating_add(self.advice_every);
@@ -257,8 +269,9 @@ impl Detectors {
     /// nothing was scored (no numeric value, or a reading older than the last one scored:
     /// detectors learn in time order only).
     pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, &Score)> {
-        let values = numeric_values(r);
+        let values = numeric_values(r, std::mem::take(&mut self.values_buf));
         if values.is_empty() {
+            self.values_buf = recycle(values);
             return None;
         }
         if !self.twins.contains_key(&r.twin) {
@@ -277,13 +290,18 @@ impl Detectors {
                 },
             );
         }
-        let ta = self.twins.get_mut(&r.twin)?;
+        let Some(ta) = self.twins.get_mut(&r.twin) else {
+            self.values_buf = recycle(values);
+            return None;
+        };
         if r.ts < ta.last_ts {
+            self.values_buf = recycle(values);
             return None;
         }
         ta.last_ts = r.ts;
         let was = ta.det.in_alarm();
         let score = ta.det.observe(r.ts, &values);
+        self.values_buf = recycle(values);
         Some((was, &*ta.last.insert(score)))
     }
 }
@@ -735,6 +753,16 @@ mod tests {
     use doppel_model::AssetModel;
 
     const MIN: i64 = 60 * 1_000_000_000;
+
+    #[test]
+    fn recycling_a_list_keeps_its_allocation() {
+        let mut v: Vec<(&str, f64)> = Vec::with_capacity(16);
+        v.push(("a", 1.0));
+        let at = v.as_ptr() as usize;
+        let w: Vec<(&str, f64)> = recycle(v);
+        assert!(w.is_empty());
+        assert_eq!((w.capacity(), w.as_ptr() as usize), (16, at));
+    }
 
     fn model(failure_modes: bool) -> AssetModel {
         let mut m = serde_json::json!({
