@@ -127,7 +127,7 @@ fn numeric_values<'r>(r: &'r ValidatedReading, buf: Vec<(&str, f64)>) -> Vec<(&'
 /// of values twice.
 fn recycle<'b>(mut v: Vec<(&str, f64)>) -> Vec<(&'b str, f64)> {
     v.clear();
-    v.into_iter().filter_map(|_| None).collect()
+    v.into_iter().map(|(_, x)| ("", x)).collect()
 }
 
 /// The shared copy of the signal specs `specs` in `seen`.
