@@ -269,15 +269,27 @@ impl Alarm {
         });
     }
 
-    /// Merges a scored reading's contributions into the explanation.
+    /// Merges a scored reading's contributions into the explanation. A score names each
+    /// (signal, kind) once, as `TwinDetector` makes them.
     fn absorb(&mut self, score: &Score) {
         self.last_score = score.total;
         self.peak_score = self.peak_score.max(score.total);
         self.last_ts = self.last_ts.max(score.ts);
+        // Re-sorted and re-summarized only when a contribution changed the list: an open
+        // alarm absorbs every scored reading of its twin, mostly with nothing new.
+        let mut changed = false;
         for c in &score.per_signal {
             if c.score < 0.25 {
                 continue;
             }
+            // With the list full, one no stronger than all it holds would be cut again at
+            // once (a stable sort puts it after equal scores).
+            let floor = (self.signals.len() >= MAX_SIGNALS).then(|| {
+                self.signals
+                    .iter()
+                    .map(|s| s.score)
+                    .fold(f64::INFINITY, f64::min)
+            });
             match self
                 .signals
                 .iter_mut()
@@ -288,22 +300,29 @@ impl Alarm {
                         s.score = c.score;
                         s.expected = c.expected;
                         s.observed = c.observed;
+                        changed = true;
                     }
                 }
-                None => self.signals.push(AlarmSignal {
-                    signal: c.signal.to_string(),
-                    kind: c.kind,
-                    score: c.score,
-                    expected: c.expected,
-                    observed: c.observed,
-                    since: format_ts(score.ts),
-                    since_ts: score.ts,
-                }),
+                None if floor.is_some_and(|f| c.score <= f) => {}
+                None => {
+                    self.signals.push(AlarmSignal {
+                        signal: c.signal.to_string(),
+                        kind: c.kind,
+                        score: c.score,
+                        expected: c.expected,
+                        observed: c.observed,
+                        since: format_ts(score.ts),
+                        since_ts: score.ts,
+                    });
+                    changed = true;
+                }
             }
         }
-        self.signals.sort_by(|a, b| b.score.total_cmp(&a.score));
-        self.signals.truncate(MAX_SIGNALS);
-        self.summary = summarize(&self.signals);
+        if changed || self.summary.is_empty() {
+            self.signals.sort_by(|a, b| b.score.total_cmp(&a.score));
+            self.signals.truncate(MAX_SIGNALS);
+            self.summary = summarize(&self.signals);
+        }
     }
 }
 
@@ -911,6 +930,83 @@ mod tests {
             was = anomaly;
         }
         out
+    }
+
+    /// What `absorb` did before it skipped unchanged lists: push every new contribution,
+    /// sort, cut, summarize, each time.
+    fn absorb_every_time(a: &mut Alarm, score: &Score) {
+        a.last_score = score.total;
+        a.peak_score = a.peak_score.max(score.total);
+        a.last_ts = a.last_ts.max(score.ts);
+        for c in score.per_signal.iter().filter(|c| c.score >= 0.25) {
+            match a
+                .signals
+                .iter_mut()
+                .find(|s| s.signal == *c.signal && s.kind == c.kind)
+            {
+                Some(s) if c.score > s.score => {
+                    (s.score, s.expected, s.observed) = (c.score, c.expected, c.observed);
+                }
+                Some(_) => {}
+                None => a.signals.push(AlarmSignal {
+                    signal: c.signal.to_string(),
+                    kind: c.kind,
+                    score: c.score,
+                    expected: c.expected,
+                    observed: c.observed,
+                    since: format_ts(score.ts),
+                    since_ts: score.ts,
+                }),
+            }
+        }
+        a.signals.sort_by(|x, y| y.score.total_cmp(&x.score));
+        a.signals.truncate(MAX_SIGNALS);
+        a.summary = summarize(&a.signals);
+    }
+
+    proptest::proptest! {
+        /// Skipping the sort and summary when nothing changed, and contributions too weak
+        /// to stay, leaves the alarm exactly as absorbing everything would.
+        #[test]
+        fn absorbing_only_changes_matches_absorbing_everything(
+            steps in proptest::collection::vec(
+                proptest::collection::vec((0usize..12, 0usize..3, 0u8..8), 0..14), 1..30),
+        ) {
+            let mut book = AlarmBook::new(AlarmPolicy::default());
+            let first = score(0, 0.9, true, ContributionKind::Level);
+            let (mut fast, _) = book.on_score("p1", "pump", false, &first).unwrap();
+            let mut slow = fast.clone();
+            let kinds = [ContributionKind::Level, ContributionKind::Range, ContributionKind::Multivariate];
+            for (k, contributions) in steps.into_iter().enumerate() {
+                let s = Score {
+                    ts: (k as i64 + 1) * S,
+                    total: 0.8,
+                    is_anomaly: true,
+                    warming_up: false,
+                    // A score names each (signal, kind) once, as a detector makes them.
+                    per_signal: contributions
+                        .into_iter()
+                        .filter({
+                            let mut seen = std::collections::HashSet::new();
+                            move |&(sig, kind, _)| seen.insert((sig, kind))
+                        })
+                        .map(|(sig, kind, eighths)| SignalContribution {
+                            signal: Arc::from(format!("s{sig}")),
+                            kind: kinds[kind],
+                            score: f64::from(eighths) / 8.0,
+                            expected: 1.0,
+                            observed: Some(f64::from(eighths)),
+                        })
+                        .collect(),
+                };
+                fast.absorb(&s);
+                absorb_every_time(&mut slow, &s);
+                proptest::prop_assert_eq!(
+                    serde_json::to_value(&fast).unwrap(),
+                    serde_json::to_value(&slow).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
