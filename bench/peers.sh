@@ -7,6 +7,8 @@
 #   bash bench/peers.sh            # defaults: 6,000,000 points per run (a few seconds each)
 #   POINTS=10000000 bash bench/peers.sh
 #   ANOMALY=off bash bench/peers.sh   # doppel without anomaly detection (default: on)
+#   INFLIGHT=32 bash bench/peers.sh   # QoS 1 messages in flight per MQTT client in the
+#                                     # pipelined run (default 16; the first MQTT run uses 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,7 @@ TWINS=${TWINS:-100}
 SIGNALS=${SIGNALS:-10}
 CONC=${CONC:-8}
 ANOMALY=${ANOMALY:-on}
+INFLIGHT=${INFLIGHT:-16}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -83,6 +86,11 @@ D_MQ=$(run --protocol mqtt --batch 100 --url "http://127.0.0.1:$DH" --mqtt 127.0
 M_MQ=$(run --protocol mqtt --batch 100 --url "http://127.0.0.1:$DH" --mqtt 127.0.0.1:$MP --no-setup)
 echo "doppel    $D_MQ"
 echo "mosquitto $M_MQ"
+echo "== MQTT QoS 1, $INFLIGHT messages in flight per client"
+D_MQP=$(run --protocol mqtt --batch 100 --inflight "$INFLIGHT" --url "http://127.0.0.1:$DH" --mqtt 127.0.0.1:$DM --no-setup)
+M_MQP=$(run --protocol mqtt --batch 100 --inflight "$INFLIGHT" --url "http://127.0.0.1:$DH" --mqtt 127.0.0.1:$MP --no-setup)
+echo "doppel    $D_MQP"
+echo "mosquitto $M_MQP"
 
 # Let InfluxDB compact what it can before measuring its disk use. doppel is measured live
 # (its WAL may not have reached a checkpoint yet) and after a clean stop (the close
@@ -93,10 +101,11 @@ I_BYTES=$(du -sb "$WORK/influx/data" "$WORK/influx/wal" | awk '{s+=$1} END {prin
 kill -TERM "$DOPPEL_PID"; wait "$DOPPEL_PID" 2>/dev/null || true
 D_BYTES=$(du -sb "$WORK/doppel/history" | cut -f1)
 
-python3 - "$D_LP" "$I_LP" "$D_MQ" "$M_MQ" "$D_BYTES" "$I_BYTES" "$D_LIVE" <<'PY'
+python3 - "$D_LP" "$I_LP" "$D_MQ" "$M_MQ" "$D_BYTES" "$I_BYTES" "$D_LIVE" "$D_MQP" "$M_MQP" "$INFLIGHT" <<'PY'
 import json, sys
 d_lp, i_lp, d_mq, m_mq = (json.loads(x) for x in sys.argv[1:5])
 d_b, i_b, d_live = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+d_mqp, m_mqp, inflight = json.loads(sys.argv[8]), json.loads(sys.argv[9]), sys.argv[10]
 def row(name, a, b, peer):
     r = a["points_per_sec"] / max(b["points_per_sec"], 1)
     print(f"| {name} | {a['points_per_sec']:,.0f} | {b['points_per_sec']:,.0f} ({peer}) | {r:.2f}× | {a['latency_ms']['p50']} / {b['latency_ms']['p50']} ms |")
@@ -104,7 +113,8 @@ print("| path | doppel points/s | peer points/s | doppel ÷ peer | p50 latency d
 print("|---|---|---|---|---|")
 row("line protocol over HTTP", d_lp, i_lp, "InfluxDB 1.6")
 row("MQTT QoS 1", d_mq, m_mq, "Mosquitto 2.0")
-pts = d_lp["points"] + d_mq["points"]
+row(f"MQTT QoS 1, {inflight} in flight per client", d_mqp, m_mqp, "Mosquitto 2.0")
+pts = d_lp["points"] + d_mq["points"] + d_mqp["points"]
 print(f"\nbytes on disk: doppel {d_b:,} after a clean stop ({d_b/pts:.1f} B/point over {pts:,} points incl. MQTT run; "
       f"live, WAL included: {d_live:,} = {d_live/pts:.1f} B/point); "
       f"InfluxDB {i_b:,} ({i_b/max(i_lp['points'],1):.1f} B/point over {i_lp['points']:,} points)")

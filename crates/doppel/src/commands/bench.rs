@@ -68,6 +68,11 @@ pub struct IngestArgs {
     /// can be compared on the same data.
     #[arg(long)]
     pub points: Option<u64>,
+    /// MQTT: QoS 1 messages each client keeps in flight (sent, not yet acknowledged). 1
+    /// measures the ack latency one message at a time; gateways pipeline (rumqttc allows
+    /// 100 by default, paho 10).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub inflight: u16,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -87,7 +92,7 @@ struct Stats {
 }
 
 /// Whether `--points` acknowledged points have been sent. Workers may overshoot by at most
-/// one batch each; the report counts what was acknowledged.
+/// one batch each (MQTT: `--inflight` batches); the report counts what was acknowledged.
 fn reached(a: &IngestArgs, stats: &Stats) -> bool {
     a.points
         .is_some_and(|p| stats.points.load(Ordering::Relaxed) >= p)
@@ -328,14 +333,20 @@ async fn mqtt_worker(
     opts.set_credentials("token", a.token.clone());
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(64 * 1024 * 1024, 64 * 1024 * 1024);
-    let (client, mut events) = AsyncClient::new(opts, 16);
+    let window = usize::from(a.inflight);
+    opts.set_inflight(a.inflight);
+    let (client, mut events) = AsyncClient::new(opts, window + 1);
     let mut seq = 0i64;
-    // One message in flight per worker: its PUBACK (durable) releases the next, so latency
-    // is the real ack latency and concurrency is the worker count.
-    let mut pending: Option<Instant> = None;
+    // At most `--inflight` messages unacknowledged per worker; each PUBACK (durable for
+    // doppel) releases the next. A broker acknowledges QoS 1 messages in the order it got
+    // them (MQTT 3.1.1, 4.6), so the oldest send time is the one an ack answers.
+    let mut pending: std::collections::VecDeque<Instant> =
+        std::collections::VecDeque::with_capacity(window);
+    let mut done = false;
     loop {
-        if pending.is_none() {
+        while !done && pending.len() < window {
             if stop.load(Ordering::Relaxed) || reached(a, stats) {
+                done = true;
                 break;
             }
             let twin = twin_id(w % a.twins);
@@ -348,11 +359,14 @@ async fn mqtt_worker(
                     body,
                 )
                 .await?;
-            pending = Some(Instant::now());
+            pending.push_back(Instant::now());
+        }
+        if done && pending.is_empty() {
+            break;
         }
         match tokio::time::timeout(Duration::from_secs(30), events.poll()).await {
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
-                if let Some(t) = pending.take() {
+                if let Some(t) = pending.pop_front() {
                     stats
                         .points
                         .fetch_add((a.batch * a.signals) as u64, Ordering::Relaxed);
