@@ -448,7 +448,10 @@ where
                 tables.configs.push(c.clone())
             })
             .map_err(fail)?;
-            place(&mut specs, ta.det.signals(), |s| tables.specs.push(s.to_vec())).map_err(fail)?;
+            place(&mut specs, ta.det.signals(), |s| {
+                tables.specs.push(s.to_vec())
+            })
+            .map_err(fail)?;
         }
         let mut head = Vec::with_capacity(HEADER_LEN + 1024);
         head.extend_from_slice(MAGIC);
