@@ -810,8 +810,11 @@ impl AlarmBook {
     }
 
     /// Puts back an alarm read from the log (the latest version of each id wins).
-    fn restore(&mut self, a: Alarm) {
+    fn restore(&mut self, mut a: Alarm) {
         let Some(n) = parse_id(&a.id) else { return };
+        // Read from JSON, its lists grew by doubling; the alarm is kept for long.
+        a.signals.shrink_to_fit();
+        a.history.shrink_to_fit();
         self.next_id = self.next_id.max(n + 1);
         let twin = a.twin.clone();
         let newer = self.latest.get(&twin).is_none_or(|&m| m <= n);
@@ -1040,6 +1043,29 @@ mod tests {
         // Back within `reopen_within`: the same alarm reopens.
         let s = score(100 * S, 0.7, true, ContributionKind::Level);
         assert_eq!(book.on_score("p1", "pump", false, &s).unwrap().1, Reopened);
+    }
+
+    #[test]
+    fn a_restored_alarm_holds_no_spare_room() {
+        let mut book = AlarmBook::new(AlarmPolicy::at_once());
+        let steps = [
+            (0, 0.1, false),
+            (S, 0.6, true),
+            (2 * S, 0.85, true),
+            (3 * S, 0.3, false),
+            (60 * S, 0.7, true),
+            (61 * S, 0.2, false),
+            (62 * S, 0.7, true),
+        ];
+        feed(&mut book, &steps);
+        let a = book.get("A-000001").unwrap().clone();
+        assert!(a.history.len() >= 5, "{:?}", a.history);
+        let mut again = AlarmBook::new(AlarmPolicy::at_once());
+        again.restore(serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap());
+        let b = again.get("A-000001").unwrap();
+        assert_eq!((&b.history, &b.signals), (&a.history, &a.signals));
+        assert_eq!(b.history.len(), b.history.capacity());
+        assert_eq!(b.signals.len(), b.signals.capacity());
     }
 
     #[test]

@@ -55,6 +55,15 @@ pub(crate) fn save(dir: &Path, catalog: &Catalog) -> Result<(), EngineError> {
 /// Replaces `path` with `bytes` atomically: a temporary file beside it, fsync, rename over
 /// `path`, fsync of the directory. A crash leaves either the old or the new content.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Replaces `path` atomically, as [`write_atomic`], with what `fill` writes to the new file;
+/// an error from `fill` leaves `path` as it was.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), EngineError> {
     let io = |source| EngineError::Persist {
         path: path.to_path_buf(),
         source,
@@ -64,7 +73,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EngineError>
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
+    fill(&mut f).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
     fs::rename(&tmp, path).map_err(io)?;

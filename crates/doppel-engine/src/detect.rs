@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -370,11 +371,11 @@ struct Record {
 /// The place of the value `a` points to in `table`, adding it on first sight (by pointer:
 /// twins share their `Arc`s, so a shard's table has an entry per model, not per twin).
 fn place<T: ?Sized>(
-    table: &mut HashMap<*const (), u32>,
+    table: &mut HashMap<usize, u32>,
     a: &Arc<T>,
     add: impl FnOnce(&T),
 ) -> Result<u32, String> {
-    let key = Arc::as_ptr(a).cast::<()>();
+    let key = Arc::as_ptr(a).cast::<()>() as usize;
     if let Some(&i) = table.get(&key) {
         return Ok(i);
     }
@@ -382,6 +383,15 @@ fn place<T: ?Sized>(
     table.insert(key, i);
     add(a);
     Ok(i)
+}
+
+/// The place [`place`] gave the value `a` points to.
+fn placed<T: ?Sized>(table: &HashMap<usize, u32>, a: &Arc<T>) -> Result<u32, String> {
+    let key = Arc::as_ptr(a).cast::<()>() as usize;
+    table
+        .get(&key)
+        .copied()
+        .ok_or_else(|| "not in the shared tables".to_string())
 }
 
 /// Appends one block (length, CRC32, payload) holding `value` as postcard.
@@ -417,56 +427,106 @@ struct AdviceRecord {
     tracker_json: Vec<u8>,
 }
 
-/// Encodes a shard's twins as a binary snapshot.
-pub(crate) fn encode<'a>(
-    twins: impl ExactSizeIterator<Item = (&'a Arc<str>, &'a TwinAnalytics)>,
-    path: &Path,
-) -> Result<Vec<u8>, EngineError> {
-    let fail = |e: String| EngineError::Persist {
+/// About how many bytes of a snapshot a save hands to the file at a time.
+pub(crate) const PIECE_BYTES: usize = 1 << 20;
+
+/// A shard's twins encoded as a binary snapshot piece by piece: the header and the shared
+/// tables (found by a first pass over the twins), then the twins' records, so that a save
+/// holds about [`PIECE_BYTES`] of it at a time rather than all of it (mid warm-up a twin's
+/// record is its warm-up readings, ~15 KB for 10 signals).
+pub(crate) struct Encoder<'p, I> {
+    twins: I,
+    configs: HashMap<usize, u32>,
+    specs: HashMap<usize, u32>,
+    /// The header and the tables block, until the first piece takes them.
+    head: Vec<u8>,
+    path: &'p Path,
+}
+
+fn encode_failed(path: &Path, e: String) -> EngineError {
+    EngineError::Persist {
         path: path.to_path_buf(),
         source: std::io::Error::other(e),
-    };
-    let mut out = Vec::with_capacity(HEADER_LEN + twins.len() * 4096);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(twins.len() as u64).to_le_bytes());
-    let crc = crc32fast::hash(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-    let mut tables = Tables {
-        configs: Vec::new(),
-        specs: Vec::new(),
-    };
-    let (mut configs, mut specs) = (HashMap::new(), HashMap::new());
-    let mut body = Vec::with_capacity(twins.len() * 4096);
-    for (twin, ta) in twins {
-        let advice = match &ta.advice {
-            Some(a) => Some(AdviceRecordRef {
-                history: &a.history,
-                next_eval: a.next_eval,
-                tracker_json: serde_json::to_vec(&a.tracker).map_err(|e| fail(e.to_string()))?,
-            }),
-            None => None,
+    }
+}
+
+impl<'a, 'p, I> Encoder<'p, I>
+where
+    I: ExactSizeIterator<Item = (&'a Arc<str>, &'a TwinAnalytics)> + Clone,
+{
+    pub(crate) fn new(twins: I, path: &'p Path) -> Result<Self, EngineError> {
+        let fail = |e: String| encode_failed(path, e);
+        let mut tables = Tables {
+            configs: Vec::new(),
+            specs: Vec::new(),
         };
-        let record = RecordRef {
-            twin,
-            config: place(&mut configs, ta.det.shared_config(), |c| {
+        let (mut configs, mut specs) = (HashMap::new(), HashMap::new());
+        for (_, ta) in twins.clone() {
+            place(&mut configs, ta.det.shared_config(), |c| {
                 tables.configs.push(c.clone())
             })
-            .map_err(fail)?,
-            specs: place(&mut specs, ta.det.signals(), |s| {
+            .map_err(fail)?;
+            place(&mut specs, ta.det.signals(), |s| {
                 tables.specs.push(s.to_vec())
             })
-            .map_err(fail)?,
-            det: &ta.det,
-            last_ts: ta.last_ts,
-            last: &ta.last,
-            advice,
-        };
-        body = push_block(body, &record).map_err(|e| fail(format!("twin {twin}: {e}")))?;
+            .map_err(fail)?;
+        }
+        let mut head = Vec::with_capacity(HEADER_LEN + 1024);
+        head.extend_from_slice(MAGIC);
+        head.extend_from_slice(&VERSION.to_le_bytes());
+        head.extend_from_slice(&(twins.len() as u64).to_le_bytes());
+        let crc = crc32fast::hash(&head);
+        head.extend_from_slice(&crc.to_le_bytes());
+        let head = push_block(head, &tables).map_err(fail)?;
+        Ok(Encoder {
+            twins,
+            configs,
+            specs,
+            head,
+            path,
+        })
     }
-    out = push_block(out, &tables).map_err(fail)?;
-    out.extend_from_slice(&body);
-    Ok(out)
+
+    /// The next piece: at least `min` bytes unless it is the last; `None` once all is out.
+    pub(crate) fn next_piece(&mut self, min: usize) -> Result<Option<Vec<u8>>, EngineError> {
+        let fail = |e: String| encode_failed(self.path, e);
+        let mut out = std::mem::take(&mut self.head);
+        out.reserve(min.min(PIECE_BYTES).saturating_sub(out.len()));
+        while out.len() < min {
+            let Some((twin, ta)) = self.twins.next() else {
+                break;
+            };
+            let advice = match &ta.advice {
+                Some(a) => Some(AdviceRecordRef {
+                    history: &a.history,
+                    next_eval: a.next_eval,
+                    tracker_json: serde_json::to_vec(&a.tracker)
+                        .map_err(|e| fail(e.to_string()))?,
+                }),
+                None => None,
+            };
+            let record = RecordRef {
+                twin,
+                config: placed(&self.configs, ta.det.shared_config()).map_err(fail)?,
+                specs: placed(&self.specs, ta.det.signals()).map_err(fail)?,
+                det: &ta.det,
+                last_ts: ta.last_ts,
+                last: &ta.last,
+                advice,
+            };
+            out = push_block(out, &record).map_err(|e| fail(format!("twin {twin}: {e}")))?;
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+/// Encodes a shard's twins as a binary snapshot, whole.
+pub(crate) fn encode<'a>(
+    twins: impl ExactSizeIterator<Item = (&'a Arc<str>, &'a TwinAnalytics)> + Clone,
+    path: &Path,
+) -> Result<Vec<u8>, EngineError> {
+    let mut enc = Encoder::new(twins, path)?;
+    Ok(enc.next_piece(usize::MAX)?.unwrap_or_default())
 }
 
 /// What a binary snapshot held: the twins it could read, and what was wrong with it.
@@ -619,6 +679,29 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
         })?;
     }
     crate::catalog_file::write_atomic(path, bytes)
+}
+
+/// Writes a snapshot that comes in pieces, atomically as [`write`] does: a `None` ends it;
+/// pieces that stop before that (the encoder failed) leave the old file in place.
+pub(crate) fn write_pieces(
+    path: &Path,
+    pieces: impl IntoIterator<Item = Option<Vec<u8>>>,
+) -> Result<(), EngineError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| EngineError::Persist {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    crate::catalog_file::write_atomic_with(path, |f| {
+        for piece in pieces {
+            match piece {
+                Some(bytes) => f.write_all(&bytes)?,
+                None => return Ok(()),
+            }
+        }
+        Err(std::io::Error::other("snapshot cut short"))
+    })
 }
 
 /// Which shard file a snapshot file name is, and whether it is the legacy JSON form.
@@ -926,6 +1009,31 @@ mod tests {
             bytes.len(),
             json.len()
         );
+    }
+
+    #[test]
+    fn a_snapshot_in_pieces_is_the_whole_snapshot_and_a_cut_one_keeps_the_old_file() {
+        let twins = learned_twins();
+        let whole = encode(twins.iter(), Path::new("x")).unwrap();
+        for min in [1, 100, 5_000, whole.len(), usize::MAX] {
+            let mut enc = Encoder::new(twins.iter(), Path::new("x")).unwrap();
+            let mut pieces = Vec::new();
+            while let Some(p) = enc.next_piece(min).unwrap() {
+                pieces.push(p);
+            }
+            assert!(pieces[..pieces.len() - 1].iter().all(|p| p.len() >= min));
+            assert_eq!(pieces.concat(), whole, "pieces of at least {min} bytes");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = state_path(dir.path(), 0);
+        let mut enc = Encoder::new(twins.iter(), &p).unwrap();
+        let pieces = std::iter::from_fn(|| enc.next_piece(100).unwrap().map(Some));
+        write_pieces(&p, pieces.chain([None])).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), whole);
+        // Pieces that stop before their end leave the file as it was.
+        let cut = vec![Some(b"doppelDS".to_vec())];
+        assert!(write_pieces(&p, cut).is_err());
+        assert_eq!(fs::read(&p).unwrap(), whole);
     }
 
     #[test]

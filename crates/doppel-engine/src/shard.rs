@@ -538,12 +538,33 @@ async fn send_alarm_input(ctx: &DetectCtx, input: AlarmInput) {
 }
 
 async fn save(ctx: &DetectCtx) -> Result<(), EngineError> {
-    // Encoded here (this task owns the detectors), written off the runtime's threads.
-    let bytes = detect::encode(ctx.detectors.twins.iter(), &ctx.state_path)?;
+    // Encoded here (this task owns the detectors) a piece at a time, each written off the
+    // runtime's threads as it comes: the whole snapshot is never in memory (mid warm-up it
+    // is many times the learned state).
+    let mut enc = detect::Encoder::new(ctx.detectors.twins.iter(), &ctx.state_path)?;
+    let (tx, mut rx) = mpsc::channel::<Option<Vec<u8>>>(2);
     let path = ctx.state_path.clone();
-    tokio::task::spawn_blocking(move || detect::write(&path, &bytes))
-        .await
-        .map_err(|_| EngineError::ShuttingDown)?
+    let writer = tokio::task::spawn_blocking(move || {
+        detect::write_pieces(&path, std::iter::from_fn(|| rx.blocking_recv()))
+    });
+    let mut encoded = Ok(());
+    loop {
+        let piece = match enc.next_piece(detect::PIECE_BYTES) {
+            Ok(piece) => piece,
+            Err(e) => {
+                encoded = Err(e);
+                break;
+            }
+        };
+        let last = piece.is_none();
+        // A closed channel means the writer failed; its error is the answer.
+        if tx.send(piece).await.is_err() || last {
+            break;
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(|_| EngineError::ShuttingDown)?;
+    encoded.and(written)
 }
 
 /// Applies one reading; returns true when no value advanced the state (a late reading).

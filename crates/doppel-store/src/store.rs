@@ -776,6 +776,9 @@ fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
     }
 }
 
+/// How long the writer thread waits for writes before it gives back its batch buffer.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The writer thread's state: the open segment and the group-commit loop.
 struct Writer {
     /// The index thread: its queue and handle (`None` once stopped).
@@ -809,9 +812,18 @@ impl Writer {
         loop {
             let first = match carry.take() {
                 Some(r) => r,
-                None => match rx.recv() {
+                None => match rx.recv_timeout(IDLE) {
                     Ok(r) => r,
-                    Err(_) => break, // every sender dropped: closed, queue drained
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Idle: the batch buffer of a busy spell (up to `max_batch_bytes`)
+                        // need not stay for the life of the process.
+                        self.buf = Vec::new();
+                        match rx.recv() {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break, // every sender dropped: closed, queue drained
                 },
             };
             if matches!(first.op, Op::Checkpoint) {
