@@ -46,6 +46,14 @@ pub async fn post_readings(
         return Err(ApiError::not_found(format!("twin `{id}` not found")));
     }
     let now = now_ns();
+    let label = json::label(json::is_array(&body));
+    if let Some(readings) = json::decode_fast(&body, Some(&id), now) {
+        let receipt = s
+            .engine
+            .ingest_readings(readings, IngestSource::Http, label)
+            .await?;
+        return Ok(Json(receipt));
+    }
     let batch = json::decode_for_twin(&body, &id, now).map_err(|_| {
         rejected(
             &s,
@@ -53,14 +61,7 @@ pub async fn post_readings(
             json::explain(&body, Some(&id), now, &s.engine.catalog()),
         )
     })?;
-    let receipt = s
-        .engine
-        .ingest(
-            batch,
-            IngestSource::Http,
-            json::label(json::is_array(&body)),
-        )
-        .await?;
+    let receipt = s.engine.ingest(batch, IngestSource::Http, label).await?;
     Ok(Json(receipt))
 }
 
@@ -75,6 +76,14 @@ pub async fn post_bulk(
     body: Bytes,
 ) -> ApiResult<Json<IngestReceipt>> {
     let now = now_ns();
+    let label = json::label(json::is_array(&body));
+    if let Some(readings) = json::decode_fast(&body, None, now) {
+        let receipt = s
+            .engine
+            .ingest_readings(readings, IngestSource::Http, label)
+            .await?;
+        return Ok(Json(receipt));
+    }
     let batch = json::decode_bulk(&body, now).map_err(|_| {
         rejected(
             &s,
@@ -82,14 +91,7 @@ pub async fn post_bulk(
             json::explain(&body, None, now, &s.engine.catalog()),
         )
     })?;
-    let receipt = s
-        .engine
-        .ingest(
-            batch,
-            IngestSource::Http,
-            json::label(json::is_array(&body)),
-        )
-        .await?;
+    let receipt = s.engine.ingest(batch, IngestSource::Http, label).await?;
     Ok(Json(receipt))
 }
 

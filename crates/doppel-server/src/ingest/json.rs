@@ -2,7 +2,13 @@
 //! `{"ts": <RFC 3339 | epoch ms>, "values": {"signal": value, ...}}` or an array of those.
 //! `ts` is optional (the server's time is used). The bulk form adds `"twin"` to each reading.
 
-use doppel_model::{parse_time, Batch, Catalog, Reading, Timestamp, ValidationErrors, Value};
+use std::borrow::Cow;
+use std::fmt;
+
+use doppel_model::{
+    parse_time, Batch, Catalog, Reading, ReadingRef, Timestamp, ValidationErrors, Value,
+};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
 /// Most readings accepted in one document.
@@ -210,6 +216,233 @@ fn decode_partial(body: &[u8], twin: Option<&str>, now: Timestamp) -> (Batch, Va
     (Batch { readings }, errs)
 }
 
+/// The fast path: a document whose every reading is well formed, read straight into
+/// readings that borrow their names from the body, without building a JSON tree (a map and
+/// a `String` per key). `None` means "not sure": any problem, and anything the tree path
+/// would read differently (escaped names, repeated keys, an empty or oversized document),
+/// sends the caller to [`decode_for_twin`] / [`decode_bulk`], which report every error.
+/// When it answers, it answers what those would (a property test checks).
+pub fn decode_fast<'a>(
+    body: &'a [u8],
+    twin: Option<&'a str>,
+    now: Timestamp,
+) -> Option<Vec<ReadingRef<'a>>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let readings = DocSeed { twin, now }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    (!readings.is_empty()).then_some(readings)
+}
+
+/// Any error: the fast path gives up, the tree path explains.
+fn bail<E: de::Error>() -> E {
+    E::custom("not on the fast path")
+}
+
+#[derive(Clone, Copy)]
+struct DocSeed<'a> {
+    twin: Option<&'a str>,
+    now: Timestamp,
+}
+
+impl<'de> DeserializeSeed<'de> for DocSeed<'de> {
+    type Value = Vec<ReadingRef<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocSeed<'de> {
+    type Value = Vec<ReadingRef<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a reading or an array of readings")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(r) = seq.next_element_seed(ReadingSeed(self))? {
+            if out.len() == MAX_READINGS {
+                return Err(bail());
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Ok(vec![read_reading(self, map)?])
+    }
+}
+
+struct ReadingSeed<'a>(DocSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for ReadingSeed<'de> {
+    type Value = ReadingRef<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ReadingSeed<'de> {
+    type Value = ReadingRef<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a reading object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        read_reading(self.0, map)
+    }
+}
+
+fn read_reading<'de, A: MapAccess<'de>>(
+    ctx: DocSeed<'de>,
+    mut map: A,
+) -> Result<ReadingRef<'de>, A::Error> {
+    let (mut ts, mut twin, mut values) = (None, None, None);
+    while let Some(key) = map.next_key::<&'de str>()? {
+        match key {
+            "ts" if ts.is_none() => ts = Some(map.next_value_seed(TsSeed(ctx.now))?),
+            "twin" if twin.is_none() => twin = Some(map.next_value::<&'de str>()?),
+            "values" if values.is_none() => values = Some(map.next_value_seed(ValuesSeed)?),
+            _ => return Err(bail()),
+        }
+    }
+    let twin = match (ctx.twin, twin) {
+        (Some(addressed), Some(named)) if named != addressed => return Err(bail()),
+        (Some(addressed), _) => addressed,
+        (None, Some(named)) => named,
+        (None, None) => return Err(bail()),
+    };
+    Ok(ReadingRef {
+        twin: Cow::Borrowed(twin),
+        ts: ts.unwrap_or(ctx.now),
+        values: values.ok_or_else(bail)?,
+    })
+}
+
+/// `ts`: RFC 3339 text, epoch milliseconds, or null (the server's time).
+struct TsSeed(Timestamp);
+
+impl<'de> DeserializeSeed<'de> for TsSeed {
+    type Value = Timestamp;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for TsSeed {
+    type Value = Timestamp;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a time")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Timestamp, E> {
+        Ok(self.0)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
+        parse_time(v).map_err(|_| bail())
+    }
+
+    fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+        ms.checked_mul(1_000_000).ok_or_else(bail)
+    }
+
+    fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+        i64::try_from(ms)
+            .map_err(|_| bail())
+            .and_then(|ms| self.visit_i64(ms))
+    }
+
+    fn visit_f64<E: de::Error>(self, ms: f64) -> Result<Timestamp, E> {
+        if ms.is_finite() && ms.abs() < 9.2e12 {
+            #[allow(clippy::cast_possible_truncation)] // |ms * 1e6| < 9.2e18 < i64::MAX
+            Ok((ms * 1e6).round() as i64)
+        } else {
+            Err(bail())
+        }
+    }
+}
+
+/// `values`: a non-empty object of distinct signal names and scalar values.
+struct ValuesSeed;
+
+impl<'de> DeserializeSeed<'de> for ValuesSeed {
+    type Value = Vec<(Cow<'de, str>, Value)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValuesSeed {
+    type Value = Vec<(Cow<'de, str>, Value)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of signal values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(Cow<'de, str>, Value)> = Vec::with_capacity(16);
+        while let Some(name) = map.next_key::<&'de str>()? {
+            // The tree keeps the last of repeated names; the engine would refuse them.
+            if out.iter().any(|(n, _)| n == name) {
+                return Err(bail());
+            }
+            out.push((Cow::Borrowed(name), map.next_value_seed(ScalarSeed)?));
+        }
+        if out.is_empty() {
+            return Err(bail());
+        }
+        Ok(out)
+    }
+}
+
+/// One value, as [`Value::from_json`] reads it.
+struct ScalarSeed;
+
+impl<'de> DeserializeSeed<'de> for ScalarSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for ScalarSeed {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number, bool or text")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        #[allow(clippy::cast_precision_loss)] // as serde_json's `Number::as_f64`
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -281,7 +514,118 @@ mod tests {
         assert_eq!(fields(e), ["ts", "values.on", "values.t", "values.zz"]);
     }
 
+    /// JSON text of reading documents, mostly well formed, with the cases the two paths
+    /// could read differently: escaped and repeated names, big and fractional numbers, null,
+    /// nested values, unknown keys, a twin that is not the addressed one.
+    fn arb_doc() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            4 => (-1_000_000i64..1_000_000).prop_map(|i| i.to_string()),
+            4 => (-1e6f64..1e6).prop_map(|f| format!("{f}")),
+            1 => Just("12345678901234567890".to_string()),
+            1 => Just("-9223372036854775809".to_string()),
+            1 => Just("1e400".to_string()),
+            1 => Just("true".to_string()),
+            1 => Just("\"on\"".to_string()),
+            1 => Just("\"a\\\"b\"".to_string()),
+            1 => Just("null".to_string()),
+            1 => Just("[1]".to_string()),
+        ];
+        let name = prop_oneof![
+            6 => "[a-d]".prop_map(|n| format!("\"{n}\"")),
+            1 => Just("\"a\\u0062\"".to_string()),
+        ];
+        let values = proptest::collection::vec((name, value), 0..5).prop_map(|kv| {
+            let body: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{{{}}}", body.join(", "))
+        });
+        let ts = prop_oneof![
+            3 => (0i64..2_000_000_000_000).prop_map(|t| t.to_string()),
+            1 => (0f64..2e12).prop_map(|t| format!("{t}")),
+            2 => Just("\"2026-12-02T10:00:00.5Z\"".to_string()),
+            1 => Just("\"2026-13-02T10:00:00Z\"".to_string()),
+            1 => Just("null".to_string()),
+            1 => Just("99999999999999999".to_string()),
+            1 => Just("true".to_string()),
+        ];
+        let twin = prop_oneof![
+            4 => Just("\"p1\"".to_string()),
+            1 => Just("\"p2\"".to_string()),
+            1 => Just("\"p\\u0031\"".to_string()),
+            1 => Just("1".to_string()),
+        ];
+        let reading = (
+            proptest::collection::vec(values, 1..3),
+            proptest::option::of(ts),
+            proptest::option::of(twin),
+            proptest::bool::weighted(0.1),
+            0usize..4,
+        )
+            .prop_map(|(values, ts, twin, extra, turn)| {
+                // Mostly one `values`; sometimes a repeated one, an unknown key.
+                let mut e: Vec<String> = values
+                    .into_iter()
+                    .take(if extra { 2 } else { 1 })
+                    .map(|v| format!("\"values\": {v}"))
+                    .collect();
+                e.extend(ts.map(|t| format!("\"ts\": {t}")));
+                e.extend(twin.map(|t| format!("\"twin\": {t}")));
+                if extra && turn == 0 {
+                    e.push("\"x\": 1".to_string());
+                }
+                let k = turn % e.len();
+                e.rotate_left(k);
+                format!("{{{}}}", e.join(", "))
+            });
+        prop_oneof![
+            reading.clone(),
+            proptest::collection::vec(reading, 0..4).prop_map(|r| format!("[{}]", r.join(","))),
+        ]
+    }
+
     proptest! {
+        // The fast path answers for about one generated document in ten.
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Whenever the fast path reads a document, the tree path reads the same readings.
+        #[test]
+        fn fast_path_reads_what_the_tree_reads(
+            doc in arb_doc(),
+            bulk in any::<bool>(),
+        ) {
+            let twin = (!bulk).then_some("p1");
+            if let Some(fast) = decode_fast(doc.as_bytes(), twin, 7) {
+                let tree = decode(doc.as_bytes(), twin, 7);
+                prop_assert!(tree.is_ok(), "{doc}: fast read it, the tree refused: {tree:?}");
+                let tree = tree.unwrap();
+                let sorted = |mut v: Vec<(String, Value)>| { v.sort_by(|a, b| a.0.cmp(&b.0)); v };
+                let fast: Vec<_> = fast.into_iter().map(|r| {
+                    let r = r.into_owned();
+                    (r.twin, r.ts, sorted(r.values))
+                }).collect();
+                let tree: Vec<_> = tree.readings.into_iter().map(|r| (r.twin, r.ts, sorted(r.values))).collect();
+                prop_assert_eq!(fast, tree, "{}", doc);
+            }
+        }
+
+        /// Well-formed documents do take the fast path.
+        #[test]
+        fn wellformed_documents_take_the_fast_path(
+            readings in proptest::collection::vec(
+                (proptest::option::of(-1_000_000_000i64..1_000_000_000_000), proptest::collection::btree_map("[a-z]{1,6}", -1e6f64..1e6, 1..6)),
+                1..5),
+        ) {
+            let items: Vec<Json> = readings.iter().map(|(ts, values)| {
+                let mut o = serde_json::json!({"twin": "p1", "values": values});
+                if let Some(ts) = ts { o["ts"] = serde_json::json!(ts); }
+                o
+            }).collect();
+            let doc = serde_json::to_vec(&items).unwrap();
+            let fast = decode_fast(&doc, None, 7);
+            prop_assert!(fast.is_some());
+            let tree = decode_bulk(&doc, 7).unwrap();
+            prop_assert_eq!(fast.unwrap().len(), tree.readings.len());
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_for_twin(&body, "p", 0);

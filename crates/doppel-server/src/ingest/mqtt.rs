@@ -384,19 +384,30 @@ impl Hooks {
                 &msg,
             );
         }
-        let batch = match json::decode_for_twin(payload, twin, now_ns()) {
-            Ok(b) => b,
-            Err(e) => {
-                let msg = e.to_string();
-                return refusal.client_fault(
-                    Some("decode"),
-                    PublishAckReason::PayloadFormatInvalid,
-                    &msg,
-                );
+        let now = now_ns();
+        let label = json::label(json::is_array(payload));
+        let ingested = match json::decode_fast(payload, Some(twin), now) {
+            Some(readings) => {
+                engine
+                    .ingest_readings(readings, IngestSource::Mqtt, label)
+                    .await
+            }
+            None => {
+                let batch = match json::decode_for_twin(payload, twin, now) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let msg = e.to_string();
+                        return refusal.client_fault(
+                            Some("decode"),
+                            PublishAckReason::PayloadFormatInvalid,
+                            &msg,
+                        );
+                    }
+                };
+                engine.ingest(batch, IngestSource::Mqtt, label).await
             }
         };
-        let label = json::label(json::is_array(payload));
-        match engine.ingest(batch, IngestSource::Mqtt, label).await {
+        match ingested {
             Ok(_) => PublishAclResult::allow(),
             Err(e) => match e {
                 // The engine has counted these itself (as "invalid" and "storage").
