@@ -111,8 +111,7 @@ impl TwinAnalytics {
 
 /// The reading's numeric values as `(signal, value)`. Names borrowed, not cloned: the
 /// interned `Arc`s are shared by every thread, and touching their counts for every value
-/// would make cores fight over them.
-/// The numeric values of `r`, in `buf`'s allocation (see [`recycle`]).
+/// would make cores fight over them. Built in `buf`'s allocation (see [`recycle`]).
 fn numeric_values<'r>(r: &'r ValidatedReading, buf: Vec<(&str, f64)>) -> Vec<(&'r str, f64)> {
     let mut out = recycle(buf);
     out.extend(r.values.iter().filter_map(|(name, v)| match v {
@@ -270,9 +269,11 @@ impl Detectors {
     /// nothing was scored (no numeric value, or a reading older than the last one scored:
     /// detectors learn in time order only).
     pub fn observe(&mut self, catalog: &Catalog, r: &ValidatedReading) -> Option<(bool, &Score)> {
-        let values = numeric_values(r, std::mem::take(&mut self.values_buf));
-        if values.is_empty() {
-            self.values_buf = recycle(values);
+        if !r
+            .values
+            .iter()
+            .any(|(_, v)| matches!(v, Value::Float(_) | Value::Int(_)))
+        {
             return None;
         }
         if !self.twins.contains_key(&r.twin) {
@@ -291,16 +292,13 @@ impl Detectors {
                 },
             );
         }
-        let Some(ta) = self.twins.get_mut(&r.twin) else {
-            self.values_buf = recycle(values);
-            return None;
-        };
+        let ta = self.twins.get_mut(&r.twin)?;
         if r.ts < ta.last_ts {
-            self.values_buf = recycle(values);
             return None;
         }
         ta.last_ts = r.ts;
         let was = ta.det.in_alarm();
+        let values = numeric_values(r, std::mem::take(&mut self.values_buf));
         let score = ta.det.observe(r.ts, &values);
         self.values_buf = recycle(values);
         Some((was, &*ta.last.insert(score)))

@@ -345,30 +345,23 @@ pub(crate) fn encode(points: &[Point]) -> Option<(Vec<u8>, Summary)> {
 
 /// [`encode`] as the series' seal hint says (see `codec/hint.rs`), updating it.
 pub(crate) fn encode_hinted(points: &[Point], hint: &mut SealHint) -> Option<(Vec<u8>, Summary)> {
-    encode_with(points, Some(Hinting::Update(hint)))
+    encode_with(points, Some(hint))
 }
 
 /// [`encode_hinted`] for a small chunk: follows `hint` without exploring or changing it
-/// (see [`SealHint::encode_columns_followed`]).
+/// (see [`SealHint::followed`]).
 pub(crate) fn encode_followed(points: &[Point], hint: &SealHint) -> Option<(Vec<u8>, Summary)> {
-    encode_with(points, Some(Hinting::Follow(hint)))
+    encode_with(points, Some(&mut hint.followed()))
 }
 
-/// How a seal uses its series' hint.
-enum Hinting<'h> {
-    Update(&'h mut SealHint),
-    Follow(&'h SealHint),
-}
-
-fn encode_with(points: &[Point], hint: Option<Hinting<'_>>) -> Option<(Vec<u8>, Summary)> {
+fn encode_with(points: &[Point], hint: Option<&mut SealHint>) -> Option<(Vec<u8>, Summary)> {
     let summary = Summary::of(points)?;
     let ts: Vec<i64> = points.iter().map(|p| p.ts).collect();
     let values: Vec<Value> = points.iter().map(|p| p.value.clone()).collect();
     let mut tcol = Vec::new();
     let mut vcol = Vec::with_capacity(points.len() * 2 + 8);
     match hint {
-        Some(Hinting::Update(h)) => h.encode_columns(&ts, &values, &mut tcol, &mut vcol),
-        Some(Hinting::Follow(h)) => h.encode_columns_followed(&ts, &values, &mut tcol, &mut vcol),
+        Some(h) => h.encode_columns(&ts, &values, &mut tcol, &mut vcol),
         None => {
             codec::encode_timestamps(&ts, &mut tcol);
             codec::encode_values(&values, &mut vcol);

@@ -630,11 +630,14 @@ mod tests {
         fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_for_twin(&body, "p", 0);
             let _ = decode_bulk(&body, 0);
+            let _ = decode_fast(&body, Some("p"), 0);
+            let _ = decode_fast(&body, None, 0);
         }
 
         #[test]
         fn arbitrary_json_never_panics(s in r#"[\[\]{}",:0-9a-z .eE+-]{0,80}"#) {
             let _ = decode_for_twin(s.as_bytes(), "p", 0);
+            let _ = decode_fast(s.as_bytes(), None, 0);
         }
     }
 }

@@ -131,25 +131,20 @@ impl SealHint {
         self.ts_cost = c;
     }
 
-    /// The same columns as [`Self::encode_columns`], following the hint as it stands: never
-    /// exploring (unless there is no hint yet) and leaving the hint unchanged. For chunks
-    /// too small to judge a codec by, such as the buffers a checkpoint seals early: with
-    /// pco's per-column overhead spread over few points, their bytes a point say little
+    /// This hint made to be followed as it stands: [`Self::encode_columns`] with the copy
+    /// never explores (unless there is no hint yet) and the original stays unchanged. For
+    /// chunks too small to judge a codec by, such as the buffers a checkpoint seals early:
+    /// with pco's per-column overhead spread over few points, their bytes a point say little
     /// about the next full chunk, and exploring all candidates for each costs a checkpoint
     /// most of its time.
-    pub fn encode_columns_followed(
-        &self,
-        ts: &[i64],
-        values: &[Value],
-        tcol: &mut Vec<u8>,
-        vcol: &mut Vec<u8>,
-    ) {
+    #[must_use]
+    pub fn followed(&self) -> SealHint {
         let mut h = *self;
         // One seal left before exploring, and a last cost nothing can be worse than.
         h.values = (h.values & VALUES_BITS) | 1 << 3;
         h.value_cost = u16::MAX;
         h.ts_cost = u16::MAX;
-        h.encode_columns(ts, values, tcol, vcol);
+        h
     }
 
     /// Appends the value column; returns what the low bits of `values` should say now.
@@ -346,13 +341,13 @@ mod tests {
             let (mut tcol, mut vcol) = (Vec::new(), Vec::new());
             let n = ts.len().min(values.len());
             let (ts, values) = (&ts[..n], &values[..n]);
-            hint.encode_columns_followed(ts, values, &mut tcol, &mut vcol);
+            hint.followed().encode_columns(ts, values, &mut tcol, &mut vcol);
             prop_assert_eq!(decode_timestamps(&tcol, n).unwrap(), ts.to_vec());
             let back = decode_values(&vcol, n).unwrap();
             prop_assert!(same(&back, values), "{:?} -> {:?}", values, back);
-            // The hint is only borrowed: the same call again gives the same bytes.
+            // The original hint is unchanged: following it again gives the same bytes.
             let (mut t2, mut v2) = (Vec::new(), Vec::new());
-            hint.encode_columns_followed(ts, values, &mut t2, &mut v2);
+            hint.followed().encode_columns(ts, values, &mut t2, &mut v2);
             prop_assert_eq!((t2, v2), (tcol, vcol));
         }
     }
