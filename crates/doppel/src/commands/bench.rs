@@ -5,6 +5,11 @@
 //! token), then for `--duration` sends batches of `--batch` readings from `--concurrency`
 //! workers over one protocol: doppel's HTTP JSON, InfluxDB line protocol, or MQTT QoS 1.
 //! Each request or message counts only when acknowledged (HTTP 2xx / PUBACK).
+//!
+//! With `--points`, every worker encodes its share of the bodies before the clock starts
+//! (as TSBS generates its data before loading it), so the generator's own formatting does
+//! not take CPU from the server being measured on the same machine; a worker that sends
+//! more than its share encodes the rest as it goes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,6 +78,9 @@ pub struct IngestArgs {
     /// 100 by default, paho 10).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub inflight: u16,
+    /// With --points, encode the bodies while sending instead of before the run.
+    #[arg(long)]
+    pub no_pregenerate: bool,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
@@ -190,6 +198,52 @@ fn json_readings(a: &IngestArgs, worker: usize, seq: &mut i64, twin: Option<&str
     serde_json::to_string(&out).unwrap_or_default()
 }
 
+/// A worker's bodies, in sending order: those encoded before the run, then new ones.
+struct Bodies {
+    worker: usize,
+    seq: i64,
+    ready: std::collections::VecDeque<bytes::Bytes>,
+}
+
+impl Bodies {
+    /// Encodes `count` bodies ahead (none without `--points` or with `--no-pregenerate`).
+    fn new(a: &IngestArgs, worker: usize) -> Self {
+        let mut b = Bodies {
+            worker,
+            seq: 0,
+            ready: Default::default(),
+        };
+        if let (Some(points), false) = (a.points, a.no_pregenerate) {
+            let per_body = (a.batch * a.signals).max(1) as u64;
+            let count = points
+                .div_ceil(per_body)
+                .div_ceil(a.concurrency.max(1) as u64)
+                + 1;
+            for _ in 0..count {
+                let body = b.encode(a);
+                b.ready.push_back(body);
+            }
+        }
+        b
+    }
+
+    fn encode(&mut self, a: &IngestArgs) -> bytes::Bytes {
+        let w = self.worker;
+        bytes::Bytes::from(match a.protocol {
+            Protocol::Lp => lp_body(a, w, &mut self.seq),
+            Protocol::Http => json_readings(a, w, &mut self.seq, None),
+            Protocol::Mqtt => json_readings(a, w, &mut self.seq, Some(&twin_id(w % a.twins))),
+        })
+    }
+
+    fn next(&mut self, a: &IngestArgs) -> bytes::Bytes {
+        match self.ready.pop_front() {
+            Some(b) => b,
+            None => self.encode(a),
+        }
+    }
+}
+
 #[allow(clippy::print_stdout)]
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
@@ -205,14 +259,39 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         latency_us: Mutex::new(Histogram::new(3)?),
     });
     let stop = Arc::new(AtomicBool::new(false));
+    let encoding = Instant::now();
+    let bodies: Vec<Bodies> = {
+        let a = &a;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..a.concurrency)
+                .map(|w| s.spawn(move || Bodies::new(a, w)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("encoding bodies failed"))
+                })
+                .collect::<anyhow::Result<_>>()
+        })?
+    };
+    if a.points.is_some() && !a.no_pregenerate {
+        eprintln!(
+            "encoded {} bodies in {:.2} s before the run",
+            bodies.iter().map(|b| b.ready.len()).sum::<usize>(),
+            encoding.elapsed().as_secs_f64()
+        );
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..a.concurrency {
+    for bodies in bodies {
         let (a, stats, stop, client) = (a.clone(), stats.clone(), stop.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             match a.protocol {
-                Protocol::Http | Protocol::Lp => http_worker(&a, w, &client, &stats, &stop).await,
-                Protocol::Mqtt => mqtt_worker(&a, w, &stats, &stop).await,
+                Protocol::Http | Protocol::Lp => {
+                    http_worker(&a, bodies, &client, &stats, &stop).await
+                }
+                Protocol::Mqtt => mqtt_worker(&a, bodies, &stats, &stop).await,
             }
         }));
     }
@@ -264,28 +343,20 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
 
 async fn http_worker(
     a: &IngestArgs,
-    w: usize,
+    mut bodies: Bodies,
     client: &reqwest::Client,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut seq = 0i64;
+    let (url, ctype) = match a.protocol {
+        Protocol::Lp => (format!("{}{}", a.url, a.lp_path), "text/plain"),
+        _ => (format!("{}/api/v1/readings", a.url), "application/json"),
+    };
     while !stop.load(Ordering::Relaxed) && !reached(a, stats) {
-        let (url, body, ctype) = match a.protocol {
-            Protocol::Lp => (
-                format!("{}{}", a.url, a.lp_path),
-                lp_body(a, w, &mut seq),
-                "text/plain",
-            ),
-            _ => (
-                format!("{}/api/v1/readings", a.url),
-                json_readings(a, w, &mut seq, None),
-                "application/json",
-            ),
-        };
+        let body = bodies.next(a);
         let t = Instant::now();
         let r = client
-            .post(url)
+            .post(&url)
             .bearer_auth(&a.token)
             .header("content-type", ctype)
             .body(body)
@@ -320,7 +391,7 @@ async fn http_worker(
 
 async fn mqtt_worker(
     a: &IngestArgs,
-    w: usize,
+    mut bodies: Bodies,
     stats: &Stats,
     stop: &AtomicBool,
 ) -> anyhow::Result<()> {
@@ -329,6 +400,7 @@ async fn mqtt_worker(
         .mqtt
         .rsplit_once(':')
         .context("--mqtt must be host:port")?;
+    let w = bodies.worker;
     let mut opts = MqttOptions::new(format!("doppel-bench-{w}"), host, port.parse()?);
     opts.set_credentials("token", a.token.clone());
     opts.set_keep_alive(Duration::from_secs(30));
@@ -336,7 +408,7 @@ async fn mqtt_worker(
     let window = usize::from(a.inflight);
     opts.set_inflight(a.inflight);
     let (client, mut events) = AsyncClient::new(opts, window + 1);
-    let mut seq = 0i64;
+    let topic = format!("doppel/twins/{}/readings", twin_id(w % a.twins));
     // At most `--inflight` messages unacknowledged per worker; each PUBACK (durable for
     // doppel) releases the next. A broker acknowledges QoS 1 messages in the order it got
     // them (MQTT 3.1.1, 4.6), so the oldest send time is the one an ack answers.
@@ -349,15 +421,8 @@ async fn mqtt_worker(
                 done = true;
                 break;
             }
-            let twin = twin_id(w % a.twins);
-            let body = json_readings(a, w, &mut seq, Some(&twin));
             client
-                .publish(
-                    format!("doppel/twins/{twin}/readings"),
-                    QoS::AtLeastOnce,
-                    false,
-                    body,
-                )
+                .publish_bytes(topic.as_str(), QoS::AtLeastOnce, false, bodies.next(a))
                 .await?;
             pending.push_back(Instant::now());
         }
