@@ -489,8 +489,6 @@ impl Engine {
                 .inc();
             return Err(e);
         }
-        // The store let go of the batch before answering; a copy only if it did not.
-        let validated = Arc::try_unwrap(validated).unwrap_or_else(|shared| (*shared).clone());
         let late = self.apply(validated, catalog).await?;
         self.metrics
             .ingest_points
@@ -524,25 +522,30 @@ impl Engine {
         }
     }
 
+    /// Hands each shard its part of a durable batch (shared, not copied: the store's index
+    /// thread may still be reading it) and waits until every part is applied.
     async fn apply(
         &self,
-        batch: ValidatedBatch,
+        batch: Arc<ValidatedBatch>,
         catalog: Arc<Catalog>,
     ) -> Result<usize, EngineError> {
         let n = self.shards.len();
-        let mut per_shard: Vec<Vec<_>> = (0..n).map(|_| Vec::new()).collect();
-        for r in batch.readings {
-            per_shard[shard::shard_of(&r.twin, n)].push(r);
+        let mut per_shard: Vec<Vec<u32>> = (0..n).map(|_| Vec::new()).collect();
+        for (i, r) in batch.readings.iter().enumerate() {
+            per_shard[shard::shard_of(&r.twin, n)].push(i as u32);
         }
         let mut waits = Vec::new();
-        for (i, readings) in per_shard.into_iter().enumerate() {
-            if readings.is_empty() {
+        for (i, which) in per_shard.into_iter().enumerate() {
+            if which.is_empty() {
                 continue;
             }
             let (done, rx) = oneshot::channel();
             self.shards[i]
                 .send(ShardCmd::Apply {
-                    readings,
+                    readings: shard::ShardPart {
+                        batch: batch.clone(),
+                        which,
+                    },
                     catalog: catalog.clone(),
                     done,
                 })

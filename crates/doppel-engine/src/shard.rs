@@ -90,10 +90,26 @@ const DETECT_QUEUE: usize = 4;
 /// How often a shard saves its detectors when they have learned something new.
 const SAVE_EVERY: Duration = Duration::from_secs(60);
 
+/// A shard's part of a durable batch: the batch, shared with the store's index thread and
+/// the other shards (no reading is copied), and which of its readings are the shard's.
+pub(crate) struct ShardPart {
+    pub(crate) batch: Arc<ValidatedBatch>,
+    /// Indexes into `batch.readings`, ascending.
+    pub(crate) which: Vec<u32>,
+}
+
+impl ShardPart {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &ValidatedReading> {
+        self.which
+            .iter()
+            .filter_map(|&i| self.batch.readings.get(i as usize))
+    }
+}
+
 pub(crate) enum ShardCmd {
     /// Apply readings (already durable); answers how many were late.
     Apply {
-        readings: Vec<ValidatedReading>,
+        readings: ShardPart,
         /// The catalog the readings were validated against (models for new detectors).
         catalog: Arc<Catalog>,
         done: oneshot::Sender<usize>,
@@ -164,7 +180,7 @@ pub(crate) struct ShardCtx {
 enum DetectCmd {
     /// Score readings the shard has applied (in its order, so in each twin's time order).
     Observe {
-        readings: Vec<ValidatedReading>,
+        readings: ShardPart,
         catalog: Arc<Catalog>,
     },
     Health {
@@ -273,7 +289,7 @@ async fn run(
                 done,
             } => {
                 let mut late_count = 0;
-                for r in &readings {
+                for r in readings.iter() {
                     let live = twins.entry(r.twin.clone()).or_default();
                     let late = apply(live, r.ts, &r.values);
                     if late {
@@ -418,7 +434,7 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                 let mut scores = Vec::new();
                 let mut alarm_inputs = Vec::new();
                 let mut advice_msgs = Vec::new();
-                for r in &readings {
+                for r in readings.iter() {
                     if let Some((was, score)) = ctx.detectors.observe(&catalog, r) {
                         learned = true;
                         if !score.warming_up {

@@ -36,12 +36,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
 use doppel_model::{Timestamp, ValidatedBatch};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::collections::BTreeMap;
 
 use crate::checkpoint::{self, Checkpointer, SegMeta, Step};
@@ -110,10 +110,59 @@ struct Request {
     done: Done,
 }
 
+/// Which group commits queries see. The writer numbers each durable group, hands it to the
+/// index thread and then completes its writers at once, on its own thread, while the index
+/// thread applies it (so applying one group overlaps the next group's write and fsync, and
+/// the writers' own work after their acknowledgement). A query first waits until the index
+/// thread has applied every group numbered when it started: a write is visible to every
+/// query made after its acknowledgement.
+#[derive(Default)]
+struct Visibility {
+    /// Number of the last group whose writers were (or are being) told it is durable.
+    committed: AtomicU64,
+    /// Number of the last group in the index (`u64::MAX` once the index thread is gone:
+    /// nothing more will be applied, queries answer from what is there).
+    applied: AtomicU64,
+    lock: Mutex<()>,
+    changed: Condvar,
+}
+
+impl Visibility {
+    fn applied_up_to(&self, group: u64) {
+        self.applied.fetch_max(group, Ordering::AcqRel);
+        // Taking the lock orders this with a waiter between its check and its sleep.
+        drop(self.lock.lock());
+        self.changed.notify_all();
+    }
+
+    /// Returns once every group committed before the call is in the index.
+    fn wait(&self) {
+        let want = self.committed.load(Ordering::Acquire);
+        if self.applied.load(Ordering::Acquire) >= want {
+            return;
+        }
+        let mut guard = self.lock.lock();
+        while self.applied.load(Ordering::Acquire) < want {
+            self.changed.wait(&mut guard);
+        }
+    }
+}
+
+/// Lets queries through if the index thread stops, even by a panic: they then answer from
+/// what the index holds instead of waiting for groups nobody will apply.
+struct OpenGate<'a>(&'a Visibility);
+
+impl Drop for OpenGate<'_> {
+    fn drop(&mut self) {
+        self.0.applied_up_to(u64::MAX);
+    }
+}
+
 /// State shared by the handle and the writer thread.
 pub(crate) struct Shared {
     dir: PathBuf,
     pub(crate) index: RwLock<Index>,
+    visible: Visibility,
     pub(crate) wal_bytes: AtomicU64,
     pub(crate) segment_bytes: AtomicU64,
     pub(crate) segment_files: AtomicU64,
@@ -211,6 +260,7 @@ impl Store {
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             index: RwLock::new(index),
+            visible: Visibility::default(),
             wal_bytes: AtomicU64::new(wal_bytes),
             segment_bytes: AtomicU64::new(0),
             segment_files: AtomicU64::new(0),
@@ -227,7 +277,7 @@ impl Store {
             manifest,
         };
         ckpt.publish(&shared);
-        let (apply_tx, apply_rx) = mpsc::channel();
+        let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_QUEUE);
         let index_shared = shared.clone();
         let index_handle = thread::Builder::new()
             .name("doppel-index".into())
@@ -244,6 +294,7 @@ impl Store {
             file,
             seg_len,
             failed: None,
+            group: 0,
             buf: Vec::new(),
             ckpt,
             unsaved,
@@ -265,16 +316,17 @@ impl Store {
     }
 
     /// Appends `rows` and returns once they are durable and visible to queries. Must not be
-    /// called from a [`Store::write_with`] completion (that runs on the store's index thread,
-    /// which would then wait for itself); use `write_with` there.
+    /// called from a [`Store::write_with`] completion (that runs on the store's writer
+    /// thread, which would then wait for itself); use `write_with` there.
     pub fn write(&self, rows: Vec<Row>) -> Result<(), StoreError> {
         self.wait(|done| self.write_with(rows, done))
     }
 
-    /// Queues `rows` and returns at once; `done` runs on the store's index thread after the
-    /// group commit holding them is durable and applied, with its outcome. If the request is refused outright (store
-    /// closed, a row the WAL cannot hold) `done` runs on the calling thread before this
-    /// returns.
+    /// Queues `rows` and returns at once; `done` runs on the store's writer thread once the
+    /// group commit holding them is durable, with its outcome; every query made after that
+    /// sees them (it waits for the index thread, which applies the group meanwhile). If the
+    /// request is refused outright (store closed, a row the WAL cannot hold) `done` runs on
+    /// the calling thread before this returns.
     pub fn write_with(
         &self,
         rows: Vec<Row>,
@@ -303,8 +355,7 @@ impl Store {
     /// (same durability, same `done`). Its WAL record is a readings record (each reading's
     /// twin and time once), and the index thread applies the batch from the caller's
     /// readings: no `Row` per point, and no name shared across threads has its reference
-    /// count touched per point. The store drops its reference before `done` runs, so the
-    /// caller may `Arc::try_unwrap` the batch from there.
+    /// count touched per point. The index thread may still hold the batch when `done` runs.
     pub fn write_batch_with(
         &self,
         batch: Arc<ValidatedBatch>,
@@ -397,10 +448,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Point>, StoreError> {
         query::check_range(from, to)?;
-        self.shared
-            .index
-            .read()
-            .range(twin, signal, from, to, limit)
+        self.index().range(twin, signal, from, to, limit)
     }
 
     /// Aggregates of one series per `step`-wide bucket aligned to the epoch
@@ -421,10 +469,7 @@ impl Store {
         agg: Agg,
     ) -> Result<Vec<Bucket>, StoreError> {
         query::check_downsample(from, to, step)?;
-        self.shared
-            .index
-            .read()
-            .downsample(twin, signal, from, to, step, agg)
+        self.index().downsample(twin, signal, from, to, step, agg)
     }
 
     /// The times of the first and the last data of one series that [`Store::downsample`] at
@@ -436,7 +481,7 @@ impl Store {
         signal: &str,
         step: i64,
     ) -> Option<(Timestamp, Timestamp)> {
-        self.shared.index.read().downsample_span(twin, signal, step)
+        self.index().downsample_span(twin, signal, step)
     }
 
     /// The latest point of one series.
@@ -446,24 +491,24 @@ impl Store {
 
     /// The latest point of one series with `ts <= at`.
     pub fn last_at(&self, twin: &str, signal: &str, at: Timestamp) -> Option<Point> {
-        self.shared.index.read().last_at(twin, signal, at)
+        self.index().last_at(twin, signal, at)
     }
 
     /// The state of a twin at time `at`: for each of its signals the latest point with
     /// `ts <= at` (signals without one are left out), sorted by signal name.
     pub fn as_of(&self, twin: &str, at: Timestamp) -> Vec<(Arc<str>, Point)> {
-        self.shared.index.read().as_of(twin, at)
+        self.index().as_of(twin, at)
     }
 
     /// The last point of every series as (twin, signal, point), sorted by twin then signal;
     /// what the engine needs to rebuild live state at startup.
     pub fn latest_all(&self) -> Vec<(Arc<str>, Arc<str>, Point)> {
-        self.shared.index.read().latest_all()
+        self.index().latest_all()
     }
 
     /// Series and point counts, chunk counts, and the bytes of WAL and segment files.
     pub fn stats(&self) -> StoreStats {
-        let index = self.shared.index.read();
+        let index = self.index();
         let (chunks, open_points, rollup_blocks, rollup_bytes) = index.chunk_counts();
         StoreStats {
             series: index.series_count(),
@@ -481,7 +526,7 @@ impl Store {
 
     /// [`StoreStats`] per series, sorted by (twin, signal).
     pub fn series_stats(&self) -> Vec<SeriesStats> {
-        self.shared.index.read().series_stats()
+        self.index().series_stats()
     }
 
     /// Commits everything already queued, fsyncs, and stops the writer thread. Later writes
@@ -494,9 +539,9 @@ impl Store {
         // Dropping the only sender lets the writer drain the queue and then see the end.
         self.tx.write().take();
         if on_writer {
-            // Called from a completion (on the index thread, or on the writer thread if the
-            // index thread is gone): the writer cannot be joined from here; it stops by
-            // itself once this callback returns and the queue is empty.
+            // Called from a completion (they run on the writer thread): the writer cannot be
+            // joined from here; it stops by itself once this callback returns and the queue
+            // is empty.
             return Ok(());
         }
         let mut writer = self.writer.lock();
@@ -510,6 +555,12 @@ impl Store {
                 Err(StoreError::Closed)
             }
         }
+    }
+
+    /// The index for a query, once it holds every write acknowledged so far.
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.shared.visible.wait();
+        self.shared.index.read()
     }
 
     fn submit(&self, req: Request) {
@@ -715,20 +766,22 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, "fsync directory", e))
 }
 
+/// Group commits the writer may have handed the index thread before it waits for it: bounds
+/// the memory of a writer that runs ahead of the index.
+const APPLY_QUEUE: usize = 8;
+
 /// What the writer thread hands the index thread, in WAL order.
 enum Apply {
-    /// Durable requests: apply them to the index, then complete them with `Ok`.
-    Commit(Vec<(Op, Done)>),
-    /// Requests to complete with these outcomes (a failed group commit, a checkpoint).
-    Complete(Vec<(Done, Result<(), StoreError>)>),
+    /// A durable group commit (numbered, see [`Visibility`]): apply it to the index.
+    Commit(u64, Vec<Op>),
     /// Answered once everything sent before it is in the index.
-    Barrier(mpsc::SyncSender<()>),
+    Barrier(SyncSender<()>),
 }
 
-/// The index thread: applies durable group commits to the index and calls completions.
-/// Whatever is queued is applied under one index lock, and completions run after the lock
-/// is released (they may query the store).
+/// The index thread: applies durable group commits to the index. Whatever is queued is
+/// applied under one index lock.
 fn apply_loop(shared: &Shared, rx: Receiver<Apply>) {
+    let _gate = OpenGate(&shared.visible);
     let mut pending = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
@@ -737,13 +790,15 @@ fn apply_loop(shared: &Shared, rx: Receiver<Apply>) {
     }
 }
 
-/// Applies and completes `pending` (emptied), in order.
+/// Applies `pending` (emptied), in order, then tells queries and barriers.
 fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
-    if pending.iter().any(|m| matches!(m, Apply::Commit(_))) {
+    let mut applied = None;
+    if pending.iter().any(|m| matches!(m, Apply::Commit(..))) {
         let mut index = shared.index.write();
         for m in pending.iter_mut() {
-            if let Apply::Commit(reqs) = m {
-                for (op, _) in reqs.iter_mut() {
+            if let Apply::Commit(group, ops) = m {
+                applied = Some(*group);
+                for op in ops.iter_mut() {
                     match std::mem::replace(op, Op::Checkpoint) {
                         Op::Rows(rows) => index.insert_all(rows),
                         Op::Batch(batch) => index.insert_batch(&batch),
@@ -759,19 +814,12 @@ fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
             }
         }
     }
-    // Barriers first: the writer waits on them, not on the completions.
-    pending.retain_mut(|m| match m {
-        Apply::Barrier(tx) => {
-            let _ = tx.send(());
-            false
-        }
-        _ => true,
-    });
+    if let Some(group) = applied {
+        shared.visible.applied_up_to(group);
+    }
     for m in pending.drain(..) {
-        match m {
-            Apply::Commit(reqs) => reqs.into_iter().for_each(|(_, d)| complete(d, Ok(()))),
-            Apply::Complete(reqs) => reqs.into_iter().for_each(|(d, r)| complete(d, r)),
-            Apply::Barrier(_) => {}
+        if let Apply::Barrier(tx) = m {
+            let _ = tx.send(());
         }
     }
 }
@@ -782,7 +830,7 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The writer thread's state: the open segment and the group-commit loop.
 struct Writer {
     /// The index thread: its queue and handle (`None` once stopped).
-    applier: Option<(Sender<Apply>, JoinHandle<()>)>,
+    applier: Option<(SyncSender<Apply>, JoinHandle<()>)>,
     shared: Arc<Shared>,
     opts: StoreOptions,
     wal_dir: PathBuf,
@@ -793,6 +841,8 @@ struct Writer {
     seg_len: u64,
     /// Set when a failed batch could not be cut off again; every later write gets it.
     failed: Option<StoreError>,
+    /// Number of the last durable group commit (see [`Visibility`]).
+    group: u64,
     /// Reused buffer for one batch's bytes.
     buf: Vec<u8>,
     ckpt: Checkpointer,
@@ -828,8 +878,7 @@ impl Writer {
             };
             if matches!(first.op, Op::Checkpoint) {
                 let result = self.checkpoint();
-                // Through the index thread, so it comes after earlier writes' completions.
-                self.apply(Apply::Complete(vec![(first.done, result)]));
+                complete(first.done, result);
                 continue;
             }
             let mut bytes = first.record.len();
@@ -956,20 +1005,27 @@ impl Writer {
         };
         match result {
             Ok(()) => {
-                let reqs = batch.into_iter().map(|r| (r.op, r.done)).collect();
-                self.apply(Apply::Commit(reqs));
+                self.group += 1;
+                let (ops, dones): (Vec<Op>, Vec<Done>) =
+                    batch.into_iter().map(|r| (r.op, r.done)).unzip();
+                self.apply(Apply::Commit(self.group, ops));
+                self.shared
+                    .visible
+                    .committed
+                    .store(self.group, Ordering::Release);
+                for done in dones {
+                    complete(done, Ok(()));
+                }
             }
             Err(e) => {
                 // Everyone gets a copy; the last writer gets the original error.
                 let last = batch.pop();
-                let mut reqs: Vec<(Done, Result<(), StoreError>)> = batch
-                    .into_iter()
-                    .map(|r| (r.done, Err(e.duplicate())))
-                    .collect();
-                if let Some(r) = last {
-                    reqs.push((r.done, Err(e)));
+                for r in batch {
+                    complete(r.done, Err(e.duplicate()));
                 }
-                self.apply(Apply::Complete(reqs));
+                if let Some(r) = last {
+                    complete(r.done, Err(e));
+                }
             }
         }
         if self.buf.capacity() > 2 * self.opts.max_batch_bytes.max(1 << 16) {
@@ -1291,7 +1347,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn write_with_completes_on_the_index_thread_after_visibility() {
+    fn write_with_completes_on_the_writer_thread_and_queries_then_see_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), opts()).unwrap());
         let (tx, rx) = mpsc::channel();
@@ -1306,7 +1362,7 @@ pub(crate) mod tests {
         );
         let (ok, name, visible) = rx.recv().unwrap();
         assert!(ok);
-        assert_eq!(name.as_deref(), Some("doppel-index"));
+        assert_eq!(name.as_deref(), Some("doppel-wal"));
         assert_eq!(visible, Some(7));
     }
 
