@@ -6,11 +6,13 @@
 #
 #   bash bench/twins.sh                 # 100,000 twins, 3 readings each
 #   TWINS=20000 READINGS=10 bash bench/twins.sh
+#   SETTLE=30 bash bench/twins.sh       # seconds to wait before the "settled" figures (15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TWINS=${TWINS:-100000}
 READINGS=${READINGS:-3}
+SETTLE=${SETTLE:-15}
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -62,6 +64,9 @@ for f in "$WORK"/lp.*; do
 done
 t2=$(now)
 live_kb=$(rss_kb)
+# The allocator gives memory a burst freed back to the OS after a few seconds.
+sleep "$SETTLE"
+live_settled_kb=$(rss_kb)
 q0=$(now)
 for i in $(seq 1 50); do
     curl -sf -H "$AUTH" "$URL/api/v1/twins/t$(printf %06d $((RANDOM * 3 % TWINS)))" >/dev/null
@@ -74,6 +79,8 @@ r0=$(now)
 start
 r1=$(now)
 restart_kb=$(rss_kb)
+sleep "$SETTLE"
+restart_settled_kb=$(rss_kb)
 
 points=$((TWINS * READINGS * 10))
 python3 - <<PY
@@ -82,6 +89,8 @@ print(f"twins {t:,}, readings per twin $READINGS, points {$points:,}")
 print(f"RSS at start            {b/1024:8.1f} MiB")
 print(f"after import            {$cat_kb/1024:8.1f} MiB  (+{($cat_kb-b)*1024/t:,.0f} B/twin; import took $(secs $t0 $t1) s)")
 print(f"after readings          {$live_kb/1024:8.1f} MiB  (+{($live_kb-b)*1024/t:,.0f} B/twin over the start; ingest took $(secs $t1 $t2) s)")
+print(f"  settled $SETTLE s          {$live_settled_kb/1024:8.1f} MiB  (+{($live_settled_kb-b)*1024/t:,.0f} B/twin)")
 print(f"after restart           {$restart_kb/1024:8.1f} MiB  (+{($restart_kb-b)*1024/t:,.0f} B/twin); restart to serving $(secs $r0 $r1) s")
+print(f"  settled $SETTLE s          {$restart_settled_kb/1024:8.1f} MiB  (+{($restart_settled_kb-b)*1024/t:,.0f} B/twin)")
 print(f"twin state, 50 requests $(secs $q0 $q1) s in all; fleet query over all twins $(secs $q1 $q2) s")
 PY

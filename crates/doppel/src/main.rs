@@ -4,6 +4,14 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 
+/// jemalloc instead of the system allocator: a fleet's state is millions of small
+/// allocations, which its size classes hold without a per-allocation header, and memory a
+/// burst freed (a fleet's warm-up buffers, a checkpoint's) goes back to the OS after a few
+/// seconds (its background thread purges dirty pages) instead of staying resident.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// doppel: a real-time digital-twin engine.
 ///
 /// Models and twins in a hierarchy, readings over MQTT / HTTP / InfluxDB line protocol,
