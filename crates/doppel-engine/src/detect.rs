@@ -877,7 +877,9 @@ mod tests {
                     Value::Float(60.0 + (k * 0.7).sin()),
                 ),
                 (Arc::from("vib"), Value::Float(2.0 + (k * 1.3).cos() * 0.1)),
-            ],
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 

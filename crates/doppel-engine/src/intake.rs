@@ -4,11 +4,13 @@
 //! reports every error with its field path; a valid batch gives the same `ValidatedBatch`
 //! from either path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use doppel_model::{AssetModel, Batch, Catalog, ReadingSource, ValidatedBatch, ValidatedReading};
-use parking_lot::{RwLock, RwLockReadGuard};
+use doppel_model::{
+    AssetModel, Batch, Catalog, ReadingSource, SignalValues, ValidatedBatch, ValidatedReading,
+};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 
 /// Interned names are forgotten once there are this many (names of deleted twins and models
 /// would otherwise stay for the life of the process).
@@ -16,10 +18,21 @@ const MAX_NAMES: usize = 1 << 20;
 
 type NameSet = HashSet<Arc<str>, foldhash::fast::RandomState>;
 
+/// The interned names of a model's signals by place, one list per model version, keyed by
+/// the model's address (the entry holds the model, so no other can take that address).
+type SignalLists = HashMap<usize, (Arc<AssetModel>, SignalNames), foldhash::fast::RandomState>;
+
+/// A model's signal names by place, interned.
+type SignalNames = Arc<[Arc<str>]>;
+
+/// Signal-name lists are forgotten once there are this many (old versions of models).
+const MAX_LISTS: usize = 4096;
+
 /// One shared `Arc<str>` per twin, model and signal name the catalog accepted.
 #[derive(Debug, Default)]
 pub(crate) struct Names {
     set: RwLock<NameSet>,
+    lists: Mutex<SignalLists>,
 }
 
 impl Names {
@@ -38,29 +51,28 @@ impl Names {
     ) -> Option<ValidatedBatch> {
         let mut set = self.set.read();
         let mut out = Vec::with_capacity(readings.len());
-        // The interned names of the model the reading before belonged to, by signal place:
-        // a batch is mostly readings of one model, and a clone of a name already looked up
-        // saves hashing it again for every reading.
-        let mut last_model: Option<(&AssetModel, Arc<str>)> = None;
-        let mut names: Vec<Option<Arc<str>>> = Vec::new();
-        for r in readings {
+        // The model the reading before belonged to, its interned id and the interned names
+        // of its signals by place, made once per batch and shared by every reading of that
+        // model in it: a batch is mostly readings of one model, and each of its readings
+        // then holds one reference to the list instead of one per name.
+        let mut last_model: Option<(&AssetModel, Arc<str>, SignalNames)> = None;
+        for (i, r) in readings.iter().enumerate() {
             let twin = catalog.twin(r.twin())?;
             let model = catalog.model(&twin.model)?;
             let pairs = r.values();
             if pairs.is_empty() {
                 return None;
             }
-            let model_name = match &last_model {
-                Some((m, id)) if std::ptr::eq(*m, &**model) => id.clone(),
+            let (model_name, names) = match &last_model {
+                Some((m, id, names)) if std::ptr::eq(*m, &**model) => (id.clone(), names.clone()),
                 _ => {
                     let id = self.intern(&mut set, &model.id);
-                    last_model = Some((&**model, id.clone()));
-                    names.clear();
-                    names.resize(model.signals.len(), None);
-                    id
+                    let names = self.signal_names(&mut set, model, readings.len() - i);
+                    last_model = Some((&**model, id.clone(), names.clone()));
+                    (id, names)
                 }
             };
-            let mut values = Vec::with_capacity(pairs.len());
+            let mut values = SignalValues::with_capacity(names, pairs.len());
             // Devices mostly send a model's signals in the model's order: each name is
             // looked for where the previous one was found, plus one, before a scan. Found
             // at strictly rising places, the names are distinct (a model's are), and the
@@ -79,12 +91,9 @@ impl Names {
                 let spec = signals.get(at)?;
                 // A cheap clone for numbers and bools; `coerce` is the catalog's own rule.
                 let v = v.clone().coerce(spec.kind).ok()?;
-                let interned = match names.get_mut(at) {
-                    Some(Some(a)) => a.clone(),
-                    Some(slot) => slot.insert(self.intern(&mut set, name)).clone(),
-                    None => self.intern(&mut set, name),
-                };
-                values.push((interned, v));
+                if !values.push(at, v) {
+                    return None;
+                }
             }
             if !rising && has_duplicate(pairs.iter().map(|(n, _)| n.as_ref())) {
                 return None;
@@ -97,6 +106,48 @@ impl Names {
             });
         }
         Some(ValidatedBatch { readings: out })
+    }
+
+    /// The interned names of `model`'s signals by place. Shared by every batch of the model,
+    /// unless up to `readings` readings of this batch may use it and that is at least as many
+    /// as the model has signals: then the batch gets a copy of its own, so that threads
+    /// handling different batches do not take turns at one reference count for every
+    /// reading (a small batch of a large model keeps the shared list: the copy would cost
+    /// more than it saves).
+    fn signal_names(
+        &self,
+        set: &mut RwLockReadGuard<'_, NameSet>,
+        model: &Arc<AssetModel>,
+        readings: usize,
+    ) -> SignalNames {
+        let key = Arc::as_ptr(model) as usize;
+        let cached = self
+            .lists
+            .lock()
+            .get(&key)
+            .filter(|(m, _)| Arc::ptr_eq(m, model))
+            .map(|(_, names)| names.clone());
+        let shared = match cached {
+            Some(names) => names,
+            None => {
+                let names: SignalNames = model
+                    .signals
+                    .iter()
+                    .map(|s| self.intern(set, &s.name))
+                    .collect();
+                let mut lists = self.lists.lock();
+                if lists.len() >= MAX_LISTS {
+                    lists.clear();
+                }
+                lists.insert(key, (model.clone(), names.clone()));
+                names
+            }
+        };
+        if readings >= shared.len() {
+            shared.iter().cloned().collect()
+        } else {
+            shared
+        }
     }
 
     fn intern(&self, set: &mut RwLockReadGuard<'_, NameSet>, name: &str) -> Arc<str> {
@@ -232,10 +283,63 @@ mod tests {
         };
         let v = names.validate(&c, &batch).unwrap();
         assert!(Arc::ptr_eq(&v.readings[0].twin, &v.readings[1].twin));
+        let first = |i: usize| v.readings[i].values.get(0).unwrap();
+        assert!(Arc::ptr_eq(first(0).0, first(1).0));
+        assert_eq!(first(0).1, &Value::Float(1.0));
+    }
+
+    /// The signal-name list of a model: shared by small batches, a copy of its own for a
+    /// batch with at least as many readings as the model has signals, made again when the
+    /// model changes; the names in it are the interned ones either way.
+    #[test]
+    fn signal_name_lists() {
+        let mut c = catalog();
+        let names = Names::default();
+        let reading = |ts| Reading {
+            twin: "p1".into(),
+            ts,
+            values: vec![("temp".into(), Value::Int(ts))],
+        };
+        let list = |v: &ValidatedBatch, i: usize| {
+            let (name, _) = v.readings[i].values.get(0).unwrap();
+            name.clone()
+        };
+        let small = || Batch {
+            readings: vec![reading(1)],
+        };
+        let a = names.validate(&c, &small()).unwrap();
+        let b = names.validate(&c, &small()).unwrap();
+        // The same interned name either way; the lists themselves are compared through
+        // what a reading can see of them: the name of the value.
+        assert!(Arc::ptr_eq(&list(&a, 0), &list(&b, 0)));
+        let key = Arc::as_ptr(c.model("pump").unwrap()) as usize;
+        let shared = names.lists.lock().get(&key).unwrap().1.clone();
+        let mut set = names.set.read();
+        let model = c.model("pump").unwrap().clone();
         assert!(Arc::ptr_eq(
-            &v.readings[0].values[0].0,
-            &v.readings[1].values[0].0
+            &names.signal_names(&mut set, &model, 1),
+            &shared
         ));
-        assert_eq!(v.readings[0].values[0].1, Value::Float(1.0));
+        let own = names.signal_names(&mut set, &model, 4);
+        assert!(!Arc::ptr_eq(&own, &shared));
+        assert!(own
+            .iter()
+            .zip(shared.iter())
+            .all(|(x, y)| Arc::ptr_eq(x, y)));
+        drop(set);
+        let big = Batch {
+            readings: (1..=4).map(reading).collect(),
+        };
+        let v = names.validate(&c, &big).unwrap();
+        assert!(Arc::ptr_eq(&list(&v, 0), &list(&a, 0)));
+        // A new version of the model gets a list of its own.
+        let mut m = (**c.model("pump").unwrap()).clone();
+        m.name = "Pump v2".into();
+        c.put_model(m).unwrap();
+        let model = c.model("pump").unwrap().clone();
+        let mut set = names.set.read();
+        let v2 = names.signal_names(&mut set, &model, 1);
+        assert!(!Arc::ptr_eq(&v2, &shared));
+        assert_eq!(names.lists.lock().len(), 2);
     }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use doppel_model::{Catalog, Timestamp, ValidatedBatch, ValidatedReading, Value};
+use doppel_model::{Catalog, SignalValues, Timestamp, ValidatedBatch, ValidatedReading, Value};
 use doppel_store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -291,12 +291,16 @@ async fn run(
                 let mut late_count = 0;
                 for r in readings.iter() {
                     let live = twins.entry(r.twin.clone()).or_default();
-                    let late = apply(live, r.ts, &r.values);
+                    let late = apply(live, r.ts, r.values.iter());
                     if late {
                         late_count += 1;
                     }
                     if reading_watchers.any() {
-                        let values: BTreeMap<_, _> = r.values.iter().cloned().collect();
+                        let values: BTreeMap<_, _> = r
+                            .values
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
                         // Sending fails only when nobody listens, which is fine.
                         let _ = bus.send(Arc::new(Event::new(
                             r.twin.clone(),
@@ -318,7 +322,7 @@ async fn run(
                 value,
             } => {
                 let live = twins.entry(twin).or_default();
-                apply(live, ts, &[(signal, value)]);
+                apply(live, ts, [(&signal, &value)]);
             }
             ShardCmd::Get { twin, reply } => {
                 let live = twins.get(&twin).cloned();
@@ -407,7 +411,8 @@ fn alarm_gate(
 }
 
 async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
-    let score_signal: Arc<str> = Arc::from(SCORE_SIGNAL);
+    // Every score names its signal from this one list.
+    let score_names: Arc<[Arc<str>]> = Arc::new([Arc::from(SCORE_SIGNAL)]);
     let mut save_tick = tokio::time::interval(SAVE_EVERY);
     save_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     save_tick.tick().await;
@@ -445,7 +450,12 @@ async fn run_detectors(mut rx: mpsc::Receiver<DetectCmd>, mut ctx: DetectCtx) {
                                 twin: r.twin.clone(),
                                 model: r.model.clone(),
                                 ts: r.ts,
-                                values: vec![(score_signal.clone(), Value::Float(v))],
+                                values: {
+                                    let mut values =
+                                        SignalValues::with_capacity(score_names.clone(), 1);
+                                    values.push(0, Value::Float(v));
+                                    values
+                                },
                             });
                         }
                         if let Some(was_anomaly) =
@@ -584,7 +594,11 @@ async fn save(ctx: &DetectCtx) -> Result<(), EngineError> {
 }
 
 /// Applies one reading; returns true when no value advanced the state (a late reading).
-fn apply(live: &mut TwinLive, ts: Timestamp, values: &[(Arc<str>, Value)]) -> bool {
+fn apply<'a>(
+    live: &mut TwinLive,
+    ts: Timestamp,
+    values: impl IntoIterator<Item = (&'a Arc<str>, &'a Value)>,
+) -> bool {
     let mut advanced = false;
     for (signal, v) in values {
         advanced |= live.advance(signal, ts, v);
@@ -607,7 +621,7 @@ mod tests {
             let interned: Vec<Arc<str>> = (0..3).map(sig).collect();
             for (ts, s, v) in &pts {
                 let name = if ts % 2 == 0 { interned[usize::from(*s)].clone() } else { sig(*s) };
-                apply(&mut a, *ts, &[(name, Value::Int(*v))]);
+                apply(&mut a, *ts, [(&name, &Value::Int(*v))]);
             }
             // Expected: per signal, the max ts; among equal ts the last arrival wins.
             let mut expected: HashMap<Arc<str>, (i64, Value)> = HashMap::new();

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    validate_id, AssetModel, Batch, ModelError, Twin, ValidatedBatch, ValidatedReading,
-    ValidationErrors,
+    validate_id, AssetModel, Batch, ModelError, SignalValues, Twin, ValidatedBatch,
+    ValidatedReading, ValidationErrors,
 };
 
 /// Which twins to list.
@@ -398,7 +398,7 @@ impl Catalog {
                 twin: Arc::from(r.twin),
                 model: Arc::from(model.id.as_str()),
                 ts: r.ts,
-                values,
+                values: SignalValues::from_pairs(values),
             });
         }
         errs.into_result()
@@ -524,7 +524,10 @@ mod tests {
                 |_| String::new(),
             )
             .unwrap();
-        assert_eq!(v.readings[0].values[0].1, Value::Float(70.0));
+        assert_eq!(
+            v.readings[0].values.get(0).map(|(_, v)| v),
+            Some(&Value::Float(70.0))
+        );
 
         let bad = Reading {
             twin: "p1".into(),

@@ -20,7 +20,9 @@ pub use catalog::{Catalog, TwinFilter};
 pub use error::{FieldError, ModelError, ValidationErrors};
 pub use failure::{FailureMode, SignalDirection, SignalPattern, Urgency};
 pub use id::validate_id;
-pub use reading::{Batch, Reading, ReadingRef, ReadingSource, ValidatedBatch, ValidatedReading};
+pub use reading::{
+    Batch, Reading, ReadingRef, ReadingSource, SignalValues, ValidatedBatch, ValidatedReading,
+};
 pub use retention::{parse_period, Retention, MIN_RETENTION};
 pub use time::{format_ts, from_epoch_ms, parse_time, Precision, TimeParseError, Timestamp};
 pub use twin::{Relation, Twin};

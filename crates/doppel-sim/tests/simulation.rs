@@ -633,8 +633,8 @@ fn demo_plant_is_a_valid_catalog_and_its_readings_validate() {
         // Validation keeps every value's kind: nothing needed a lossy conversion.
         for r in batch.readings {
             let model = catalog.model(&r.model).unwrap();
-            for (name, v) in r.values {
-                assert_eq!(model.signal(&name).unwrap().kind, v.kind());
+            for (name, v) in r.values.iter() {
+                assert_eq!(model.signal(name).unwrap().kind, v.kind());
             }
         }
     }

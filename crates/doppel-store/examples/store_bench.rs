@@ -178,7 +178,7 @@ fn ingest(dir: &Path, points: usize, writers: usize, batch: usize, step: usize) 
                                 twin: group[0].0.clone(),
                                 model: model.clone(),
                                 ts: START + second * SECOND,
-                                values,
+                                values: values.into_iter().collect(),
                             });
                         }
                         second += 1;
