@@ -794,6 +794,10 @@ fn apply_loop(shared: &Shared, rx: Receiver<Apply>) {
 fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
     let mut applied = None;
     if pending.iter().any(|m| matches!(m, Apply::Commit(..))) {
+        #[cfg(test)]
+        if let Some(delay) = shared.hooks.lock().apply_delay {
+            thread::sleep(delay);
+        }
         let mut index = shared.index.write();
         for m in pending.iter_mut() {
             if let Apply::Commit(group, ops) = m {
@@ -1209,6 +1213,8 @@ pub(crate) mod tests {
         pub fail_truncate: bool,
         /// Group commits that wrote (each is one write call and, with fsync on, one fsync).
         pub appends: u64,
+        /// The index thread waits this long before it applies group commits.
+        pub apply_delay: Option<std::time::Duration>,
     }
 
     fn row(twin: &str, signal: &str, ts: i64, v: i64) -> Row {
@@ -1364,6 +1370,28 @@ pub(crate) mod tests {
         assert!(ok);
         assert_eq!(name.as_deref(), Some("doppel-wal"));
         assert_eq!(visible, Some(7));
+    }
+
+    /// The acknowledgement comes before the index holds the write, and a query made after
+    /// it waits for the index.
+    #[test]
+    fn a_query_after_the_acknowledgement_waits_for_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.shared.hooks.lock().apply_delay = Some(std::time::Duration::from_secs(1));
+        let (tx, rx) = mpsc::channel();
+        store.write_with(
+            vec![row("t", "s", 5, 1)],
+            Box::new(move |r| tx.send(r.is_ok()).unwrap()),
+        );
+        assert!(rx.recv().unwrap());
+        let seen = &store.shared.visible;
+        assert!(
+            seen.applied.load(Ordering::Acquire) < seen.committed.load(Ordering::Acquire),
+            "acknowledged only after the index applied it"
+        );
+        assert_eq!(store.last("t", "s").map(|p| p.ts), Some(5));
+        assert_eq!(store.range("t", "s", 0, 10, 10).unwrap().len(), 1);
     }
 
     #[test]
