@@ -7,10 +7,12 @@
 //! is already queued (up to `max_batch_bytes`), appends the batch with one `write` and makes
 //! it durable with one `fdatasync`; only then does it hand the batch to the index thread
 //! "doppel-index", which applies it to the index (sealing full buffers into compressed
-//! chunks) and then calls every completion, in WAL order. Readers therefore never see data
-//! that is not durable, and concurrent writers share one fsync; while the index thread
-//! applies one group commit, the writer thread already writes and syncs the next. The
-//! on-disk format is described in `wal.rs`.
+//! chunks), and call every completion of the batch, in WAL order (see [`Visibility`]: a
+//! query waits until the index holds every group acknowledged before it started). Readers
+//! therefore never see data that is not durable and always see what was acknowledged to
+//! them, and concurrent writers share one fsync; while the index thread applies one group
+//! commit, the writer thread already writes and syncs the next. The on-disk format is
+//! described in `wal.rs`.
 //!
 //! Tombstones ([`Store::delete_twin`]) and retention cuts ([`Store::drop_before`]) take the
 //! same path as rows: a WAL record, fsynced, then applied to the index in WAL order, so
