@@ -26,6 +26,8 @@ use std::sync::Arc;
 use doppel_model::{Timestamp, ValidatedBatch, Value};
 
 use crate::chunk::{self, Summary};
+#[cfg(test)]
+use crate::codec::EXPLORE_EVERY;
 use crate::codec::{self, CodecError, SealHint};
 use crate::open::OpenBuf;
 use crate::query::{self, Downsampler};
@@ -137,6 +139,10 @@ impl Signals {
         self.0.iter().map(|e| &e.series)
     }
 
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&Arc<str>, &mut Series)> {
+        self.0.iter_mut().map(|e| (&e.name, &mut e.series))
+    }
+
     fn values_mut(&mut self) -> impl Iterator<Item = &mut Series> {
         self.0.iter_mut().map(|e| &mut e.series)
     }
@@ -186,6 +192,41 @@ pub(crate) struct Index {
     next_chunk_id: u64,
     /// Chunks of live segment files that hold no live data any more, by segment id.
     dead: BTreeMap<u32, Dead>,
+    /// The newest seal hint of any series, by signal name (see [`FleetHints`]).
+    fleet: FleetHints,
+}
+
+/// The seal hint a series of each signal name last left, lent to a series that has none yet
+/// (a new series, or every series after a restart: hints live in memory only). The twins of
+/// a model carry the same sensors under the same names, so the codecs one twin's
+/// `temperature` settled on nearly always suit the next twin's, and its first seal follows
+/// them instead of trying every candidate: one exploring seal per name and store instead of
+/// per series. A borrowed hint is judged like the series' own: a followed column clearly
+/// larger a point than the lender's last chunk, or one its codec cannot hold, explores.
+#[derive(Default)]
+struct FleetHints(HashMap<Arc<str>, SealHint>);
+
+impl FleetHints {
+    /// What a series named `name` should seal with: its own hint, or a borrowed one.
+    fn lend(&self, name: &str, own: SealHint) -> SealHint {
+        if own != SealHint::default() {
+            return own;
+        }
+        self.0.get(name).copied().unwrap_or(own)
+    }
+
+    /// Remembers `hint` as the newest of `name`.
+    fn keep(&mut self, name: &str, hint: SealHint) {
+        if hint == SealHint::default() {
+            return;
+        }
+        match self.0.get_mut(name) {
+            Some(h) => *h = hint,
+            None => {
+                self.0.insert(Arc::from(name), hint);
+            }
+        }
+    }
 }
 
 /// Dead chunks of one segment file.
@@ -429,6 +470,7 @@ impl Series {
     fn upsert(
         &mut self,
         ctx: &mut SealCtx<'_>,
+        name: &str,
         chunk_points: usize,
         ts: Timestamp,
         value: Value,
@@ -438,7 +480,7 @@ impl Series {
             self.points += 1;
         }
         if self.open.len() >= chunk_points {
-            ctx.seal(self);
+            ctx.seal(name, self);
         }
         u64::from(grew)
     }
@@ -634,6 +676,7 @@ struct SealCtx<'a> {
     chunk_points: usize,
     next_chunk_id: &'a mut u64,
     dead: &'a mut BTreeMap<u32, Dead>,
+    fleet: &'a mut FleetHints,
 }
 
 impl SealCtx<'_> {
@@ -737,11 +780,13 @@ impl SealCtx<'_> {
         }
     }
 
-    /// Moves the open buffer of `s` into chunks (see the module docs).
-    fn seal(&mut self, s: &mut Series) {
+    /// Moves the open buffer of `s`, the series named `name`, into chunks (see the module
+    /// docs).
+    fn seal(&mut self, name: &str, s: &mut Series) {
         if s.open.is_empty() {
             return;
         }
+        s.hint = self.fleet.lend(name, s.hint);
         let open = s.open.take();
         let old = std::mem::take(&mut s.chunks);
         let n = old.len();
@@ -779,6 +824,7 @@ impl SealCtx<'_> {
             }
         }
         self.encode(rest, &mut out, &mut s.hint);
+        self.fleet.keep(name, s.hint);
         s.chunks = out.into_boxed_slice();
         s.open.set(unplaced);
     }
@@ -794,6 +840,7 @@ impl Index {
             chunk_points: chunk_points.clamp(1, codec::MAX_POINTS / 2),
             next_chunk_id: 0,
             dead: BTreeMap::new(),
+            fleet: FleetHints::default(),
         }
     }
 
@@ -803,6 +850,7 @@ impl Index {
                 chunk_points: self.chunk_points,
                 next_chunk_id: &mut self.next_chunk_id,
                 dead: &mut self.dead,
+                fleet: &mut self.fleet,
             },
             &mut self.twins,
             &mut self.names,
@@ -832,7 +880,7 @@ impl Index {
             let mut next = Some((row.signal, row.ts, row.value));
             while let Some((signal, ts, value)) = next.take() {
                 let series = signals.entry(&signal, || signal.clone());
-                added += series.upsert(&mut ctx, chunk_points, ts, value);
+                added += series.upsert(&mut ctx, &signal, chunk_points, ts, value);
                 next = rows
                     .next_if(|r| Arc::ptr_eq(&r.twin, &twin) || *r.twin == *twin)
                     .map(|r| (r.signal, r.ts, r.value));
@@ -859,7 +907,7 @@ impl Index {
                 for _ in 0..n {
                     let (signal, value) = r.next_value()?;
                     let series = signals.entry(signal, || intern(names, signal));
-                    added += series.upsert(&mut ctx, chunk_points, ts, value);
+                    added += series.upsert(&mut ctx, signal, chunk_points, ts, value);
                 }
             }
             Ok(())
@@ -886,7 +934,7 @@ impl Index {
                 let mut spare = 0;
                 let hint = hints.get_mut(k).unwrap_or(&mut spare);
                 let series = signals.entry_hinted(signal, hint);
-                added += series.upsert(&mut ctx, chunk_points, r.ts, value.clone());
+                added += series.upsert(&mut ctx, signal, chunk_points, r.ts, value.clone());
             }
         }
         self.points += added;
@@ -940,8 +988,8 @@ impl Index {
         let (mut ctx, twins, _) = self.ctx();
         let mut left = 0;
         for signals in twins.values_mut() {
-            for s in signals.values_mut() {
-                ctx.seal(s);
+            for (name, s) in signals.iter_mut() {
+                ctx.seal(name, s);
                 left += s.open.len();
             }
         }
@@ -1368,6 +1416,67 @@ mod tests {
             .into_iter()
             .map(|p| (p.ts, p.value))
             .collect()
+    }
+
+    fn hint_of(ix: &Index, twin: &str, signal: &str) -> SealHint {
+        ix.twins
+            .get(twin)
+            .and_then(|s| s.iter().find(|(n, _)| &***n == signal))
+            .map(|(_, s)| s.hint)
+            .unwrap_or_default()
+    }
+
+    /// A series' first seal follows the hint another series of the same name left, instead
+    /// of exploring; a name with no lender explores; a borrowed hint for another kind of
+    /// value does not get in the way: every point reads back.
+    #[test]
+    fn a_new_series_borrows_the_seal_hint_of_its_name() {
+        let mut ix = Index::new(64);
+        let decimal = |i: i64| Value::Float(20.0 + (i % 37) as f64 * 0.1);
+        let mut put = |ix: &mut Index, twin: &str, signal: &str, v: &dyn Fn(i64) -> Value| {
+            for i in 0..64 {
+                ix.insert(Row {
+                    twin: twin.into(),
+                    signal: signal.into(),
+                    ts: 1_000 + i,
+                    value: v(i),
+                });
+            }
+        };
+        put(&mut ix, "a", "temp", &decimal);
+        let lender = hint_of(&ix, "a", "temp");
+        assert_eq!(
+            lender.seals_left(),
+            EXPLORE_EVERY - 1,
+            "the first series explores"
+        );
+        put(&mut ix, "b", "temp", &decimal);
+        assert_eq!(
+            hint_of(&ix, "b", "temp").seals_left(),
+            EXPLORE_EVERY - 2,
+            "the second follows the first one's hint"
+        );
+        put(&mut ix, "c", "flow", &decimal);
+        assert_eq!(hint_of(&ix, "c", "flow").seals_left(), EXPLORE_EVERY - 1);
+        // Integers and strings under a name whose hint is for decimal floats.
+        let count = |i: i64| Value::Int(i * 7 % 5);
+        put(&mut ix, "d", "temp", &count);
+        let text = |i: i64| Value::String(format!("state {}", i % 3));
+        put(&mut ix, "e", "temp", &text);
+        for (twin, v) in [
+            ("a", &decimal as &dyn Fn(i64) -> Value),
+            ("b", &decimal),
+            ("d", &count),
+            ("e", &text),
+        ] {
+            let got: Vec<Value> = ix
+                .range(twin, "temp", i64::MIN, i64::MAX, usize::MAX)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.value)
+                .collect();
+            assert_eq!(got, (0..64).map(v).collect::<Vec<_>>(), "twin {twin}");
+        }
     }
 
     #[test]

@@ -99,6 +99,12 @@ fn seal_column<C: Copy>(
 }
 
 impl SealHint {
+    /// Seals left before one explores again.
+    #[cfg(test)]
+    pub(crate) fn seals_left(&self) -> u8 {
+        self.values >> 3
+    }
+
     /// Appends the timestamp column of `ts` to `tcol` and the value column of `values` to
     /// `vcol` (the same bytes in kind as [`super::encode_timestamps`] and
     /// [`super::encode_values`], possibly a different candidate), and updates the hint.
