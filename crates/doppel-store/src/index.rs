@@ -1433,7 +1433,7 @@ mod tests {
     fn a_new_series_borrows_the_seal_hint_of_its_name() {
         let mut ix = Index::new(64);
         let decimal = |i: i64| Value::Float(20.0 + (i % 37) as f64 * 0.1);
-        let mut put = |ix: &mut Index, twin: &str, signal: &str, v: &dyn Fn(i64) -> Value| {
+        let put = |ix: &mut Index, twin: &str, signal: &str, v: &dyn Fn(i64) -> Value| {
             for i in 0..64 {
                 ix.insert(Row {
                     twin: twin.into(),
