@@ -54,7 +54,7 @@ pub(crate) struct SegMeta {
     pub chunk_bytes: u64,
 }
 
-/// The on-disk state the writer thread keeps between checkpoints.
+/// The on-disk state the index thread keeps between checkpoints.
 #[derive(Debug)]
 pub(crate) struct Checkpointer {
     pub dir: PathBuf,
@@ -73,7 +73,7 @@ impl Checkpointer {
             .store(self.segments.len() as u64, Ordering::Relaxed);
     }
 
-    /// Steps 2 to 6 (see the module docs); the writer has done step 1. `stop` is the test
+    /// Steps 2 to 6 (see the module docs), on the index thread; the writer has done step 1. `stop` is the test
     /// hook: an error from it ends the checkpoint where a crash would, without cleanup.
     pub(crate) fn run(
         &mut self,

@@ -18,10 +18,10 @@
 //! same path as rows: a WAL record, fsynced, then applied to the index in WAL order, so
 //! replay repeats them at the same place among the rows.
 //!
-//! Checkpoints (`checkpoint.rs`) run on the writer thread, between group commits, after the
-//! index thread has applied everything written before them: when the WAL
-//! has grown by `checkpoint_wal_bytes` since the last one, when [`Store::checkpoint`] asks,
-//! and at close. Opening reads the manifest and the indexes of the segment files it names,
+//! Checkpoints (`checkpoint.rs`): the writer thread rotates the WAL and queues the checkpoint
+//! behind the group commits written before the rotation; the index thread runs it in that
+//! place, while the writer thread goes on committing. They happen when the WAL has grown by
+//! `checkpoint_wal_bytes` since the last one, when [`Store::checkpoint`] asks, and at close. Opening reads the manifest and the indexes of the segment files it names,
 //! then replays only the WAL segments the manifest does not cover.
 //!
 //! One store per directory: open takes an exclusive `flock` on `LOCK` (released by the OS
@@ -38,7 +38,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle, ThreadId};
 
@@ -139,7 +139,11 @@ impl Visibility {
 
     /// Returns once every group committed before the call is in the index.
     fn wait(&self) {
-        let want = self.committed.load(Ordering::Acquire);
+        self.wait_for(self.committed.load(Ordering::Acquire));
+    }
+
+    /// Returns once group `want` is in the index (or the index thread is gone).
+    fn wait_for(&self, want: u64) {
         if self.applied.load(Ordering::Acquire) >= want {
             return;
         }
@@ -169,10 +173,15 @@ pub(crate) struct Shared {
     pub(crate) segment_bytes: AtomicU64,
     pub(crate) segment_files: AtomicU64,
     checkpoints: AtomicU64,
+    /// Whether the last checkpoint failed (the next one runs even if nothing was written).
+    checkpoint_failed: std::sync::atomic::AtomicBool,
     writer_thread: OnceLock<ThreadId>,
     index_thread: OnceLock<ThreadId>,
     #[cfg(test)]
     hooks: Mutex<tests::Hooks>,
+    /// Set when a test hook stopped a checkpoint as a crash would: no thread does more IO.
+    #[cfg(test)]
+    crashed: std::sync::atomic::AtomicBool,
 }
 
 /// The durable history of all twins. Cheap to share behind an `Arc`; every method takes
@@ -267,10 +276,13 @@ impl Store {
             segment_bytes: AtomicU64::new(0),
             segment_files: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            checkpoint_failed: std::sync::atomic::AtomicBool::new(false),
             writer_thread: OnceLock::new(),
             index_thread: OnceLock::new(),
             #[cfg(test)]
             hooks: Mutex::new(tests::Hooks::default()),
+            #[cfg(test)]
+            crashed: std::sync::atomic::AtomicBool::new(false),
         });
         let ckpt = Checkpointer {
             dir: dir.clone(),
@@ -279,11 +291,12 @@ impl Store {
             manifest,
         };
         ckpt.publish(&shared);
-        let (apply_tx, apply_rx) = mpsc::sync_channel(APPLY_QUEUE);
+        let (apply_tx, apply_rx) = mpsc::channel();
         let index_shared = shared.clone();
+        let index_wal_dir = wal_dir.clone();
         let index_handle = thread::Builder::new()
             .name("doppel-index".into())
-            .spawn(move || apply_loop(&index_shared, apply_rx))
+            .spawn(move || apply_loop(&index_shared, apply_rx, ckpt, &index_wal_dir))
             .map_err(|e| StoreError::io(&dir, "spawn index thread for", e))?;
         let _ = shared.index_thread.set(index_handle.thread().id());
         let writer = Writer {
@@ -298,10 +311,10 @@ impl Store {
             failed: None,
             group: 0,
             buf: Vec::new(),
-            ckpt,
+            backlog: std::collections::VecDeque::new(),
+            backlog_bytes: 0,
             unsaved,
             crashed: false,
-            retry_at: 0,
             _lock: lock,
         };
         let (tx, rx) = mpsc::channel();
@@ -428,8 +441,8 @@ impl Store {
 
     /// Writes every sealed and open point to a new segment file and commits it with a new
     /// manifest, then deletes the WAL segments it covers (see `checkpoint.rs`). Runs on the
-    /// writer thread between group commits; returns once done. Does nothing if nothing was
-    /// written since the last checkpoint.
+    /// index thread in its place among the group commits; returns once done. Does nothing if
+    /// nothing was written since the last checkpoint and that one succeeded.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.wait(|done| {
             self.submit(Request {
@@ -768,28 +781,94 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::io(dir, "fsync directory", e))
 }
 
-/// Group commits the writer may have handed the index thread before it waits for it: bounds
-/// the memory of a writer that runs ahead of the index.
-const APPLY_QUEUE: usize = 8;
+/// WAL bytes of group commits the writer may have handed the index thread and the index not
+/// yet applied before the writer waits for it: bounds the memory of a writer that runs ahead
+/// of the index (about 1 M points of ten-signal readings, some 45 MB of batches), with room
+/// for the index thread to run a checkpoint (50-110 ms at 7 M points/s) while the writer
+/// goes on.
+const APPLY_BACKLOG_BYTES: u64 = 16 << 20;
 
 /// What the writer thread hands the index thread, in WAL order.
 enum Apply {
     /// A durable group commit (numbered, see [`Visibility`]): apply it to the index.
     Commit(u64, Vec<Op>),
-    /// Answered once everything sent before it is in the index.
-    Barrier(SyncSender<()>),
+    /// Run a checkpoint covering the WAL segments before `wal_start` (which hold exactly
+    /// what was sent before this) and tell `done`, if any, how it went.
+    Checkpoint { wal_start: u32, done: Option<Done> },
 }
 
-/// The index thread: applies durable group commits to the index. Whatever is queued is
-/// applied under one index lock.
-fn apply_loop(shared: &Shared, rx: Receiver<Apply>) {
+/// The index thread: applies durable group commits to the index, whatever is queued under
+/// one index lock, and runs the checkpoints (`checkpoint.rs`) in their place among them, so
+/// that the writer thread goes on writing and syncing group commits meanwhile.
+fn apply_loop(shared: &Shared, rx: Receiver<Apply>, mut ckpt: Checkpointer, wal_dir: &Path) {
     let _gate = OpenGate(&shared.visible);
     let mut pending = Vec::new();
+    let mut commits = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
         pending.extend(rx.try_iter());
-        apply_all(shared, &mut pending);
+        for m in pending.drain(..) {
+            match m {
+                Apply::Checkpoint { wal_start, done } => {
+                    apply_all(shared, &mut commits);
+                    let result = run_checkpoint(shared, &mut ckpt, wal_dir, wal_start);
+                    match done {
+                        Some(done) => complete(done, result),
+                        None => {
+                            if let Err(e) = result {
+                                tracing::warn!(error = %e, "checkpoint failed; the WAL keeps everything and a later one retries");
+                            }
+                        }
+                    }
+                }
+                m => commits.push(m),
+            }
+        }
+        apply_all(shared, &mut commits);
     }
+}
+
+/// Steps 2 to 6 of a checkpoint (see `checkpoint.rs`) on the index thread, which has applied
+/// everything in the WAL segments before `wal_start`.
+fn run_checkpoint(
+    shared: &Shared,
+    ckpt: &mut Checkpointer,
+    wal_dir: &Path,
+    wal_start: u32,
+) -> Result<(), StoreError> {
+    #[cfg(test)]
+    if shared.crashed.load(Ordering::Acquire) {
+        return Err(StoreError::Closed);
+    }
+    #[cfg(test)]
+    let delay = shared.hooks.lock().checkpoint_delay;
+    #[cfg(test)]
+    if let Some(delay) = delay {
+        thread::sleep(delay);
+    }
+    let started = std::time::Instant::now();
+    let mut stop = |_step: Step| -> Result<(), StoreError> {
+        #[cfg(test)]
+        if shared.hooks.lock().crash_at == Some(_step) {
+            // Stopped as a crash would: no more IO of any kind, on any thread.
+            shared.crashed.store(true, Ordering::Release);
+            return Err(StoreError::Closed);
+        }
+        Ok(())
+    };
+    let result = ckpt.run(shared, wal_dir, wal_start, &mut stop);
+    shared
+        .checkpoint_failed
+        .store(result.is_err(), Ordering::Release);
+    if result.is_ok() {
+        shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            millis = started.elapsed().as_millis() as u64,
+            segments = ckpt.segments.len(),
+            "checkpoint done"
+        );
+    }
+    result
 }
 
 /// Applies `pending` (emptied), in order, then tells queries and barriers.
@@ -824,8 +903,12 @@ fn apply_all(shared: &Shared, pending: &mut Vec<Apply>) {
         shared.visible.applied_up_to(group);
     }
     for m in pending.drain(..) {
-        if let Apply::Barrier(tx) = m {
-            let _ = tx.send(());
+        if let Apply::Checkpoint {
+            done: Some(done), ..
+        } = m
+        {
+            // Only here when the index thread is gone, and its checkpoint state with it.
+            complete(done, Err(StoreError::Closed));
         }
     }
 }
@@ -836,7 +919,7 @@ const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The writer thread's state: the open segment and the group-commit loop.
 struct Writer {
     /// The index thread: its queue and handle (`None` once stopped).
-    applier: Option<(SyncSender<Apply>, JoinHandle<()>)>,
+    applier: Option<(Sender<Apply>, JoinHandle<()>)>,
     shared: Arc<Shared>,
     opts: StoreOptions,
     wal_dir: PathBuf,
@@ -851,13 +934,14 @@ struct Writer {
     group: u64,
     /// Reused buffer for one batch's bytes.
     buf: Vec<u8>,
-    ckpt: Checkpointer,
-    /// WAL record bytes not yet covered by a checkpoint.
+    /// Group commits handed to the index thread and maybe not applied yet, with their WAL
+    /// bytes, and the sum of those (see [`APPLY_BACKLOG_BYTES`]).
+    backlog: std::collections::VecDeque<(u64, u64)>,
+    backlog_bytes: u64,
+    /// WAL record bytes written since the last checkpoint was started.
     unsaved: u64,
     /// Set by a test hook that stopped a checkpoint as a crash would: do no more IO.
     crashed: bool,
-    /// After a failed automatic checkpoint, `unsaved` at which to try again.
-    retry_at: u64,
     /// The directory's `LOCK` file, locked while this thread may write.
     _lock: File,
 }
@@ -883,8 +967,7 @@ impl Writer {
                 },
             };
             if matches!(first.op, Op::Checkpoint) {
-                let result = self.checkpoint();
-                complete(first.done, result);
+                self.checkpoint(Some(first.done));
                 continue;
             }
             let mut bytes = first.record.len();
@@ -906,13 +989,10 @@ impl Writer {
                 }
             }
             self.commit(batch);
-            let due = self.opts.checkpoint_wal_bytes.max(self.retry_at);
-            if self.unsaved >= due && self.failed.is_none() {
-                if let Err(e) = self.checkpoint() {
-                    // Retrying after every commit would rotate the WAL and reseal each time.
-                    self.retry_at = self.unsaved.saturating_add(self.opts.checkpoint_wal_bytes);
-                    tracing::warn!(error = %e, "checkpoint failed; the WAL keeps everything and a later one retries");
-                }
+            if self.unsaved >= self.opts.checkpoint_wal_bytes && self.failed.is_none() {
+                // A failed one is retried after as many bytes again, not after every commit
+                // (each try rotates the WAL and reseals).
+                self.checkpoint(None);
             }
         }
         let result = self.finish();
@@ -936,61 +1016,66 @@ impl Writer {
         }
     }
 
-    /// Returns once the index holds everything written so far.
-    fn wait_applied(&self) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.apply(Apply::Barrier(tx));
-        // An error means the index thread is gone, and with it anything left to apply.
-        let _ = rx.recv();
+    /// Whether a test hook stopped a checkpoint as a crash would; from then on this thread
+    /// does no IO either.
+    fn crashed(&mut self) -> bool {
+        #[cfg(test)]
+        if self.shared.crashed.load(Ordering::Acquire) {
+            self.crashed = true;
+            self.failed = Some(StoreError::Closed);
+        }
+        self.crashed
     }
 
-    /// Runs a checkpoint (see `checkpoint.rs`) if anything was written since the last one.
-    fn checkpoint(&mut self) -> Result<(), StoreError> {
-        if let Some(e) = &self.failed {
-            return Err(e.duplicate());
-        }
-        if self.unsaved == 0 {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        tracing::debug!(unsaved = self.unsaved, "checkpoint started");
-        self.rotate()?;
-        let wal_start = self.seg_no;
-        #[cfg(test)]
-        let shared = self.shared.clone();
-        let mut stop = |_step: Step| -> Result<(), StoreError> {
-            #[cfg(test)]
-            if shared.hooks.lock().crash_at == Some(_step) {
-                return Err(StoreError::Closed);
+    /// Starts a checkpoint (see `checkpoint.rs`) if anything was written since the last one
+    /// or the last one failed: rotates the WAL (step 1) and hands the rest to the index
+    /// thread, in its place among the group commits, so this thread goes on committing.
+    /// `done` hears how it went; without one, a failure is logged.
+    fn checkpoint(&mut self, done: Option<Done>) {
+        let tell = |done: Option<Done>, result: Result<(), StoreError>| match done {
+            Some(done) => complete(done, result),
+            None => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "checkpoint not started; the WAL keeps everything and a later one retries");
+                }
             }
-            Ok(())
         };
-        self.wait_applied();
-        let result = self
-            .ckpt
-            .run(&self.shared, &self.wal_dir, wal_start, &mut stop);
-        match &result {
-            Err(StoreError::Closed) => {
-                // A test stopped the checkpoint as a crash would: no more IO of any kind.
-                self.crashed = true;
-                self.failed = Some(StoreError::Closed);
-            }
-            Err(_) => {}
-            Ok(()) => {
-                self.unsaved = 0;
-                self.retry_at = 0;
-                self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(
-                    millis = started.elapsed().as_millis() as u64,
-                    segments = self.ckpt.segments.len(),
-                    "checkpoint done"
-                );
-            }
+        if self.crashed() {
+            return tell(done, Err(StoreError::Closed));
         }
-        result
+        if let Some(e) = &self.failed {
+            return tell(done, Err(e.duplicate()));
+        }
+        let retry = self.shared.checkpoint_failed.load(Ordering::Acquire);
+        if self.unsaved == 0 && !retry {
+            return tell(done, Ok(()));
+        }
+        tracing::debug!(unsaved = self.unsaved, "checkpoint started");
+        if let Err(e) = self.rotate() {
+            return tell(done, Err(e));
+        }
+        self.unsaved = 0;
+        let wal_start = self.seg_no;
+        self.apply(Apply::Checkpoint { wal_start, done });
+    }
+
+    /// Waits while the index thread is more than [`APPLY_BACKLOG_BYTES`] behind.
+    fn bound_backlog(&mut self, group: u64, bytes: u64) {
+        self.backlog.push_back((group, bytes));
+        self.backlog_bytes += bytes;
+        let applied = self.shared.visible.applied.load(Ordering::Acquire);
+        while let Some(&(g, b)) = self.backlog.front() {
+            if g > applied && self.backlog_bytes <= APPLY_BACKLOG_BYTES {
+                break;
+            }
+            self.shared.visible.wait_for(g);
+            self.backlog.pop_front();
+            self.backlog_bytes -= b;
+        }
     }
 
     fn commit(&mut self, mut batch: Vec<Request>) {
+        self.crashed();
         let result = match &self.failed {
             Some(e) => Err(e.duplicate()),
             None => {
@@ -1022,6 +1107,7 @@ impl Writer {
                 for done in dones {
                     complete(done, Ok(()));
                 }
+                self.bound_backlog(self.group, self.buf.len() as u64);
             }
             Err(e) => {
                 // Everyone gets a copy; the last writer gets the original error.
@@ -1181,7 +1267,7 @@ impl Writer {
     /// After the last request: one final fsync (even with `fsync: false`, so a clean close
     /// is always durable).
     fn finish(&mut self) -> Result<(), StoreError> {
-        if self.crashed {
+        if self.crashed() {
             return Ok(());
         }
         if let Some(e) = self.failed.take() {
@@ -1191,10 +1277,9 @@ impl Writer {
             .sync_data()
             .map_err(|e| StoreError::io(&self.seg_path, "fsync", e))?;
         if self.opts.checkpoint_on_close {
-            if let Err(e) = self.checkpoint() {
-                // Everything is in the WAL, durably: the next open replays it.
-                tracing::warn!(error = %e, "checkpoint at close failed; the next open replays the WAL");
-            }
+            // Run by the index thread, which the caller joins next; should it fail,
+            // everything is in the WAL, durably, and the next open replays it.
+            self.checkpoint(None);
         }
         Ok(())
     }
@@ -1217,6 +1302,8 @@ pub(crate) mod tests {
         pub appends: u64,
         /// The index thread waits this long before it applies group commits.
         pub apply_delay: Option<std::time::Duration>,
+        /// The index thread waits this long before it runs a checkpoint.
+        pub checkpoint_delay: Option<std::time::Duration>,
     }
 
     fn row(twin: &str, signal: &str, ts: i64, v: i64) -> Row {
@@ -1394,6 +1481,46 @@ pub(crate) mod tests {
         );
         assert_eq!(store.last("t", "s").map(|p| p.ts), Some(5));
         assert_eq!(store.range("t", "s", 0, 10, 10).unwrap().len(), 1);
+    }
+
+    /// A checkpoint runs on the index thread: writes made while it runs are acknowledged
+    /// before it ends, and it covers what was written before it, not after.
+    #[test]
+    fn writes_go_on_while_a_checkpoint_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), opts()).unwrap());
+        store.write(vec![row("t", "s", 1, 1)]).unwrap();
+        store.shared.hooks.lock().checkpoint_delay = Some(std::time::Duration::from_secs(2));
+        let (tx, rx) = mpsc::channel();
+        let s2 = store.clone();
+        let ckpt = thread::spawn(move || {
+            let r = s2.checkpoint();
+            tx.send(()).unwrap();
+            r
+        });
+        // The checkpoint is queued once the writer rotated the WAL (bounded wait).
+        let wal_files = || fs::read_dir(dir.path().join("wal")).unwrap().count();
+        for _ in 0..200 {
+            if wal_files() > 1 {
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(wal_files() > 1, "the WAL did not rotate");
+        for ts in 2..10 {
+            store.write(vec![row("t", "s", ts, ts)]).unwrap();
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "the writes waited for the checkpoint to end"
+        );
+        ckpt.join().unwrap().unwrap();
+        store.shared.hooks.lock().checkpoint_delay = None;
+        assert_eq!(store.shared.checkpoints.load(Ordering::Relaxed), 1);
+        assert_eq!(store.range("t", "s", 0, 100, 100).unwrap().len(), 9);
+        drop(store);
+        let store = Store::open(dir.path(), opts()).unwrap();
+        assert_eq!(store.range("t", "s", 0, 100, 100).unwrap().len(), 9);
     }
 
     #[test]
